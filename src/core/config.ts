@@ -1,0 +1,45 @@
+// Every default in one place (pino's habit): the CLI, the tests and the docs read them from here.
+
+export type ReadyOn = 'listening' | 'message';
+
+export interface CoreConfig {
+  /** Desired number of ready workers (N). */
+  workers: number;
+  /** What makes a worker ready: its first `listening`, or an IPC `'ready'` message. */
+  readyOn: ReadyOn;
+  /** Boot deadline: forked → ready. */
+  readyTimeoutMs: number;
+  /** Drain deadline: told to drain → exited, before SIGTERM. */
+  drainTimeoutMs: number;
+  /** Deadline after SIGTERM before SIGKILL (and after SIGKILL before giving the process up). */
+  killTimeoutMs: number;
+  /** A worker up this long is stable: its slot's crash backoff resets. */
+  stableAfterMs: number;
+  /** First respawn delay; doubles per consecutive failure. */
+  backoffInitialMs: number;
+  /** Respawn delay cap. */
+  backoffMaxMs: number;
+  /** Consecutive unstable restarts of one slot before it is declared a crash loop and parked. */
+  maxRestarts: number;
+  /** New workers a rollout may have booting at once (Kubernetes' maxSurge). */
+  maxSurge: number;
+}
+
+export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
+  readyOn: 'listening',
+  readyTimeoutMs: 30_000,
+  drainTimeoutMs: 30_000,
+  killTimeoutMs: 5_000,
+  stableAfterMs: 30_000,
+  backoffInitialMs: 100,
+  backoffMaxMs: 10_000,
+  maxRestarts: 10,
+  maxSurge: 1,
+};
+
+/** Delay before the n-th consecutive respawn of a slot (n ≥ 1): 100 ms doubling, capped. */
+export function backoffMs(config: CoreConfig, failures: number): number {
+  const exponent = Math.max(0, failures - 1);
+  // Cap the exponent too, so a long streak never overflows to Infinity.
+  return Math.min(config.backoffMaxMs, config.backoffInitialMs * 2 ** Math.min(exponent, 30));
+}

@@ -1,0 +1,40 @@
+// What the reducer asks the runtime to do: plain data, executed only by the shell.
+import type { WorkerId } from './events.ts';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export type KillSignal = 'SIGTERM' | 'SIGKILL';
+
+export type Effect =
+  | { type: 'fork'; workerId: WorkerId; slot: number; generation: number }
+  | { type: 'send'; workerId: WorkerId; message: unknown }
+  | { type: 'disconnect'; workerId: WorkerId }
+  | { type: 'kill'; workerId: WorkerId; signal: KillSignal }
+  | { type: 'timer.start'; timerId: string; ms: number }
+  | { type: 'timer.cancel'; timerId: string }
+  | LogEffect
+  | { type: 'exit'; code: number };
+
+export interface LogEffect {
+  type: 'log';
+  level: LogLevel;
+  code: string;
+  msg: string;
+  fields?: Record<string, unknown>;
+  /** Ask the shell to attach this worker's last stderr lines (the core never sees the app's output). */
+  stderrOf?: WorkerId;
+}
+
+export type EffectType = Effect['type'];
+
+/** Effects that address one worker's process or channel. */
+export function addressedWorker(effect: Effect): WorkerId | undefined {
+  switch (effect.type) {
+    case 'send':
+    case 'disconnect':
+    case 'kill':
+      return effect.workerId;
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,33 @@
+// What the runtime feeds the reducer: every outcome of the outside world, as data.
+// Worker ids are the core's own (assigned when it asks for a fork), never cluster's ids or pids.
+
+export type WorkerId = number;
+
+export type ExitSignal = string | null;
+
+export type TermSignal = 'SIGTERM' | 'SIGINT';
+export type ReloadSignal = 'SIGHUP' | 'SIGUSR2';
+
+export type PrimaryEvent =
+  | { type: 'worker.forked'; workerId: WorkerId; pid: number }
+  | { type: 'worker.online'; workerId: WorkerId }
+  | { type: 'worker.listening'; workerId: WorkerId; address?: string }
+  | { type: 'worker.message'; workerId: WorkerId; message: unknown }
+  | { type: 'worker.disconnect'; workerId: WorkerId }
+  | { type: 'worker.exit'; workerId: WorkerId; code: number | null; signal: ExitSignal }
+  | { type: 'signal.hup'; signal: ReloadSignal }
+  | { type: 'signal.term'; signal: TermSignal }
+  | { type: 'control.reload' }
+  | { type: 'timer.fired'; timerId: string };
+
+export type PrimaryEventType = PrimaryEvent['type'];
+
+/** A worker's IPC message that means "ready" (PM2's `wait_ready` convention, or zd's own). */
+export function isReadyMessage(message: unknown): boolean {
+  return (
+    message === 'ready' ||
+    (typeof message === 'object' &&
+      message !== null &&
+      (message as { type?: unknown }).type === 'zd:ready')
+  );
+}

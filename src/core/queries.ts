@@ -1,0 +1,62 @@
+// Read-only questions about the primary's state, shared by the reducer, the invariants and the
+// views (status, inspect). Pure.
+import { matchesState } from 'xstate';
+import { WORKER_OUTCOMES, type WorkerOutcome } from '../../machines/worker.machine.ts';
+import type { WorkerId } from './events.ts';
+import type { PrimaryState, WorkerEntry } from './state.ts';
+
+export function matches(entry: WorkerEntry, value: string): boolean {
+  return matchesState(value, entry.machine.value);
+}
+
+export const isReady = (entry: WorkerEntry): boolean => matches(entry, 'listening');
+export const isBooting = (entry: WorkerEntry): boolean => matches(entry, 'booting');
+export const isDead = (entry: WorkerEntry): boolean => matches(entry, 'dead');
+/** Told to go and on its way out: draining, or being stopped or killed. */
+export const isLeaving = (entry: WorkerEntry): boolean =>
+  ['draining', 'stopping', 'terminating', 'killing'].some((s) => matches(entry, s));
+
+export function outcomeOf(entry: WorkerEntry): WorkerOutcome | null {
+  return WORKER_OUTCOMES.find((outcome) => matches(entry, `dead.${outcome}`)) ?? null;
+}
+
+/** A dotted name of the worker's current state, e.g. `booting.online`, `dead.crashed`. */
+export function stateName(entry: WorkerEntry): string {
+  const walk = (value: unknown): string =>
+    typeof value === 'string'
+      ? value
+      : Object.entries(value as Record<string, unknown>)
+          .map(([k, v]) => `${k}.${walk(v)}`)
+          .join(',');
+  return walk(entry.machine.value);
+}
+
+export function workerList(state: PrimaryState): WorkerEntry[] {
+  return Object.values(state.workers).sort((a, b) => a.id - b.id);
+}
+
+export function liveWorkers(state: PrimaryState): WorkerEntry[] {
+  return workerList(state).filter((w) => !isDead(w));
+}
+
+export function readyCount(state: PrimaryState): number {
+  return workerList(state).filter(isReady).length;
+}
+
+export function getWorker(state: PrimaryState, id: WorkerId | null): WorkerEntry | undefined {
+  return id === null ? undefined : state.workers[String(id)];
+}
+
+/** Why a worker that never became ready ended, in words for a log line. */
+export function bootFailureReason(entry: WorkerEntry): string {
+  const { stopReason, exit, timeouts } = entry.machine.context;
+  if (stopReason === 'ready-timeout') return `not ready within ${timeouts.readyMs}ms`;
+  return exitDescription(exit);
+}
+
+export function exitDescription(exit: { code: number | null; signal: string | null } | null): string {
+  if (!exit) return 'gone without an exit status';
+  if (exit.signal) return `killed by ${exit.signal}`;
+  if (exit.code === null) return 'could not be started';
+  return `exited with code ${exit.code}`;
+}

@@ -1,0 +1,599 @@
+// The primary, as a pure reducer over cluster events: reduce(state, event) → { state, effects }.
+//
+// It advances the worker and rollout machines with xstate's pure `transition()`, turns their
+// named actions and delayed events into effects, and keeps the slots filled. It imports no
+// `node:*` module, reads no clock and draws no random number: the runtime feeds it everything,
+// including timer firings, so the same events always give the same effects.
+import { initialTransition, matchesState, transition } from 'xstate';
+import {
+  rolloutMachine,
+  type RolloutContext,
+  type RolloutEvent,
+} from '../../machines/rollout.machine.ts';
+import {
+  workerMachine,
+  type StopReason,
+  type WorkerContext,
+  type WorkerEvent,
+} from '../../machines/worker.machine.ts';
+import { backoffMs, type CoreConfig } from './config.ts';
+import type { Effect, LogEffect } from './effects.ts';
+import { isReadyMessage, type PrimaryEvent, type WorkerId } from './events.ts';
+import {
+  bootFailureReason,
+  exitDescription,
+  getWorker,
+  isBooting,
+  isDead,
+  isReady,
+  liveWorkers,
+  matches,
+  outcomeOf,
+  readyCount,
+} from './queries.ts';
+import type { PrimaryState, SlotState, StoredSnapshot, WorkerEntry } from './state.ts';
+
+export interface Step {
+  state: PrimaryState;
+  effects: Effect[];
+}
+
+/** Exit codes the primary can end with (documented in the README). */
+export const EXIT = { ok: 0, fatal: 1, usage: 2, forcedInt: 130, forcedTerm: 143 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+
+export function init(config: CoreConfig): Step {
+  const draft = new Draft({
+    config,
+    phase: 'starting',
+    exitCode: null,
+    stopSignal: null,
+    generation: 1,
+    nextWorkerId: 1,
+    workers: {},
+    slots: Array.from({ length: config.workers }, () => ({
+      worker: null,
+      next: null,
+      failures: 0,
+      restarts: 0,
+      parked: false,
+    })),
+    rollout: null,
+    lastRollout: null,
+    reloadQueued: false,
+    timers: {},
+    allReadyAnnounced: false,
+    lastBootFailure: null,
+    counters: { reloadsRequested: 0, rolloutsStarted: 0, reloadsCoalesced: 0, crashes: 0 },
+  });
+  draft.log('info', 'ZD_STARTING', `starting ${config.workers} worker(s)`, {
+    workers: config.workers,
+  });
+  for (let slot = 0; slot < config.workers; slot++) {
+    draft.slots[slot]!.worker = draft.fork(slot, 1);
+  }
+  return draft.finish();
+}
+
+export function reduce(state: PrimaryState, event: PrimaryEvent): Step {
+  if (state.phase === 'exited') return { state, effects: [] };
+  const draft = new Draft(structuredClone(state));
+  draft.handle(event);
+  return draft.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One reduction: a private copy of the state that the handlers below may change, and the effects
+ * they ask for. Rollout events raised while handling are queued and run in order, so a machine is
+ * never re-entered in the middle of its own transition.
+ */
+class Draft {
+  readonly effects: Effect[] = [];
+  private readonly rolloutQueue: RolloutEvent[] = [];
+
+  constructor(readonly s: PrimaryState) {}
+
+  get config(): CoreConfig {
+    return this.s.config;
+  }
+  get slots(): SlotState[] {
+    return this.s.slots;
+  }
+
+  finish(): Step {
+    this.drainRolloutQueue();
+    this.reconcile();
+    return { state: this.s, effects: this.effects };
+  }
+
+  log(level: LogEffect['level'], code: string, msg: string, fields?: Record<string, unknown>, stderrOf?: WorkerId) {
+    const effect: LogEffect = { type: 'log', level, code, msg };
+    if (fields) effect.fields = fields;
+    if (stderrOf !== undefined) effect.stderrOf = stderrOf;
+    this.effects.push(effect);
+  }
+
+  // -- events -----------------------------------------------------------------------------------
+
+  handle(event: PrimaryEvent): void {
+    switch (event.type) {
+      case 'worker.forked':
+        return this.toWorker(event.workerId, { type: 'worker.forked', pid: event.pid });
+      case 'worker.online':
+        return this.toWorker(event.workerId, { type: 'worker.online' });
+      case 'worker.listening':
+        return this.toWorker(event.workerId, { type: 'worker.listening' });
+      case 'worker.message':
+        // Other messages are the app's own business; only readiness concerns the primary.
+        if (isReadyMessage(event.message)) this.toWorker(event.workerId, { type: 'worker.ready' });
+        return;
+      case 'worker.disconnect':
+        return this.toWorker(event.workerId, { type: 'worker.disconnect' });
+      case 'worker.exit':
+        return this.toWorker(event.workerId, {
+          type: 'worker.exit',
+          code: event.code,
+          signal: event.signal,
+        });
+      case 'signal.hup':
+      case 'control.reload':
+        return this.requestReload(event.type === 'signal.hup' ? event.signal : 'control');
+      case 'signal.term':
+        return this.terminate(event.signal);
+      case 'timer.fired':
+        return this.timerFired(event.timerId);
+    }
+  }
+
+  private timerFired(timerId: string): void {
+    const owner = this.s.timers[timerId];
+    if (!owner) return; // cancelled after it was queued: stale
+    delete this.s.timers[timerId];
+    if (owner.kind === 'worker') {
+      this.toWorker(owner.workerId, owner.event as WorkerEvent);
+    } else {
+      this.respawn(owner.slot);
+    }
+  }
+
+  // -- workers ----------------------------------------------------------------------------------
+
+  fork(slot: number, generation: number): WorkerId {
+    const id = this.s.nextWorkerId++;
+    const [snapshot, actions] = initialTransition(workerMachine, {
+      id,
+      slot,
+      generation,
+      readyOn: this.config.readyOn,
+      timeouts: {
+        readyMs: this.config.readyTimeoutMs,
+        drainMs: this.config.drainTimeoutMs,
+        killMs: this.config.killTimeoutMs,
+        stableMs: this.config.stableAfterMs,
+      },
+    });
+    const entry: WorkerEntry = {
+      id,
+      slot,
+      generation,
+      machine: persist(snapshot),
+      adopted: false,
+    };
+    this.s.workers[String(id)] = entry;
+    this.effects.push({ type: 'fork', workerId: id, slot, generation });
+    this.workerActions(entry, actions);
+    return id;
+  }
+
+  /** Sends an event to one worker's machine and reacts to where it lands. */
+  toWorker(id: WorkerId, event: WorkerEvent): void {
+    const entry = getWorker(this.s, id);
+    if (!entry || isDead(entry)) return; // late news of a worker already accounted for
+    const before = entry.machine.value;
+    const wasReady = isReady(entry);
+    const [next, actions] = transition(
+      workerMachine,
+      workerMachine.resolveState(entry.machine),
+      event,
+    );
+    entry.machine = persist(next);
+    if (event.type === 'worker.forked') {
+      this.log('info', 'ZD_WORKER_FORKED', `worker ${id} forked`, {
+        ...ids(entry),
+        pid: event.pid,
+      });
+    }
+    this.workerActions(entry, actions);
+    if (!wasReady && isReady(entry)) this.onReady(entry);
+    if (isDead(entry)) this.onDead(entry);
+    else if (matches(entry, 'listening.stable') && !matchesState('listening.stable', before)) {
+      this.onStable(entry);
+    }
+  }
+
+  private workerActions(entry: WorkerEntry, actions: ReadonlyArray<{ type: string; params?: unknown }>) {
+    const id = entry.id;
+    for (const action of actions) {
+      const params = (action.params ?? {}) as Record<string, unknown>;
+      switch (action.type) {
+        case 'sendShutdown':
+          this.effects.push({ type: 'send', workerId: id, message: { type: 'zd:shutdown' } });
+          break;
+        case 'disconnect':
+          this.effects.push({ type: 'disconnect', workerId: id });
+          break;
+        case 'kill':
+          this.effects.push({ type: 'kill', workerId: id, signal: params.signal as 'SIGTERM' | 'SIGKILL' });
+          break;
+        case 'xstate.raise': {
+          const timerId = `w${id}:${String(params.id)}`;
+          this.s.timers[timerId] = {
+            kind: 'worker',
+            workerId: id,
+            event: params.event as { type: string },
+          };
+          this.effects.push({ type: 'timer.start', timerId, ms: params.delay as number });
+          break;
+        }
+        case 'xstate.cancel':
+          this.cancelTimer(`w${id}:${String(params.sendId)}`);
+          break;
+        default:
+          break; // assign and other built-ins change the snapshot only
+      }
+    }
+  }
+
+  private cancelTimer(timerId: string): void {
+    if (!this.s.timers[timerId]) return;
+    delete this.s.timers[timerId];
+    this.effects.push({ type: 'timer.cancel', timerId });
+  }
+
+  private onReady(entry: WorkerEntry): void {
+    this.log('info', 'ZD_WORKER_READY', `worker ${entry.id} ready`, {
+      ...ids(entry),
+      pid: entry.machine.context.pid,
+    });
+    const slot = this.slots[entry.slot]!;
+    if (slot.next === entry.id || (slot.worker === entry.id && entry.adopted)) {
+      this.rolloutQueue.push({ type: 'rollout.ready', slot: entry.slot });
+    }
+    if (this.s.phase === 'starting') {
+      this.s.phase = 'running';
+      if (this.s.reloadQueued) {
+        this.s.reloadQueued = false;
+        this.startRollout();
+      }
+    }
+    if (!this.s.allReadyAnnounced && readyCount(this.s) >= this.config.workers) {
+      this.s.allReadyAnnounced = true;
+      this.log('info', 'ZD_READY', `all ${this.config.workers} worker(s) ready`, {
+        workers: this.config.workers,
+      });
+    }
+  }
+
+  private onStable(entry: WorkerEntry): void {
+    const slot = this.slots[entry.slot]!;
+    if (slot.worker === entry.id) slot.failures = 0;
+  }
+
+  private onDead(entry: WorkerEntry): void {
+    const outcome = outcomeOf(entry)!;
+    const { pid, exit } = entry.machine.context;
+    delete this.s.workers[String(entry.id)];
+    const unplanned = outcome === 'crashed' || outcome === 'bootFailed' || outcome === 'lost';
+    this.log(
+      unplanned ? 'warn' : 'info',
+      'ZD_WORKER_EXITED',
+      `worker ${entry.id} ${outcome}: ${outcome === 'bootFailed' ? bootFailureReason(entry) : exitDescription(exit)}`,
+      { ...ids(entry), pid, code: exit?.code ?? null, signal: exit?.signal ?? null, outcome },
+    );
+
+    const slot = this.slots[entry.slot]!;
+    if (slot.next === entry.id) {
+      // A rollout's replacement failed before it was ready.
+      slot.next = null;
+      this.rolloutQueue.push({ type: 'rollout.failed', slot: entry.slot, reason: bootFailureReason(entry) });
+      this.noteBootFailure(entry);
+    } else if (slot.worker === entry.id) {
+      slot.worker = null;
+      if (entry.adopted) {
+        this.rolloutQueue.push({ type: 'rollout.failed', slot: entry.slot, reason: bootFailureReason(entry) });
+      }
+      this.slotLost(entry, outcome === 'bootFailed');
+    }
+    // Otherwise it was draining or being stopped: a planned exit, nothing to replace.
+
+    if (this.s.phase === 'stopping' && liveWorkers(this.s).length === 0) this.exit();
+  }
+
+  /** The worker that counted for a slot died unplanned. */
+  private slotLost(entry: WorkerEntry, neverReady: boolean): void {
+    const slot = this.slots[entry.slot]!;
+    if (this.s.phase === 'stopping') return;
+    slot.failures += 1;
+    if (neverReady) this.noteBootFailure(entry);
+    if (this.s.phase === 'starting') return; // judged as a whole in reconcile()
+    this.s.counters.crashes += 1;
+    if (slot.failures > this.config.maxRestarts) {
+      slot.parked = true;
+      this.log(
+        'error',
+        'ZD_CRASH_LOOP',
+        `slot ${entry.slot} failed ${slot.failures} times in a row without staying up ${this.config.stableAfterMs}ms: not restarting it until the next reload`,
+        { slot: entry.slot, failures: slot.failures },
+        entry.id,
+      );
+      return;
+    }
+    const restartInMs = slot.next === null ? backoffMs(this.config, slot.failures) : null;
+    this.log(
+      'warn',
+      'ZD_WORKER_CRASHED',
+      `worker ${entry.id} ${neverReady ? bootFailureReason(entry) : exitDescription(entry.machine.context.exit)}; ${
+        restartInMs === null ? 'its rollout replacement takes over' : `restarting in ${restartInMs}ms`
+      }`,
+      {
+        ...ids(entry),
+        pid: entry.machine.context.pid,
+        code: entry.machine.context.exit?.code ?? null,
+        signal: entry.machine.context.exit?.signal ?? null,
+        restartInMs,
+        failures: slot.failures,
+      },
+      entry.id,
+    );
+  }
+
+  private noteBootFailure(entry: WorkerEntry): void {
+    this.s.lastBootFailure = { workerId: entry.id, reason: bootFailureReason(entry) };
+  }
+
+  private respawn(slotIndex: number): void {
+    const slot = this.slots[slotIndex]!;
+    if (this.s.phase !== 'running' || slot.worker !== null || slot.next !== null || slot.parked) return;
+    slot.restarts += 1;
+    slot.worker = this.fork(slotIndex, this.s.generation);
+  }
+
+  /**
+   * Keeps every slot either served, booting, waiting on its backoff timer, or parked; decides the
+   * fatal cases. Runs after every event, so no handler has to remember to schedule a respawn.
+   */
+  private reconcile(): void {
+    if (this.s.phase === 'starting') {
+      if (this.slots.every((slot) => slot.worker === null)) {
+        const failure = this.s.lastBootFailure;
+        this.log(
+          'error',
+          'ZD_BOOT_FAILED',
+          `no worker became ready: ${failure?.reason ?? 'unknown'}`,
+          { reason: failure?.reason ?? null },
+          failure?.workerId,
+        );
+        this.beginStop(EXIT.fatal);
+      }
+      return;
+    }
+    if (this.s.phase !== 'running') return;
+    this.slots.forEach((slot, index) => {
+      const timerId = respawnTimerId(index);
+      if (slot.worker !== null || slot.next !== null || slot.parked) {
+        this.cancelTimer(timerId);
+        return;
+      }
+      if (this.s.timers[timerId]) return;
+      this.s.timers[timerId] = { kind: 'respawn', slot: index };
+      this.effects.push({ type: 'timer.start', timerId, ms: backoffMs(this.config, Math.max(1, slot.failures)) });
+    });
+    if (this.s.rollout === null && this.slots.every((slot) => slot.parked)) {
+      this.log('error', 'ZD_CRASH_LOOP', 'every worker slot is in a crash loop: stopping', {
+        slots: this.slots.length,
+      });
+      this.beginStop(EXIT.fatal);
+    }
+  }
+
+  // -- reloads ----------------------------------------------------------------------------------
+
+  private requestReload(source: string): void {
+    this.s.counters.reloadsRequested += 1;
+    if (this.s.phase === 'stopping') {
+      this.log('warn', 'ZD_RELOAD_REFUSED', `reload (${source}) refused: zd is shutting down`, { source });
+      return;
+    }
+    if (this.s.phase === 'starting' || this.s.rollout !== null) {
+      const why = this.s.phase === 'starting' ? 'no worker is ready yet' : 'a rollout is running';
+      if (this.s.reloadQueued) {
+        this.s.counters.reloadsCoalesced += 1;
+        this.log('info', 'ZD_RELOAD_QUEUED', `reload (${source}) coalesced into the one already queued (${why})`, {
+          source,
+          coalesced: true,
+        });
+      } else {
+        this.s.reloadQueued = true;
+        this.log('info', 'ZD_RELOAD_QUEUED', `reload (${source}) queued: it runs when the current one ends (${why})`, {
+          source,
+          coalesced: false,
+        });
+      }
+      return;
+    }
+    this.startRollout();
+  }
+
+  private startRollout(): void {
+    const generation = ++this.s.generation;
+    this.s.counters.rolloutsStarted += 1;
+    const [initial] = initialTransition(rolloutMachine, {
+      generation,
+      slots: this.slots.map((_, index) => index),
+      surge: this.config.maxSurge,
+    });
+    this.s.rollout = persist(initial);
+    this.log('info', 'ZD_RELOAD_STARTED', `rolling restart to generation ${generation}`, {
+      generation,
+      workers: this.slots.length,
+    });
+    this.rolloutQueue.push({ type: 'rollout.start' });
+  }
+
+  private drainRolloutQueue(): void {
+    while (this.rolloutQueue.length > 0) {
+      const event = this.rolloutQueue.shift()!;
+      if (this.s.rollout === null) continue; // it ended; late news of its workers
+      const [next, actions] = transition(
+        rolloutMachine,
+        rolloutMachine.resolveState(this.s.rollout),
+        event,
+      );
+      this.s.rollout = persist(next);
+      for (const action of actions) {
+        const slot = (action.params as { slot?: number } | undefined)?.slot;
+        if (action.type === 'replace') this.replaceSlot(slot!);
+        else if (action.type === 'retire') this.retireSlot(slot!);
+        else if (action.type === 'stopReplacement') this.stopReplacement(slot!);
+      }
+      if (next.status === 'done') this.endRollout(next.context, next.value === 'done');
+    }
+  }
+
+  private replaceSlot(index: number): void {
+    const slot = this.slots[index]!;
+    const generation = this.s.rollout!.context.generation;
+    const current = getWorker(this.s, slot.worker);
+    if (current && current.generation === generation && !isDead(current)) {
+      // Already running the new code (a crash respawn during this rollout): adopt it.
+      if (isReady(current)) this.rolloutQueue.push({ type: 'rollout.ready', slot: index });
+      else current.adopted = true;
+      return;
+    }
+    this.cancelTimer(respawnTimerId(index));
+    slot.next = this.fork(index, generation);
+  }
+
+  private retireSlot(index: number): void {
+    const slot = this.slots[index]!;
+    const adopted = getWorker(this.s, slot.worker);
+    if (adopted) adopted.adopted = false;
+    if (slot.next === null) return; // an adopted worker: nothing older to retire
+    const old = getWorker(this.s, slot.worker);
+    slot.worker = slot.next;
+    slot.next = null;
+    slot.failures = 0;
+    slot.parked = false;
+    if (old) this.retire(old, 'superseded');
+  }
+
+  private stopReplacement(index: number): void {
+    const slot = this.slots[index]!;
+    const replacement = getWorker(this.s, slot.next);
+    slot.next = null;
+    if (replacement) this.toWorker(replacement.id, { type: 'stop', reason: 'aborted' });
+    const adopted = getWorker(this.s, slot.worker);
+    if (adopted) adopted.adopted = false;
+  }
+
+  /** Takes a worker out of service: a serving one drains, a booting one is stopped. */
+  private retire(entry: WorkerEntry, reason: StopReason): void {
+    if (isReady(entry)) {
+      this.log('info', 'ZD_WORKER_DRAINING', `worker ${entry.id} draining`, {
+        ...ids(entry),
+        pid: entry.machine.context.pid,
+        drainTimeoutMs: this.config.drainTimeoutMs,
+      });
+      this.toWorker(entry.id, { type: 'drain' });
+    } else if (isBooting(entry)) {
+      this.toWorker(entry.id, { type: 'stop', reason });
+    }
+  }
+
+  private endRollout(context: RolloutContext, done: boolean): void {
+    this.s.rollout = null;
+    const reason = context.failure?.reason ?? null;
+    this.s.lastRollout = { generation: context.generation, outcome: done ? 'done' : 'aborted', reason };
+    if (done) {
+      this.log('info', 'ZD_RELOAD_DONE', `generation ${context.generation} serving on all ${context.total} slot(s)`, {
+        generation: context.generation,
+        replaced: context.replaced,
+      });
+    } else {
+      const failed = context.failure && context.failure.slot >= 0 ? this.s.lastBootFailure : null;
+      this.log(
+        'error',
+        'ZD_RELOAD_ABORTED',
+        `rollout to generation ${context.generation} aborted: ${reason}; the previous workers keep serving`,
+        { generation: context.generation, reason, slot: context.failure?.slot ?? null },
+        failed?.workerId,
+      );
+    }
+    if (this.s.reloadQueued && this.s.phase === 'running') {
+      this.s.reloadQueued = false;
+      this.startRollout();
+    }
+  }
+
+  // -- stopping ---------------------------------------------------------------------------------
+
+  private terminate(signal: 'SIGTERM' | 'SIGINT'): void {
+    if (this.s.phase !== 'stopping') {
+      this.s.stopSignal = signal;
+      this.log('info', 'ZD_SHUTDOWN', `${signal}: draining every worker, then exiting (send it again to force)`, {
+        signal,
+      });
+      this.beginStop(EXIT.ok);
+      return;
+    }
+    // A second signal: the user is done waiting.
+    const code = signal === 'SIGINT' ? EXIT.forcedInt : EXIT.forcedTerm;
+    this.log('warn', 'ZD_SHUTDOWN_FORCED', `${signal} again: killing every worker now`, { signal });
+    for (const entry of liveWorkers(this.s)) this.toWorker(entry.id, { type: 'kill' });
+    this.s.exitCode = code;
+    this.exit();
+  }
+
+  private beginStop(exitCode: number): void {
+    this.s.phase = 'stopping';
+    this.s.exitCode = exitCode;
+    this.s.reloadQueued = false;
+    if (this.s.rollout !== null) this.rolloutQueue.push({ type: 'rollout.abort', reason: 'shutdown' });
+    this.drainRolloutQueue();
+    this.slots.forEach((slot, index) => {
+      slot.worker = null;
+      slot.next = null;
+      this.cancelTimer(respawnTimerId(index));
+    });
+    for (const entry of liveWorkers(this.s)) this.retire(entry, 'shutdown');
+    if (liveWorkers(this.s).length === 0) this.exit();
+  }
+
+  private exit(): void {
+    const code = this.s.exitCode ?? EXIT.ok;
+    this.s.phase = 'exited';
+    for (const timerId of Object.keys(this.s.timers)) this.cancelTimer(timerId);
+    this.log(code === 0 ? 'info' : 'error', 'ZD_STOPPED', `zd exiting with code ${code}`, { exitCode: code });
+    this.effects.push({ type: 'exit', code });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function persist<T extends { value: unknown; context: unknown }>(snapshot: T): StoredSnapshot<T['context']> {
+  return { value: snapshot.value as StoredSnapshot<unknown>['value'], context: snapshot.context };
+}
+
+function ids(entry: WorkerEntry) {
+  return { workerId: entry.id, slot: entry.slot, generation: entry.generation };
+}
+
+export function respawnTimerId(slot: number): string {
+  return `respawn:${slot}`;
+}
+
+export type { WorkerContext };

@@ -1,0 +1,86 @@
+// The primary's state: plain, serialisable data (JSON round-trips), owned by the reducer alone.
+// Machine snapshots are stored persisted ({ value, context }) and resolved when an event arrives.
+import type { StateValue } from 'xstate';
+import type { RolloutContext } from '../../machines/rollout.machine.ts';
+import type { WorkerContext, WorkerOutcome } from '../../machines/worker.machine.ts';
+import type { CoreConfig } from './config.ts';
+import type { TermSignal, WorkerId } from './events.ts';
+
+export interface StoredSnapshot<TContext> {
+  value: StateValue;
+  context: TContext;
+}
+
+export interface WorkerEntry {
+  id: WorkerId;
+  slot: number;
+  generation: number;
+  machine: StoredSnapshot<WorkerContext>;
+  /**
+   * A worker of the rollout's generation that was already in its slot (a crash respawn that
+   * loaded the new code) and that the rollout adopted instead of forking another: its readiness
+   * or failure is reported to the rollout.
+   */
+  adopted: boolean;
+}
+
+/**
+ * A slot is one of the N places a worker serves in (PM2's "instance"). It points at the worker
+ * that counts for it, and during a rollout at the replacement booting for it. Workers that are
+ * draining or being stopped belong to no slot any more.
+ */
+export interface SlotState {
+  worker: WorkerId | null;
+  next: WorkerId | null;
+  /** Consecutive failed starts or unstable crashes: drives the backoff and crash-loop detection. */
+  failures: number;
+  /** Total respawns of this slot, for status. */
+  restarts: number;
+  /** Given up after too many consecutive failures; a rollout revives it. */
+  parked: boolean;
+}
+
+export type TimerOwner =
+  | { kind: 'worker'; workerId: WorkerId; event: { type: string } }
+  | { kind: 'respawn'; slot: number };
+
+export type Phase = 'starting' | 'running' | 'stopping' | 'exited';
+
+export interface RolloutRecord {
+  generation: number;
+  outcome: 'done' | 'aborted';
+  reason: string | null;
+}
+
+export interface PrimaryState {
+  config: CoreConfig;
+  /** starting: no worker has been ready yet; stopping: draining everything before exit. */
+  phase: Phase;
+  /** Set when stopping: the code the primary exits with once every worker is gone. */
+  exitCode: number | null;
+  /** The signal that started a graceful stop, if a signal did. */
+  stopSignal: TermSignal | null;
+  /** Newest generation asked for: forks (rollout replacements and respawns) load it. */
+  generation: number;
+  nextWorkerId: WorkerId;
+  workers: Record<string, WorkerEntry>;
+  slots: SlotState[];
+  rollout: StoredSnapshot<RolloutContext> | null;
+  lastRollout: RolloutRecord | null;
+  /** A reload asked for while one runs (or before the first worker is ready): runs next. */
+  reloadQueued: boolean;
+  /** Pending timers by id; a firing whose id is not here is stale and ignored. */
+  timers: Record<string, TimerOwner>;
+  /** All N slots have had a ready worker at once (announced once). */
+  allReadyAnnounced: boolean;
+  /** The most recent failure to boot, kept for the fatal message when nothing ever gets ready. */
+  lastBootFailure: { workerId: WorkerId; reason: string } | null;
+  counters: {
+    reloadsRequested: number;
+    rolloutsStarted: number;
+    reloadsCoalesced: number;
+    crashes: number;
+  };
+}
+
+export type { WorkerOutcome };

@@ -1,0 +1,163 @@
+// A simulated world for the pure reducer: fake processes, a fake clock, and effects executed as
+// data. Scenario tests and the property suite drive zd's core through it; nothing here is real.
+import { DEFAULTS, type CoreConfig } from '../../src/core/config.ts';
+import type { Effect, LogEffect } from '../../src/core/effects.ts';
+import type { PrimaryEvent, WorkerId } from '../../src/core/events.ts';
+import { init, reduce, type Step } from '../../src/core/reduce.ts';
+import type { PrimaryState } from '../../src/core/state.ts';
+
+export interface SimProcess {
+  id: WorkerId;
+  pid: number;
+  alive: boolean;
+  /** IPC channel open (closed by a disconnect effect or a disconnect event). */
+  connected: boolean;
+  slot: number;
+  generation: number;
+  signals: string[];
+  messages: unknown[];
+}
+
+export type StepObserver = (before: PrimaryState, event: PrimaryEvent | null, step: Step) => void;
+
+export function simConfig(overrides: Partial<CoreConfig> = {}): CoreConfig {
+  return { ...DEFAULTS, workers: 2, readyTimeoutMs: 1000, drainTimeoutMs: 1000, killTimeoutMs: 500, ...overrides };
+}
+
+export class Sim {
+  state: PrimaryState;
+  now = 0;
+  readonly timers = new Map<string, number>();
+  readonly procs = new Map<WorkerId, SimProcess>();
+  readonly effects: Effect[] = [];
+  readonly events: PrimaryEvent[] = [];
+  exitCode: number | null = null;
+  private readonly observers: StepObserver[] = [];
+
+  constructor(config: CoreConfig, observer?: StepObserver) {
+    if (observer) this.observers.push(observer);
+    const step = init(config);
+    this.state = step.state;
+    for (const observe of this.observers) observe(step.state, null, step);
+    this.apply(step.effects);
+  }
+
+  dispatch(event: PrimaryEvent): Step {
+    const before = this.state;
+    const step = reduce(before, event);
+    this.events.push(event);
+    for (const observe of this.observers) observe(before, event, step);
+    this.state = step.state;
+    this.apply(step.effects);
+    return step;
+  }
+
+  private apply(effects: Effect[]): void {
+    for (const effect of effects) {
+      this.effects.push(effect);
+      switch (effect.type) {
+        case 'fork':
+          this.procs.set(effect.workerId, {
+            id: effect.workerId,
+            pid: 10_000 + effect.workerId,
+            alive: true,
+            connected: true,
+            slot: effect.slot,
+            generation: effect.generation,
+            signals: [],
+            messages: [],
+          });
+          break;
+        case 'send':
+          this.proc(effect.workerId).messages.push(effect.message);
+          break;
+        case 'disconnect':
+          this.proc(effect.workerId).connected = false;
+          break;
+        case 'kill':
+          this.proc(effect.workerId).signals.push(effect.signal);
+          break;
+        case 'timer.start':
+          this.timers.set(effect.timerId, this.now + effect.ms);
+          break;
+        case 'timer.cancel':
+          this.timers.delete(effect.timerId);
+          break;
+        case 'exit':
+          this.exitCode = effect.code;
+          break;
+        case 'log':
+          break;
+      }
+    }
+    // The runtime reports a fork's pid at once; so does the simulation.
+    for (const effect of effects) {
+      if (effect.type === 'fork' && this.exitCode === null) {
+        this.dispatch({ type: 'worker.forked', workerId: effect.workerId, pid: this.proc(effect.workerId).pid });
+      }
+    }
+  }
+
+  proc(id: WorkerId): SimProcess {
+    const p = this.procs.get(id);
+    if (!p) throw new Error(`sim: no process for worker ${id}`);
+    return p;
+  }
+
+  alive(): SimProcess[] {
+    return [...this.procs.values()].filter((p) => p.alive);
+  }
+
+  /** The worker comes up and listens. */
+  boot(id: WorkerId): void {
+    this.dispatch({ type: 'worker.online', workerId: id });
+    this.dispatch({ type: 'worker.listening', workerId: id });
+  }
+
+  /** Boots every forked process that has not come up yet. */
+  bootAll(): void {
+    for (const p of this.alive()) {
+      const entry = this.state.workers[String(p.id)];
+      if (entry && JSON.stringify(entry.machine.value).includes('booting')) this.boot(p.id);
+    }
+  }
+
+  /** The process dies: disconnect (if its channel was open) then exit, as cluster reports it. */
+  die(id: WorkerId, code: number | null, signal: string | null = null): void {
+    const p = this.proc(id);
+    if (!p.alive) throw new Error(`sim: worker ${id} is already dead`);
+    p.alive = false;
+    if (p.connected) {
+      p.connected = false;
+      this.dispatch({ type: 'worker.disconnect', workerId: id });
+    }
+    this.dispatch({ type: 'worker.exit', workerId: id, code, signal });
+  }
+
+  /** Fires due timers in deadline order until `ms` has passed. */
+  advance(ms: number): void {
+    const until = this.now + ms;
+    for (;;) {
+      const due = [...this.timers.entries()]
+        .filter(([, at]) => at <= until)
+        .sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))[0];
+      if (!due) break;
+      this.now = Math.max(this.now, due[1]);
+      this.timers.delete(due[0]);
+      this.dispatch({ type: 'timer.fired', timerId: due[0] });
+    }
+    this.now = until;
+  }
+
+  logs(code?: string): LogEffect[] {
+    return this.effects.filter(
+      (e): e is LogEffect => e.type === 'log' && (code === undefined || e.code === code),
+    );
+  }
+
+  readyIds(): WorkerId[] {
+    return Object.values(this.state.workers)
+      .filter((w) => JSON.stringify(w.machine.value).includes('listening'))
+      .map((w) => w.id);
+  }
+}

@@ -1,0 +1,276 @@
+// Runs the real CLI (`node bin/zd.js …`) as a child process and reads its pino log lines from stderr.
+// Every pid it sees goes into the registry in pids.ts, so `after(killAll)` cleans up even on failure.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { descendants, isAlive, killAll, trackGroup, trackPid } from './pids.js';
+
+export { assertAllDead, descendants, isAlive, killAll, trackPid } from './pids.js';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+// ZD_TEST_BIN points the suite at another build of the CLI (the helpers were first tried on a stub).
+export const zdBin = process.env.ZD_TEST_BIN ?? join(repoRoot, 'bin', 'zd.js');
+
+/** One pino line written by zd itself (`name === 'zd'`), with the fields the CLI contract names. */
+export interface ZdLog {
+  name: 'zd';
+  code: string;
+  msg: string;
+  level: number;
+  time: number;
+  [field: string]: unknown;
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface StartOptions {
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+}
+
+type Predicate = (log: ZdLog) => boolean;
+
+interface Waiter {
+  code: string;
+  predicate: Predicate | undefined;
+  since: number;
+  resolve: (log: ZdLog) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const live = new Set<Zd>();
+
+export class Zd {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly args: string[];
+  /** Everything zd wrote to stderr, byte for byte (its logs and the workers' forwarded stderr). */
+  stderr = '';
+  stdout = '';
+  /** Every stderr line, in order. */
+  readonly lines: string[] = [];
+  /** zd's own log lines, in order. */
+  readonly entries: ZdLog[] = [];
+  exitStatus: Exit | undefined;
+  /** True once zd has exited and all of its stderr has been read. */
+  done = false;
+
+  private partial = '';
+  private waiters = new Set<Waiter>();
+  private readonly exited: Promise<Exit>;
+  private readonly closed: Promise<void>;
+
+  constructor(args: string[], options: StartOptions = {}) {
+    this.args = args;
+    const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+    // node --test marks its children; zd and its workers are not test files.
+    delete env.NODE_TEST_CONTEXT;
+    for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
+    this.child = spawn(process.execPath, [zdBin, ...args], {
+      cwd: options.cwd ?? repoRoot,
+      env: env as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so cleanup can SIGKILL zd and every descendant at once.
+      detached: true,
+    });
+    if (this.child.pid === undefined) throw new Error(`could not spawn ${zdBin}`);
+    this.pid = this.child.pid;
+    trackPid(this.pid);
+    trackGroup(this.pid);
+    live.add(this);
+
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stdout!.on('data', (chunk: string) => (this.stdout += chunk));
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (chunk: string) => this.onStderr(chunk));
+    const stderrEnded = new Promise<void>((resolve) => {
+      this.child.stderr!.on('end', resolve);
+      this.child.stderr!.on('error', () => resolve());
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.exitStatus = { code, signal };
+        live.delete(this);
+        resolve(this.exitStatus);
+      });
+    });
+    // Output is complete once zd has exited and its stderr is drained (workers only share stdout).
+    this.closed = Promise.all([this.exited, stderrEnded]).then(() => {
+      if (this.partial !== '') this.onLine(this.partial);
+      this.partial = '';
+      this.done = true;
+      for (const waiter of [...this.waiters]) {
+        this.settle(waiter);
+        waiter.reject(new Error(`zd exited (${this.describeExit()}) before logging ${waiter.code}\n${this.transcript()}`));
+      }
+    });
+  }
+
+  private onStderr(chunk: string): void {
+    const parts = (this.partial + chunk).split('\n');
+    this.partial = parts.pop()!;
+    for (const line of parts) this.onLine(line);
+  }
+
+  private onLine(line: string): void {
+    this.stderr += `${line}\n`;
+    this.lines.push(line);
+    if (!line.startsWith('{')) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null || (parsed as { name?: unknown }).name !== 'zd') return;
+    const log = parsed as ZdLog;
+    if (typeof log.pid === 'number') trackPid(log.pid);
+    if (log.code === 'ZD_WORKER_FORKED' && typeof log.pid === 'number') trackPid(log.pid);
+    this.entries.push(log);
+    for (const waiter of [...this.waiters]) {
+      if (this.matches(log, this.entries.length - 1, waiter)) {
+        this.settle(waiter);
+        waiter.resolve(log);
+      }
+    }
+  }
+
+  private matches(log: ZdLog, index: number, waiter: { code: string; predicate?: Predicate; since: number }): boolean {
+    return index >= waiter.since && log.code === waiter.code && (waiter.predicate?.(log) ?? true);
+  }
+
+  private settle(waiter: Waiter): void {
+    clearTimeout(waiter.timer);
+    this.waiters.delete(waiter);
+  }
+
+  /** A position in the log: pass it as `since` to wait only for lines logged after this call. */
+  mark(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * The first log with this code (matching `predicate`, at or after position `since`), already
+   * logged or yet to come. Rejects with the whole transcript on timeout or if zd exits first.
+   */
+  waitForLog(code: string, predicate?: Predicate, timeoutMs = 10_000, since = 0): Promise<ZdLog> {
+    const found = this.entries.find((log, index) => this.matches(log, index, { code, predicate, since }));
+    if (found) return Promise.resolve(found);
+    if (this.done) {
+      return Promise.reject(new Error(`zd already exited (${this.describeExit()}) without logging ${code}\n${this.transcript()}`));
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        code,
+        predicate,
+        since,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.settle(waiter);
+          reject(new Error(`timed out after ${timeoutMs}ms waiting for ${code}\n${this.transcript()}`));
+        }, timeoutMs),
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Resolves once `count` logs with this code (matching `predicate`) exist; returns them. */
+  async waitForLogs(code: string, count: number, predicate?: Predicate, timeoutMs = 10_000, since = 0): Promise<ZdLog[]> {
+    const deadline = Date.now() + timeoutMs;
+    let from = since;
+    const found: ZdLog[] = [];
+    while (found.length < count) {
+      const log = await this.waitForLog(code, predicate, Math.max(1, deadline - Date.now()), from);
+      found.push(log);
+      from = this.entries.indexOf(log) + 1;
+    }
+    return found;
+  }
+
+  logs(code?: string): ZdLog[] {
+    return code === undefined ? [...this.entries] : this.entries.filter((log) => log.code === code);
+  }
+
+  codes(): string[] {
+    return this.entries.map((log) => log.code);
+  }
+
+  /** zd's exit, once its stderr is fully read too. Rejects with the transcript on timeout. */
+  waitForExit(timeoutMs = 10_000): Promise<Exit> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`zd still running after ${timeoutMs}ms (pid ${this.pid})\n${this.transcript()}`)),
+        timeoutMs,
+      );
+      void Promise.all([this.exited, this.closed]).then(([exit]) => {
+        clearTimeout(timer);
+        resolve(exit);
+      });
+    });
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    process.kill(this.pid, signal);
+  }
+
+  /** Pids of every worker zd said it forked. */
+  workerPids(): number[] {
+    return this.logs('ZD_WORKER_FORKED').map((log) => log.pid as number);
+  }
+
+  /** zd, every worker it logged, and every live descendant found in /proc right now. */
+  treePids(): number[] {
+    const found = descendants(this.pid);
+    for (const pid of found) trackPid(pid);
+    return [...new Set([this.pid, ...this.workerPids(), ...found])];
+  }
+
+  alive(): boolean {
+    return this.exitStatus === undefined && isAlive(this.pid);
+  }
+
+  private describeExit(): string {
+    const exit = this.exitStatus;
+    return exit ? `code ${exit.code}, signal ${exit.signal}` : 'still running';
+  }
+
+  /** The last lines of stderr, for failure messages. */
+  transcript(maxLines = 60): string {
+    const tail = this.lines.slice(-maxLines);
+    const skipped = this.lines.length - tail.length;
+    return [
+      `--- zd ${this.args.join(' ')} (pid ${this.pid}, ${this.describeExit()}) stderr${skipped ? `, last ${tail.length} lines` : ''}:`,
+      ...tail,
+      '---',
+    ].join('\n');
+  }
+}
+
+export function startZd(args: string[], options?: StartOptions): Zd {
+  return new Zd(args, options);
+}
+
+/** `zd run <app> …` with short deadlines, so a misbehaving zd fails a test quickly. */
+export function runApp(app: string, flags: string[] = [], options?: StartOptions): Zd {
+  return startZd(['run', app, ...flags], options);
+}
+
+/** Kills every zd tree still running and every pid ever seen; use as `after(cleanup)`. */
+export function cleanup(): void {
+  for (const zd of live) {
+    try {
+      process.kill(-zd.pid, 'SIGKILL');
+    } catch {
+      // Group already gone.
+    }
+  }
+  killAll();
+}
+
+/** Deadlines short enough that a stuck rollout or drain fails a test in seconds, not minutes. */
+export const fastFlags = ['--ready-timeout', '2s', '--drain-timeout', '2s', '--kill-timeout', '1s'];

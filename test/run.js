@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Runs every test file under test/ with node:test. Node 20's `node --test` neither expands globs nor
+// finds .ts files by itself, so this script lists them and passes them on explicitly.
+// Usage: node test/run.js [dir-or-file-filter ...]   e.g. `node test/run.js unit`
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const filters = process.argv.slice(2);
+
+function walk(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return name === 'fixtures' ? [] : walk(path);
+    return name.endsWith('.test.ts') ? [path] : [];
+  });
+}
+
+const files = walk(join(root, 'test'))
+  .map((path) => relative(root, path))
+  .filter((path) => filters.length === 0 || filters.some((f) => path.includes(f)))
+  .sort();
+if (files.length === 0) {
+  console.error(`zd test: no test file matches ${filters.join(' ')}`);
+  process.exit(1);
+}
+
+// One file at a time: integration tests start real process trees and time their deadlines, and two
+// cores shared by concurrent trees would turn a slow machine into a flaky test.
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=120000', ...files],
+  { cwd: root, stdio: 'inherit' },
+);
+process.exit(result.status ?? 1);

@@ -292,7 +292,7 @@ class Draft {
       unplanned ? 'warn' : 'info',
       'ZD_WORKER_EXITED',
       `worker ${entry.id} ${outcome}: ${outcome === 'bootFailed' ? bootFailureReason(entry) : exitDescription(exit)}`,
-      { ...ids(entry), pid, code: exit?.code ?? null, signal: exit?.signal ?? null, outcome },
+      { ...ids(entry), pid, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, outcome },
     );
 
     const slot = this.slots[entry.slot]!;
@@ -342,7 +342,7 @@ class Draft {
       {
         ...ids(entry),
         pid: entry.machine.context.pid,
-        code: entry.machine.context.exit?.code ?? null,
+        exitCode: entry.machine.context.exit?.code ?? null,
         signal: entry.machine.context.exit?.signal ?? null,
         restartInMs,
         failures: slot.failures,

@@ -1,0 +1,35 @@
+// Help texts, built from the option table so that they cannot drift from the parser.
+import { RUN_OPTIONS } from './run-options.ts';
+
+export const MAIN_HELP = `zd — a zero-downtime runner for Node.js HTTP apps
+
+Usage:
+  zd run <app.js> [options] [-- app args]   run the app in N workers, reload on SIGHUP
+  zd --help | zd run --help
+
+Signals to the zd process:
+  SIGHUP, SIGUSR2   rolling restart: each new worker is ready before an old one drains
+  SIGTERM, SIGINT   drain every worker and exit 0; a second one kills them and exits 143/130
+
+Exit codes: 0 stopped cleanly, 1 the app could not run (no worker ever ready, or a crash loop),
+2 bad command line, 130/143 forced by a second SIGINT/SIGTERM.
+`;
+
+export function runHelp(): string {
+  const rows = RUN_OPTIONS.map((o) => {
+    const name = `${o.short ? `-${o.short}, ` : '    '}--${o.flag} ${o.kind === 'enum' ? o.values!.join('|') : o.kind === 'duration' ? 'DURATION' : 'N'}`;
+    return `  ${name.padEnd(36)} ${o.help} (default: ${o.default})`;
+  });
+  return `Usage: zd run <app.js> [options] [-- app args]
+
+Forks N workers of the app with node:cluster, all sharing its port. Worker stdout and stderr pass
+through unchanged; zd's own logs are pino lines on stderr.
+
+Options:
+${rows.join('\n')}
+  -h, --help                           this text
+
+Durations: 500ms, 5s, 2m, 1h, or a bare number of milliseconds.
+Each worker gets ZD_WORKER_ID, ZD_WORKER_SLOT and ZD_GENERATION in its environment.
+`;
+}

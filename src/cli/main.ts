@@ -1,0 +1,68 @@
+// zd's entry point: parses the command line, starts the runtime, and owns the only process.exit.
+import { createClusterEnv } from '../shell/cluster-env.ts';
+import { createLogger, defaultLogFormat } from '../shell/logger.ts';
+import { Runtime } from '../shell/runtime.ts';
+import { ZdError } from '../errors.ts';
+import { MAIN_HELP, runHelp } from './help.ts';
+import { parseRunArgs } from './run-options.ts';
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(MAIN_HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'run') {
+    const ownArgs = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+    if (ownArgs.includes('--help') || ownArgs.includes('-h')) {
+      process.stdout.write(runHelp());
+      return 0;
+    }
+    return run(rest);
+  }
+  throw new ZdError('ZD_E_USAGE', `unknown command '${command}' (see zd --help)`);
+}
+
+async function run(argv: string[]): Promise<number> {
+  const options = parseRunArgs(argv, process.env);
+  const logger = createLogger(options.logFormat ?? defaultLogFormat(process.stderr));
+  const env = createClusterEnv({
+    app: options.app,
+    args: options.args,
+    execArgv: workerExecArgv(process.execArgv),
+    stderr: process.stderr,
+    onIoError: (workerId, what, error) =>
+      logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),
+  });
+  const runtime = new Runtime(env, logger);
+  logger.info({ code: 'ZD_CONFIG', app: options.app, ...options.config }, `zd ${process.pid} running ${options.app}`);
+  runtime.start(options.config);
+  return runtime.exited;
+}
+
+/** Node flags the primary was started with, minus zd's own TypeScript loader. */
+function workerExecArgv(execArgv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i]!;
+    if ((arg === '--import' || arg === '--require' || arg === '--loader') && /tsx/.test(execArgv[i + 1] ?? '')) {
+      i++;
+      continue;
+    }
+    if (/^--(import|require|loader)=.*tsx/.test(arg)) continue;
+    out.push(arg);
+  }
+  return out;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ZdError) {
+      process.stderr.write(`${error.toLine()}\n`);
+      process.exit(error.exitCode);
+    }
+    process.stderr.write(`zd: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

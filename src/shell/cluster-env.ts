@@ -1,0 +1,139 @@
+// The real environment: node:cluster workers, process signals, timers.
+import cluster, { type Worker } from 'node:cluster';
+import type { KillSignal } from '../core/effects.ts';
+import type { WorkerId } from '../core/events.ts';
+import type { Env, EventSink, ForkSpec } from './env.ts';
+import { StderrTails } from './stderr-tail.ts';
+
+export interface ClusterEnvOptions {
+  /** Absolute path of the app's entry file. */
+  app: string;
+  args: string[];
+  /** Node flags for the workers. */
+  execArgv: string[];
+  /** Where a worker's stderr is forwarded, unchanged. */
+  stderr: NodeJS.WritableStream;
+  /** Reports an I/O failure the core does not model (a failed send, a channel error). */
+  onIoError: (workerId: WorkerId, what: string, error: Error) => void;
+}
+
+/**
+ * After a worker exits, its stderr pipe may still hold its last words (the stack trace of a boot
+ * failure). The exit is reported when the pipe closes, or after this long if a grandchild keeps
+ * the pipe open.
+ */
+const STDERR_GRACE_MS = 250;
+
+export function createClusterEnv(options: ClusterEnvOptions): Env {
+  const workers = new Map<WorkerId, Worker>();
+  const tails = new StderrTails();
+
+  cluster.setupPrimary({
+    exec: options.app,
+    args: options.args,
+    execArgv: options.execArgv,
+    // stdout passes straight through; stderr is piped so its tail can be quoted, and forwarded.
+    stdio: ['inherit', 'inherit', 'pipe', 'ipc'],
+  });
+
+  return {
+    fork(spec: ForkSpec, sink: EventSink) {
+      const { workerId } = spec;
+      let worker: Worker;
+      try {
+        worker = cluster.fork({
+          ZD_WORKER_ID: String(workerId),
+          ZD_WORKER_SLOT: String(spec.slot),
+          ZD_GENERATION: String(spec.generation),
+        });
+      } catch (error) {
+        options.onIoError(workerId, 'fork', error as Error);
+        queueMicrotask(() => sink({ type: 'worker.exit', workerId, code: null, signal: null }));
+        return;
+      }
+      workers.set(workerId, worker);
+      worker.process.stderr?.on('data', (chunk: Buffer) => {
+        tails.append(workerId, chunk);
+        options.stderr.write(chunk);
+      });
+
+      let exitReported = false;
+      const reportExit = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (exitReported) return;
+        exitReported = true;
+        workers.delete(workerId);
+        sink({ type: 'worker.exit', workerId, code, signal });
+      };
+      worker.on('online', () => sink({ type: 'worker.online', workerId }));
+      worker.on('listening', (address) =>
+        sink({
+          type: 'worker.listening',
+          workerId,
+          address: `${address.address ?? ''}:${address.port ?? ''}`,
+        }),
+      );
+      worker.on('message', (message) => sink({ type: 'worker.message', workerId, message }));
+      worker.on('disconnect', () => sink({ type: 'worker.disconnect', workerId }));
+      worker.on('error', (error) => options.onIoError(workerId, 'channel', error));
+      worker.process.once('exit', (code, signal) => {
+        const timer = setTimeout(() => reportExit(code, signal), STDERR_GRACE_MS);
+        worker.process.once('close', () => {
+          clearTimeout(timer);
+          reportExit(code, signal);
+        });
+      });
+      // spawn itself failed (no pid): no exit event will follow.
+      worker.process.once('error', (error) => {
+        options.onIoError(workerId, 'process', error);
+        if (worker.process.pid === undefined) reportExit(null, null);
+      });
+      if (worker.process.pid !== undefined) {
+        sink({ type: 'worker.forked', workerId, pid: worker.process.pid });
+      }
+    },
+
+    send(workerId, message) {
+      const worker = workers.get(workerId);
+      // The seed's "ENOTSUP: cannot write to IPC channel": never write to a closed channel.
+      if (!worker || !worker.isConnected()) return false;
+      try {
+        worker.send(message as never, undefined, (error: Error | null) => {
+          if (error) options.onIoError(workerId, 'send', error);
+        });
+        return true;
+      } catch (error) {
+        options.onIoError(workerId, 'send', error as Error);
+        return false;
+      }
+    },
+
+    disconnect(workerId) {
+      const worker = workers.get(workerId);
+      if (worker && worker.isConnected()) worker.disconnect();
+    },
+
+    kill(workerId: WorkerId, signal: KillSignal) {
+      const worker = workers.get(workerId);
+      if (!worker || worker.isDead()) return;
+      // process.kill, not worker.kill(): cluster's kill() disconnects first and waits for it,
+      // which is exactly what a SIGTERM/SIGKILL escalation must not depend on.
+      try {
+        worker.process.kill(signal);
+      } catch (error) {
+        options.onIoError(workerId, 'kill', error as Error);
+      }
+    },
+
+    stderrTail: (workerId) => tails.get(workerId),
+
+    setTimer(ms, fire) {
+      const handle = setTimeout(fire, ms);
+      return () => clearTimeout(handle);
+    },
+
+    onSignal(signal, handler) {
+      process.on(signal, handler);
+      return () => process.off(signal, handler);
+    },
+  };
+}

@@ -1,0 +1,26 @@
+// What the runtime needs from the world, injected (tableflip's `env`): the real one drives
+// node:cluster, signals and timers; tests can hand the runtime a fake one.
+import type { KillSignal } from '../core/effects.ts';
+import type { PrimaryEvent, WorkerId } from '../core/events.ts';
+
+export interface ForkSpec {
+  workerId: WorkerId;
+  slot: number;
+  generation: number;
+}
+
+export type EventSink = (event: PrimaryEvent) => void;
+
+export interface Env {
+  /** Starts a worker process; its life is reported to the sink as `worker.*` events. */
+  fork(spec: ForkSpec, sink: EventSink): void;
+  /** Sends over IPC if, and only if, the channel is still open. Returns whether it sent. */
+  send(workerId: WorkerId, message: unknown): boolean;
+  disconnect(workerId: WorkerId): void;
+  kill(workerId: WorkerId, signal: KillSignal): void;
+  /** The worker's last stderr lines (kept a while after it exits). */
+  stderrTail(workerId: WorkerId): string | undefined;
+  setTimer(ms: number, fire: () => void): () => void;
+  /** Subscribes to the primary's own signals; returns the unsubscribe. */
+  onSignal(signal: NodeJS.Signals, handler: () => void): () => void;
+}

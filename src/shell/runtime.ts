@@ -1,0 +1,130 @@
+// The thin runtime: one event queue, one owner of the primary's state. It feeds every outcome of
+// the world to the pure reducer and carries out the effects it returns; it decides nothing.
+import type { CoreConfig } from '../core/config.ts';
+import type { Effect } from '../core/effects.ts';
+import type { PrimaryEvent } from '../core/events.ts';
+import { init, reduce } from '../core/reduce.ts';
+import type { PrimaryState } from '../core/state.ts';
+import type { Env } from './env.ts';
+import type { Logger } from './logger.ts';
+
+export type StateListener = (state: PrimaryState, event: PrimaryEvent | null, effects: Effect[]) => void;
+
+const SIGNALS = ['SIGHUP', 'SIGUSR2', 'SIGTERM', 'SIGINT'] as const;
+
+export class Runtime {
+  private state!: PrimaryState;
+  private readonly queue: PrimaryEvent[] = [];
+  private running = false;
+  private readonly timers = new Map<string, () => void>();
+  private readonly listeners = new Set<StateListener>();
+  private readonly unsubscribe: Array<() => void> = [];
+  private resolveExit!: (code: number) => void;
+  /** Resolves with the exit code the core decided on; the CLI owns the actual process.exit. */
+  readonly exited: Promise<number> = new Promise((resolve) => (this.resolveExit = resolve));
+
+  constructor(
+    private readonly env: Env,
+    private readonly logger: Logger,
+  ) {}
+
+  start(config: CoreConfig): void {
+    for (const signal of SIGNALS) {
+      this.unsubscribe.push(
+        this.env.onSignal(signal, () =>
+          this.dispatch(
+            signal === 'SIGHUP' || signal === 'SIGUSR2'
+              ? { type: 'signal.hup', signal }
+              : { type: 'signal.term', signal },
+          ),
+        ),
+      );
+    }
+    this.running = true; // effects of init may report events at once: queue them, don't re-enter
+    try {
+      const step = init(config);
+      this.commit(step.state, null, step.effects);
+    } finally {
+      this.running = false;
+    }
+    this.drain();
+  }
+
+  get snapshot(): PrimaryState {
+    return this.state;
+  }
+
+  subscribe(listener: StateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Queues an event; events are reduced one at a time, in arrival order. */
+  dispatch = (event: PrimaryEvent): void => {
+    this.queue.push(event);
+    this.drain();
+  };
+
+  private drain(): void {
+    if (this.running) return; // the loop already running picks it up
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const next = this.queue.shift()!;
+        const step = reduce(this.state, next);
+        this.commit(step.state, next, step.effects);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private commit(state: PrimaryState, event: PrimaryEvent | null, effects: Effect[]): void {
+    this.state = state;
+    for (const effect of effects) this.execute(effect);
+    for (const listener of this.listeners) listener(state, event, effects);
+  }
+
+  private execute(effect: Effect): void {
+    switch (effect.type) {
+      case 'fork':
+        this.env.fork(effect, this.dispatch);
+        return;
+      case 'send':
+        this.env.send(effect.workerId, effect.message);
+        return;
+      case 'disconnect':
+        this.env.disconnect(effect.workerId);
+        return;
+      case 'kill':
+        this.env.kill(effect.workerId, effect.signal);
+        return;
+      case 'timer.start': {
+        this.timers.get(effect.timerId)?.();
+        const cancel = this.env.setTimer(effect.ms, () => {
+          this.timers.delete(effect.timerId);
+          this.dispatch({ type: 'timer.fired', timerId: effect.timerId });
+        });
+        this.timers.set(effect.timerId, cancel);
+        return;
+      }
+      case 'timer.cancel':
+        this.timers.get(effect.timerId)?.();
+        this.timers.delete(effect.timerId);
+        return;
+      case 'log': {
+        // The stable code goes last: no field may overwrite it.
+        const fields: Record<string, unknown> = { ...effect.fields, code: effect.code };
+        if (effect.stderrOf !== undefined) fields.stderr = this.env.stderrTail(effect.stderrOf) ?? '';
+        this.logger[effect.level](fields, effect.msg);
+        return;
+      }
+      case 'exit':
+        for (const cancel of this.timers.values()) cancel();
+        this.timers.clear();
+        for (const off of this.unsubscribe) off();
+        this.resolveExit(effect.code);
+        return;
+    }
+  }
+}

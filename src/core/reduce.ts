@@ -25,6 +25,7 @@ import {
   getWorker,
   isBooting,
   isDead,
+  isLeaving,
   isReady,
   liveWorkers,
   matches,
@@ -66,7 +67,14 @@ export function init(config: CoreConfig): Step {
     timers: {},
     allReadyAnnounced: false,
     lastBootFailure: null,
-    counters: { reloadsRequested: 0, rolloutsStarted: 0, reloadsCoalesced: 0, crashes: 0 },
+    counters: {
+      reloadsRequested: 0,
+      rolloutsStarted: 0,
+      reloadsCoalesced: 0,
+      reloadsRefused: 0,
+      reloadsDropped: 0,
+      crashes: 0,
+    },
   });
   draft.log('info', 'ZD_STARTING', `starting ${config.workers} worker(s)`, {
     workers: config.workers,
@@ -209,6 +217,12 @@ class Draft {
     }
     this.workerActions(entry, actions);
     if (!wasReady && isReady(entry)) this.onReady(entry);
+    // A worker the machine itself took out of service (it died, or missed its ready deadline)
+    // stops counting for its slot at once; the ones the reducer retires leave their slot first.
+    const slot = this.slots[entry.slot]!;
+    if ((slot.worker === id || slot.next === id) && (isDead(entry) || isLeaving(entry))) {
+      this.releaseSlot(entry);
+    }
     if (isDead(entry)) this.onDead(entry);
     else if (matches(entry, 'listening.stable') && !matchesState('listening.stable', before)) {
       this.onStable(entry);
@@ -295,25 +309,30 @@ class Draft {
       { ...ids(entry), pid, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, outcome },
     );
 
-    const slot = this.slots[entry.slot]!;
-    if (slot.next === entry.id) {
-      // A rollout's replacement failed before it was ready.
-      slot.next = null;
-      this.rolloutQueue.push({ type: 'rollout.failed', slot: entry.slot, reason: bootFailureReason(entry) });
-      this.noteBootFailure(entry);
-    } else if (slot.worker === entry.id) {
-      slot.worker = null;
-      if (entry.adopted) {
-        this.rolloutQueue.push({ type: 'rollout.failed', slot: entry.slot, reason: bootFailureReason(entry) });
-      }
-      this.slotLost(entry, outcome === 'bootFailed');
-    }
-    // Otherwise it was draining or being stopped: a planned exit, nothing to replace.
+    // Unless releaseSlot() already counted it, it was draining or being stopped: planned.
 
     if (this.s.phase === 'stopping' && liveWorkers(this.s).length === 0) this.exit();
   }
 
-  /** The worker that counted for a slot died unplanned. */
+  /** A worker a slot points at stopped counting without the reducer retiring it. */
+  private releaseSlot(entry: WorkerEntry): void {
+    const slot = this.slots[entry.slot]!;
+    const neverReady = outcomeOf(entry) === 'bootFailed' || entry.machine.context.stopReason === 'ready-timeout';
+    if (slot.next === entry.id) {
+      // A rollout's replacement failed before it was ready.
+      slot.next = null;
+      this.noteBootFailure(entry);
+      this.rolloutQueue.push({ type: 'rollout.failed', slot: entry.slot, reason: bootFailureReason(entry) });
+      return;
+    }
+    slot.worker = null;
+    if (entry.adopted) {
+      this.rolloutQueue.push({ type: 'rollout.failed', slot: entry.slot, reason: bootFailureReason(entry) });
+    }
+    this.slotLost(entry, neverReady);
+  }
+
+  /** The worker that counted for a slot is gone, unplanned. */
   private slotLost(entry: WorkerEntry, neverReady: boolean): void {
     const slot = this.slots[entry.slot]!;
     if (this.s.phase === 'stopping') return;
@@ -405,6 +424,7 @@ class Draft {
   private requestReload(source: string): void {
     this.s.counters.reloadsRequested += 1;
     if (this.s.phase === 'stopping') {
+      this.s.counters.reloadsRefused += 1;
       this.log('warn', 'ZD_RELOAD_REFUSED', `reload (${source}) refused: zd is shutting down`, { source });
       return;
     }
@@ -561,7 +581,10 @@ class Draft {
   private beginStop(exitCode: number): void {
     this.s.phase = 'stopping';
     this.s.exitCode = exitCode;
-    this.s.reloadQueued = false;
+    if (this.s.reloadQueued) {
+      this.s.reloadQueued = false;
+      this.s.counters.reloadsDropped += 1;
+    }
     if (this.s.rollout !== null) this.rolloutQueue.push({ type: 'rollout.abort', reason: 'shutdown' });
     this.drainRolloutQueue();
     this.slots.forEach((slot, index) => {

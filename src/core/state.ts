@@ -79,6 +79,10 @@ export interface PrimaryState {
     reloadsRequested: number;
     rolloutsStarted: number;
     reloadsCoalesced: number;
+    /** Asked for while stopping. */
+    reloadsRefused: number;
+    /** Queued, then dropped because a stop began before it could run. */
+    reloadsDropped: number;
     crashes: number;
   };
 }

@@ -5,6 +5,7 @@ import type { Effect, LogEffect } from '../../src/core/effects.ts';
 import type { PrimaryEvent, WorkerId } from '../../src/core/events.ts';
 import { init, reduce, type Step } from '../../src/core/reduce.ts';
 import type { PrimaryState } from '../../src/core/state.ts';
+import { checkStep } from '../../src/core/invariants.ts';
 
 export interface SimProcess {
   id: WorkerId;
@@ -160,4 +161,14 @@ export class Sim {
       .filter((w) => JSON.stringify(w.machine.value).includes('listening'))
       .map((w) => w.id);
   }
+}
+
+/** A simulation that checks every written invariant after every step, and throws on the first broken one. */
+export function checkedSim(config: CoreConfig): Sim {
+  return new Sim(config, (before, event, step) => {
+    const broken = checkStep(before, event, step.state, step.effects);
+    if (broken.length > 0) {
+      throw new Error(`after ${JSON.stringify(event)}:\n  ${broken.join('\n  ')}`);
+    }
+  });
 }

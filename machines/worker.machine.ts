@@ -44,7 +44,10 @@ export type WorkerEvent =
   | { type: 'drain' }
   /** Stop a worker that is not serving yet. */
   | { type: 'stop'; reason: StopReason }
-  /** Forced shutdown: SIGKILL now. */
+  /**
+   * Forced shutdown: SIGKILL now. Only workers already leaving receive it: the first stop signal
+   * drains or stops every worker before a second one can force.
+   */
   | { type: 'kill' };
 
 /** The effects a worker machine can ask for, and what it decides by. */
@@ -121,7 +124,6 @@ export const workerMachine = base
           target: 'stopping',
           actions: assign({ stopReason: ({ event }) => event.reason }),
         },
-        kill: 'killing',
       },
       states: {
         forking: { on: { 'worker.online': 'online' } },
@@ -133,7 +135,6 @@ export const workerMachine = base
       on: {
         drain: 'draining',
         'worker.exit': { target: 'dead.crashed', actions: 'recordExit' },
-        kill: 'killing',
       },
       states: {
         // Stability resets the slot's crash backoff (a crash after 30 s up is not a crash loop).
@@ -183,6 +184,8 @@ export const workerMachine = base
     dead: {
       // Every transition here names its outcome; xstate still wants a default child.
       initial: 'exited',
+      // Terminal: these shadow the root-level handlers, so late news never changes a dead worker.
+      on: { 'worker.forked': {}, 'worker.disconnect': {} },
       states: {
         exited: { type: 'final' },
         killed: { type: 'final' },

@@ -49,7 +49,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv): RunOptions
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args: own,
+      args: joinDashValues(own),
       allowPositionals: true,
       strict: true,
       options: Object.fromEntries(
@@ -125,9 +125,29 @@ function checkApp(appArg: string): string {
   return app;
 }
 
+/**
+ * `-w -1`: util.parseArgs refuses a value that starts with a dash as ambiguous. Every zd option
+ * takes a value, so join it (`-w=-1`) and let the option's own check say what is wrong with it.
+ */
+function joinDashValues(args: string[]): string[] {
+  const takesValue = new Set(RUN_OPTIONS.flatMap((o) => [`--${o.flag}`, ...(o.short ? [`-${o.short}`] : [])]));
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    if (takesValue.has(arg) && next !== undefined && next.startsWith('-')) {
+      out.push(arg.startsWith('--') ? `${arg}=${next}` : `--${RUN_OPTIONS.find((o) => `-${o.short}` === arg)!.flag}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 function fromParseError(error: Error & { code?: string }): ZdError {
-  // util.parseArgs' messages are clear but long; keep their first sentence.
-  const first = error.message.split('. ')[0]!.replace(/\.$/, '');
+  // util.parseArgs' messages are clear but long: keep the first sentence of the first line.
+  const first = error.message.split('\n')[0]!.split('. ')[0]!.replace(/\.$/, '');
   if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new ZdError('ZD_E_UNKNOWN_FLAG', `${first} (see zd run --help)`);
   return new ZdError('ZD_E_USAGE', `${first} (see zd run --help)`);
 }

@@ -22,13 +22,16 @@ export function outcomeOf(entry: WorkerEntry): WorkerOutcome | null {
 
 /** A dotted name of the worker's current state, e.g. `booting.online`, `dead.crashed`. */
 export function stateName(entry: WorkerEntry): string {
-  const walk = (value: unknown): string =>
-    typeof value === 'string'
-      ? value
-      : Object.entries(value as Record<string, unknown>)
-          .map(([k, v]) => `${k}.${walk(v)}`)
-          .join(',');
-  return walk(entry.machine.value);
+  return valueName(entry.machine.value);
+}
+
+/** A state value as a dotted name: { booting: 'online' } → `booting.online`. */
+export function valueName(value: unknown): string {
+  return typeof value === 'string'
+    ? value
+    : Object.entries(value as Record<string, unknown>)
+        .map(([k, v]) => `${k}.${valueName(v)}`)
+        .join(',');
 }
 
 export function workerList(state: PrimaryState): WorkerEntry[] {

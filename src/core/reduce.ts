@@ -31,12 +31,24 @@ import {
   matches,
   outcomeOf,
   readyCount,
+  valueName,
 } from './queries.ts';
 import type { PrimaryState, SlotState, StoredSnapshot, WorkerEntry } from './state.ts';
 
 export interface Step {
   state: PrimaryState;
   effects: Effect[];
+  /** Every machine transition this step took, in order: for inspection and coverage. */
+  transitions: MachineTransition[];
+}
+
+export interface MachineTransition {
+  machine: 'worker' | 'rollout';
+  /** Worker id, or the rollout's generation. */
+  id: number;
+  from: string;
+  event: string;
+  to: string;
 }
 
 /** Exit codes the primary can end with (documented in the README). */
@@ -86,7 +98,7 @@ export function init(config: CoreConfig): Step {
 }
 
 export function reduce(state: PrimaryState, event: PrimaryEvent): Step {
-  if (state.phase === 'exited') return { state, effects: [] };
+  if (state.phase === 'exited') return { state, effects: [], transitions: [] };
   const draft = new Draft(structuredClone(state));
   draft.handle(event);
   return draft.finish();
@@ -101,6 +113,7 @@ export function reduce(state: PrimaryState, event: PrimaryEvent): Step {
  */
 class Draft {
   readonly effects: Effect[] = [];
+  readonly transitions: MachineTransition[] = [];
   private readonly rolloutQueue: RolloutEvent[] = [];
 
   constructor(readonly s: PrimaryState) {}
@@ -115,7 +128,7 @@ class Draft {
   finish(): Step {
     this.drainRolloutQueue();
     this.reconcile();
-    return { state: this.s, effects: this.effects };
+    return { state: this.s, effects: this.effects, transitions: this.transitions };
   }
 
   log(level: LogEffect['level'], code: string, msg: string, fields?: Record<string, unknown>, stderrOf?: WorkerId) {
@@ -209,6 +222,7 @@ class Draft {
       event,
     );
     entry.machine = persist(next);
+    this.transitions.push({ machine: 'worker', id, from: valueName(before), event: event.type, to: valueName(next.value) });
     if (event.type === 'worker.forked') {
       this.log('info', 'ZD_WORKER_FORKED', `worker ${id} forked`, {
         ...ids(entry),
@@ -468,12 +482,20 @@ class Draft {
     while (this.rolloutQueue.length > 0) {
       const event = this.rolloutQueue.shift()!;
       if (this.s.rollout === null) continue; // it ended; late news of its workers
+      const from = this.s.rollout.value;
       const [next, actions] = transition(
         rolloutMachine,
         rolloutMachine.resolveState(this.s.rollout),
         event,
       );
       this.s.rollout = persist(next);
+      this.transitions.push({
+        machine: 'rollout',
+        id: next.context.generation,
+        from: valueName(from),
+        event: event.type,
+        to: valueName(next.value),
+      });
       for (const action of actions) {
         const slot = (action.params as { slot?: number } | undefined)?.slot;
         if (action.type === 'replace') this.replaceSlot(slot!);

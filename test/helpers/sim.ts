@@ -3,7 +3,7 @@
 import { DEFAULTS, type CoreConfig } from '../../src/core/config.ts';
 import type { Effect, LogEffect } from '../../src/core/effects.ts';
 import type { PrimaryEvent, WorkerId } from '../../src/core/events.ts';
-import { init, reduce, type Step } from '../../src/core/reduce.ts';
+import { init, reduce, type MachineTransition, type Step } from '../../src/core/reduce.ts';
 import type { PrimaryState } from '../../src/core/state.ts';
 import { checkStep } from '../../src/core/invariants.ts';
 
@@ -32,6 +32,7 @@ export class Sim {
   readonly procs = new Map<WorkerId, SimProcess>();
   readonly effects: Effect[] = [];
   readonly events: PrimaryEvent[] = [];
+  readonly transitions: MachineTransition[] = [];
   exitCode: number | null = null;
   private readonly observers: StepObserver[] = [];
 
@@ -47,6 +48,7 @@ export class Sim {
     const before = this.state;
     const step = reduce(before, event);
     this.events.push(event);
+    this.transitions.push(...step.transitions);
     for (const observe of this.observers) observe(before, event, step);
     this.state = step.state;
     this.apply(step.effects);
@@ -70,13 +72,13 @@ export class Sim {
           });
           break;
         case 'send':
-          this.proc(effect.workerId).messages.push(effect.message);
+          this.open(effect.workerId, effect.type).messages.push(effect.message);
           break;
         case 'disconnect':
-          this.proc(effect.workerId).connected = false;
+          this.open(effect.workerId, effect.type).connected = false;
           break;
         case 'kill':
-          this.proc(effect.workerId).signals.push(effect.signal);
+          this.living(effect.workerId, effect.type).signals.push(effect.signal);
           break;
         case 'timer.start':
           this.timers.set(effect.timerId, this.now + effect.ms);
@@ -97,6 +99,19 @@ export class Sim {
         this.dispatch({ type: 'worker.forked', workerId: effect.workerId, pid: this.proc(effect.workerId).pid });
       }
     }
+  }
+
+  /** What a real process would refuse: the simulation refuses it too, loudly. */
+  private living(id: WorkerId, what: string): SimProcess {
+    const p = this.proc(id);
+    if (!p.alive) throw new Error(`sim: ${what} addressed to worker ${id}, which is dead`);
+    return p;
+  }
+
+  private open(id: WorkerId, what: string): SimProcess {
+    const p = this.living(id, what);
+    if (!p.connected) throw new Error(`sim: ${what} on worker ${id}'s closed IPC channel (ENOTSUP)`);
+    return p;
   }
 
   proc(id: WorkerId): SimProcess {

@@ -1,0 +1,224 @@
+// The world the property suite drives zd's reducer through: fast-check commands for everything
+// that can happen to a primary (signals, crashes, boots, channel closes, timer firings, late IPC),
+// and a `settle` that delivers every pending outcome so convergence can be judged.
+import fc from 'fast-check';
+import type { CoreConfig } from '../../src/core/config.ts';
+import { isBooting, isLeaving, isReady, liveWorkers, matches } from '../../src/core/queries.ts';
+import { checkedSim, simConfig, type Sim } from '../helpers/sim.ts';
+
+/** CI runs this many sequences per property; ZD_PROPERTY_RUNS raises it for deep runs. */
+export const RUNS = Number(process.env.ZD_PROPERTY_RUNS ?? 1000);
+
+type Model = Record<string, never>;
+type Cmd = fc.Command<Model, Sim>;
+
+/** A command that may do nothing when it finds nothing to act on (its picks are modular). */
+class Act implements Cmd {
+  constructor(
+    private readonly name: string,
+    private readonly act: (sim: Sim) => void,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  run(_: Model, sim: Sim): void {
+    if (sim.exitCode === null) this.act(sim);
+  }
+  toString(): string {
+    return this.name;
+  }
+}
+
+function pick<T>(items: T[], index: number): T | undefined {
+  return items.length === 0 ? undefined : items[index % items.length];
+}
+
+const entryOf = (sim: Sim, id: number) => sim.state.workers[String(id)];
+
+function bootingProcs(sim: Sim) {
+  return sim.alive().filter((p) => {
+    const entry = entryOf(sim, p.id);
+    return entry !== undefined && isBooting(entry);
+  });
+}
+
+/** Makes a booting worker ready the way its readiness mode expects. */
+export function makeReady(sim: Sim, id: number): void {
+  const entry = entryOf(sim, id)!;
+  if (matches(entry, 'booting.forking')) sim.dispatch({ type: 'worker.online', workerId: id });
+  if (sim.exitCode !== null) return;
+  if (sim.state.config.readyOn === 'message') {
+    sim.dispatch({ type: 'worker.listening', workerId: id });
+    sim.dispatch({ type: 'worker.message', workerId: id, message: 'ready' });
+  } else {
+    sim.dispatch({ type: 'worker.listening', workerId: id });
+  }
+}
+
+export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
+  fc.constantFrom('SIGHUP', 'SIGUSR2', 'control').map(
+    (source) =>
+      new Act(`reload(${source})`, (sim) =>
+        sim.dispatch(source === 'control' ? { type: 'control.reload' } : { type: 'signal.hup', signal: source }),
+      ),
+  ),
+  fc.constantFrom('SIGTERM' as const, 'SIGINT' as const).map(
+    (signal) => new Act(`term(${signal})`, (sim) => sim.dispatch({ type: 'signal.term', signal })),
+  ),
+  fc.nat().map(
+    (i) =>
+      new Act(`online(${i})`, (sim) => {
+        const p = pick(bootingProcs(sim).filter((q) => matches(entryOf(sim, q.id)!, 'booting.forking')), i);
+        if (p) sim.dispatch({ type: 'worker.online', workerId: p.id });
+      }),
+  ),
+  fc.nat().map(
+    (i) =>
+      new Act(`ready(${i})`, (sim) => {
+        const p = pick(bootingProcs(sim), i);
+        if (p) makeReady(sim, p.id);
+      }),
+  ),
+  fc.tuple(fc.nat(), fc.constantFrom<[number | null, string | null]>([0, null], [1, null], [137, null], [null, 'SIGKILL'], [null, 'SIGSEGV'])).map(
+    ([i, [code, signal]]) =>
+      new Act(`die(${i}, ${code ?? signal})`, (sim) => {
+        const p = pick(sim.alive(), i);
+        if (p) sim.die(p.id, code, signal);
+      }),
+  ),
+  fc.nat().map(
+    (i) =>
+      new Act(`channelCloses(${i})`, (sim) => {
+        const p = pick(sim.alive().filter((q) => q.connected), i);
+        if (!p) return;
+        p.connected = false;
+        sim.dispatch({ type: 'worker.disconnect', workerId: p.id });
+      }),
+  ),
+  // Mostly short steps, so that workers get a chance to boot before their deadlines.
+  fc
+    .oneof({ arbitrary: fc.integer({ min: 1, max: 1500 }), weight: 4 }, { arbitrary: fc.integer({ min: 1, max: 40_000 }), weight: 1 })
+    .map((ms) => new Act(`advance(${ms})`, (sim) => sim.advance(ms))),
+  fc.constant(
+    new Act('bootAll', (sim) => {
+      for (const p of bootingProcs(sim)) if (sim.exitCode === null && entryOf(sim, p.id)) makeReady(sim, p.id);
+    }),
+  ),
+  fc.nat().map(
+    (i) =>
+      new Act(`fireAnyTimer(${i})`, (sim) => {
+        // Out of deadline order: the reducer must stay correct whatever order timers land in.
+        const id = pick([...sim.timers.keys()].sort(), i);
+        if (!id) return;
+        sim.now = Math.max(sim.now, sim.timers.get(id)!);
+        sim.timers.delete(id);
+        sim.dispatch({ type: 'timer.fired', timerId: id });
+      }),
+  ),
+  fc.tuple(fc.nat(), fc.constantFrom('listening', 'ready', 'exit', 'disconnect', 'online')).map(
+    ([i, kind]) =>
+      new Act(`late(${kind}, ${i})`, (sim) => {
+        // News of a worker that is already gone (or never existed) arrives late.
+        const dead = [...sim.procs.values()].filter((p) => !p.alive).map((p) => p.id);
+        const workerId = pick([...dead, 999], i)!;
+        if (kind === 'listening') sim.dispatch({ type: 'worker.listening', workerId });
+        else if (kind === 'ready') sim.dispatch({ type: 'worker.message', workerId, message: 'ready' });
+        else if (kind === 'exit') sim.dispatch({ type: 'worker.exit', workerId, code: 1, signal: null });
+        else if (kind === 'online') sim.dispatch({ type: 'worker.online', workerId });
+        else sim.dispatch({ type: 'worker.disconnect', workerId });
+      }),
+  ),
+];
+
+export const configArb: fc.Arbitrary<CoreConfig> = fc
+  .record({
+    workers: fc.integer({ min: 1, max: 4 }),
+    maxSurge: fc.integer({ min: 1, max: 2 }),
+    readyOn: fc.constantFrom('listening' as const, 'message' as const),
+    maxRestarts: fc.integer({ min: 0, max: 5 }),
+  })
+  .map((c) => simConfig({ ...c, readyTimeoutMs: 1000, drainTimeoutMs: 2000, killTimeoutMs: 500, stableAfterMs: 5000, backoffMaxMs: 1600 }));
+
+/**
+ * Delivers every pending outcome, as a world in which nothing fails any more would: booting
+ * workers become ready, leaving ones exit, and timers fire in deadline order. Bounded.
+ */
+export function settle(sim: Sim): void {
+  for (let round = 0; round < 500 && sim.exitCode === null; round++) {
+    let acted = false;
+    for (const p of sim.alive()) {
+      if (sim.exitCode !== null) break;
+      const entry = entryOf(sim, p.id);
+      if (!entry) {
+        sim.die(p.id, null, 'SIGKILL'); // given up as lost by the primary: the kernel reaps it
+      } else if (isBooting(entry)) {
+        makeReady(sim, p.id);
+      } else if (isLeaving(entry)) {
+        sim.die(p.id, 0);
+      } else {
+        continue;
+      }
+      acted = true;
+    }
+    if (acted) continue;
+    const next = Math.min(...sim.timers.values());
+    if (!Number.isFinite(next)) break;
+    sim.advance(Math.max(0, next - sim.now));
+  }
+  // Processes the primary killed at a forced exit die; nothing else may still be alive then.
+  if (sim.exitCode !== null) {
+    for (const p of sim.alive()) if (p.signals.includes('SIGKILL')) sim.die(p.id, null, 'SIGKILL');
+  }
+}
+
+/** Invariant 7: with crashes over and everything delivered, the pool has converged. */
+export function convergenceProblems(sim: Sim): string[] {
+  const problems: string[] = [];
+  const { state } = sim;
+  if (sim.exitCode !== null) {
+    if (sim.alive().length > 0) problems.push(`exited ${sim.exitCode} with ${sim.alive().length} process(es) alive`);
+    return problems;
+  }
+  if (state.phase !== 'running') problems.push(`phase ${state.phase} after settling`);
+  if (state.rollout !== null) problems.push('a rollout is still running after settling');
+  const live = liveWorkers(state);
+  const ready = live.filter(isReady);
+  const parked = state.slots.filter((slot) => slot.parked).length;
+  if (ready.length + parked !== state.config.workers) {
+    problems.push(`${ready.length} ready + ${parked} parked ≠ ${state.config.workers} workers`);
+  }
+  if (live.length !== ready.length) problems.push(`${live.length - ready.length} live worker(s) not ready after settling`);
+  const last = state.lastRollout;
+  if (last?.outcome === 'aborted') {
+    if (!last.reason) problems.push('an aborted rollout without a recorded reason');
+  } else {
+    const stale = ready.filter((w) => w.generation !== state.generation);
+    if (stale.length > 0) {
+      problems.push(`workers ${stale.map((w) => `${w.id}@gen${w.generation}`).join(', ')} are not of generation ${state.generation}`);
+    }
+  }
+  if (sim.alive().length !== live.length) {
+    problems.push(`${sim.alive().length} processes alive but ${live.length} workers known`);
+  }
+  return problems;
+}
+
+/** Runs a sequence of commands, then settles, checks convergence, stops, and checks the exit. */
+export function runScenario(config: CoreConfig, commands: Iterable<Cmd>): Sim {
+  const sim = checkedSim(config);
+  fc.modelRun(() => ({ model: {}, real: sim }), commands);
+  settle(sim);
+  const problems = convergenceProblems(sim);
+  if (problems.length > 0) throw new Error(`not converged:\n  ${problems.join('\n  ')}`);
+  if (sim.exitCode === null) {
+    sim.dispatch({ type: 'signal.term', signal: 'SIGTERM' });
+    settle(sim);
+    if (sim.exitCode !== 0) throw new Error(`SIGTERM after settling exited ${sim.exitCode}`);
+  }
+  if (sim.alive().length > 0) {
+    throw new Error(`exited ${sim.exitCode} with process(es) ${sim.alive().map((p) => p.id).join(', ')} alive`);
+  }
+  return sim;
+}
+
+export const commandsArb = fc.commands(commandArbs, { maxCommands: 60 });

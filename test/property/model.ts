@@ -222,3 +222,23 @@ export function runScenario(config: CoreConfig, commands: Iterable<Cmd>): Sim {
 }
 
 export const commandsArb = fc.commands(commandArbs, { maxCommands: 60 });
+
+/** Replays a failure: ZD_PROPERTY_SEED and ZD_PROPERTY_PATH, as printed by a failing run. */
+export const replay = process.env.ZD_PROPERTY_SEED
+  ? { seed: Number(process.env.ZD_PROPERTY_SEED), path: process.env.ZD_PROPERTY_PATH }
+  : {};
+
+/**
+ * fc.assert, but the failure names the broken invariant: the report has the seed, the path, the
+ * shrunk counterexample, and the error the shrunk counterexample raised (fast-check keeps that as
+ * a cause, which the test runner does not print).
+ */
+export function assertProperty<Ts>(property: fc.IProperty<Ts>, params: fc.Parameters<Ts> = {}): void {
+  const details = fc.check(property, { numRuns: RUNS, ...replay, ...params });
+  if (!details.failed) return;
+  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+  throw new Error(
+    `${fc.defaultReportMessage(details)}\n\nThe shrunk counterexample broke:\n${error}\n\n` +
+      `Replay: ZD_PROPERTY_SEED=${details.seed} ZD_PROPERTY_PATH=${details.counterexamplePath} node test/run.js property`,
+  );
+}

@@ -7,17 +7,12 @@
 //   ZD_PROPERTY_SEED=<seed> ZD_PROPERTY_PATH=<path> node test/run.js property/reducer
 import fc from 'fast-check';
 import { test } from 'node:test';
-import { commandsArb, configArb, RUNS, runScenario } from './model.ts';
-
-const replay = process.env.ZD_PROPERTY_SEED
-  ? { seed: Number(process.env.ZD_PROPERTY_SEED), path: process.env.ZD_PROPERTY_PATH }
-  : {};
+import { assertProperty, commandsArb, configArb, RUNS, runScenario } from './model.ts';
 
 test(`invariants hold after every step, and the pool converges and exits cleanly (${RUNS} runs)`, () => {
-  fc.assert(
+  assertProperty(
     fc.property(configArb, commandsArb, (config, commands) => {
       runScenario(config, commands);
     }),
-    { numRuns: RUNS, verbose: 1, ...replay },
   );
 });

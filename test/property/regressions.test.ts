@@ -1,0 +1,44 @@
+// Shrunk counterexamples, kept as named regression tests. Each was found by the property suite
+// (test/property/reducer.property.test.ts) against a deliberately broken reducer while building
+// issue #3, or by the invariants against a real bug; each must stay fixed.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkedSim, simConfig } from '../helpers/sim.ts';
+
+describe('regressions', () => {
+  // Seed runner's bug: a worker replaced on `disconnect` instead of `exit`. The property suite
+  // shrank it to: 1 worker, ready, its channel closes → I7 (a live worker in no slot, N+1 alive).
+  it('a closed channel is not a crash: no replacement until the worker exits', () => {
+    const sim = checkedSim(simConfig({ workers: 1 }));
+    sim.bootAll();
+    sim.proc(1).connected = false;
+    sim.dispatch({ type: 'worker.disconnect', workerId: 1 });
+    sim.advance(60_000);
+    assert.equal(sim.procs.size, 1, 'nothing forked on disconnect');
+    sim.die(1, 0);
+    sim.advance(100);
+    assert.equal(sim.procs.size, 2, 'replaced on exit');
+  });
+
+  // Draining the old worker when its replacement is forked rather than ready. Shrunk to:
+  // 1 worker, ready, SIGHUP → I1 (ready workers 1 → 0 on signal.hup).
+  it('SIGHUP with one worker keeps it serving until the replacement is ready', () => {
+    const sim = checkedSim(simConfig({ workers: 1 }));
+    sim.bootAll();
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    assert.deepEqual(sim.readyIds(), [1]);
+    assert.deepEqual(sim.proc(1).messages, []);
+  });
+
+  // Found by I7 in the scenario tests: a worker that missed its ready deadline was still counted
+  // by its slot until the kill escalation reaped it, so a rollout aborted (and a slot respawned)
+  // only seconds after the deadline.
+  it('a missed ready deadline aborts the rollout at the deadline, not after the kill escalation', () => {
+    const sim = checkedSim(simConfig({ workers: 1, readyTimeoutMs: 1000, killTimeoutMs: 500 }));
+    sim.bootAll();
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    sim.advance(1000);
+    assert.equal(sim.state.lastRollout?.outcome, 'aborted');
+    assert.equal(sim.proc(2).alive, true, 'still being stopped');
+  });
+});

@@ -35,7 +35,10 @@ async function run(argv: string[]): Promise<number> {
       logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),
   });
   const runtime = new Runtime(env, logger);
-  logger.info({ code: 'ZD_CONFIG', app: options.app, ...options.config }, `zd ${process.pid} running ${options.app}`);
+  logger.info(
+    { code: 'ZD_CONFIG', primaryPid: process.pid, node: process.version, app: options.app, args: options.args, ...options.config },
+    `zd ${process.pid} running ${options.app}`,
+  );
   runtime.start(options.config);
   return runtime.exited;
 }

@@ -14,7 +14,8 @@ export function createLogger(format: LogFormat, level = process.env.ZD_LOG_LEVEL
   const options = {
     name: 'zd',
     level,
-    base: { pid: process.pid },
+    // No pid in every line: a worker's line carries the worker's `pid`; zd's own is in ZD_CONFIG.
+    base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (format === 'pretty') {

@@ -1,8 +1,8 @@
 // HTTP against 127.0.0.1 only, one new connection per request (agent: false), so every request is
 // routed afresh by the cluster and a drained worker cannot hide behind a kept-alive socket.
-import { get } from 'node:http';
-import { trackPid } from './pids.js';
-import { sleep } from './wait.js';
+import { Agent, get } from 'node:http';
+import { trackPid } from './pids.ts';
+import { sleep } from './wait.ts';
 
 export interface AppReply {
   pid: number;
@@ -28,9 +28,14 @@ export class RequestError extends Error {
   }
 }
 
-export function getJson<T = AppReply>(port: number, path = '/', timeoutMs = 3000): Promise<JsonResponse<T>> {
+export function getJson<T = AppReply>(
+  port: number,
+  path = '/',
+  timeoutMs = 3000,
+  agent: Agent | false = false,
+): Promise<JsonResponse<T>> {
   return new Promise((resolve, reject) => {
-    const request = get({ host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs }, (response) => {
+    const request = get({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
@@ -118,14 +123,23 @@ export interface Poller {
   stop(): Promise<PollReport>;
 }
 
+const activePollers = new Set<() => void>();
+
+/** Ends every poller still running (a failed test never reached its `stop()`). */
+export function stopPollers(): void {
+  for (const stop of activePollers) stop();
+}
+
 /**
- * Asks `path` on a fresh connection every `intervalMs` (one request at a time) until stopped, or
- * `maxMs` elapses, or `maxRequests` were made. Records every success and every failure.
+ * Asks `path` every `intervalMs` (one request at a time) until stopped, or `maxMs` elapses, or
+ * `maxRequests` were made. Records every success and every failure. Each request is a fresh
+ * connection unless `keepAlive`, which reuses one socket for as long as the server keeps it open.
  */
 export function poller(
   port: number,
-  { intervalMs = 10, maxMs = 30_000, maxRequests = 5000, path = '/', timeoutMs = 3000 } = {},
+  { intervalMs = 10, maxMs = 30_000, maxRequests = 5000, path = '/', timeoutMs = 3000, keepAlive = false } = {},
 ): Poller {
+  const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1 }) : false;
   const report: PollReport = {
     requests: 0,
     successes: [],
@@ -137,6 +151,10 @@ export function poller(
   let stopping = false;
   let running = true;
   const started = Date.now();
+  const stop = () => {
+    stopping = true;
+  };
+  activePollers.add(stop);
 
   const loop = (async () => {
     while (!stopping) {
@@ -150,7 +168,7 @@ export function poller(
       }
       report.requests++;
       try {
-        const { json } = await getJson(port, path, timeoutMs);
+        const { json } = await getJson(port, path, timeoutMs, agent);
         report.successes.push(json);
         report.pids.add(json.pid);
         report.generations.add(json.generation);
@@ -160,6 +178,8 @@ export function poller(
       }
       await sleep(intervalMs);
     }
+    if (agent) agent.destroy();
+    activePollers.delete(stop);
     running = false;
   })();
 
@@ -179,7 +199,7 @@ export function poller(
       }
     },
     async stop() {
-      stopping = true;
+      stop();
       await loop;
       return report;
     },

@@ -2,7 +2,7 @@
 // that a failing test still leaves nothing behind: killAll() SIGKILLs them all, and it also runs
 // when the test process exits.
 import { readFileSync, readdirSync } from 'node:fs';
-import { sleep } from './wait.js';
+import { sleep } from './wait.ts';
 
 const pids = new Set<number>();
 const groups = new Set<number>();

@@ -3,9 +3,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { descendants, isAlive, killAll, trackGroup, trackPid } from './pids.js';
+import { stopPollers } from './http.ts';
+import { descendants, isAlive, killAll, trackGroup, trackPid } from './pids.ts';
 
-export { assertAllDead, descendants, isAlive, killAll, trackPid } from './pids.js';
+export { assertAllDead, descendants, isAlive, killAll, trackPid } from './pids.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 // ZD_TEST_BIN points the suite at another build of the CLI (the helpers were first tried on a stub).
@@ -17,8 +18,14 @@ export interface ZdLog {
   code: string;
   msg: string;
   level: number;
-  time: number;
+  /** pino's timestamp: epoch ms, or an ISO string with `stdTimeFunctions.isoTime`. */
+  time: number | string;
   [field: string]: unknown;
+}
+
+/** When zd logged this line, in epoch ms, whichever timestamp format pino was given. */
+export function timeOf(log: ZdLog): number {
+  return typeof log.time === 'number' ? log.time : Date.parse(log.time);
 }
 
 export interface Exit {
@@ -255,13 +262,14 @@ export function startZd(args: string[], options?: StartOptions): Zd {
   return new Zd(args, options);
 }
 
-/** `zd run <app> …` with short deadlines, so a misbehaving zd fails a test quickly. */
+/** `zd run <app> …flags`; pass `fastFlags` (or shorter) so a misbehaving zd fails a test quickly. */
 export function runApp(app: string, flags: string[] = [], options?: StartOptions): Zd {
   return startZd(['run', app, ...flags], options);
 }
 
-/** Kills every zd tree still running and every pid ever seen; use as `after(cleanup)`. */
+/** Stops pollers, kills every zd tree still running and every pid ever seen; use as `afterEach(cleanup)`. */
 export function cleanup(): void {
+  stopPollers();
   for (const zd of live) {
     try {
       process.kill(-zd.pid, 'SIGKILL');

@@ -234,11 +234,19 @@ export const replay = process.env.ZD_PROPERTY_SEED
  * a cause, which the test runner does not print).
  */
 export function assertProperty<Ts>(property: fc.IProperty<Ts>, params: fc.Parameters<Ts> = {}): void {
-  const details = fc.check(property, { numRuns: RUNS, ...replay, ...params });
+  throwIfFailed(fc.check(property, { numRuns: RUNS, ...replay, ...params }), 'property');
+}
+
+/** The same for properties over real processes (fc.asyncProperty). */
+export async function assertAsyncProperty<Ts>(property: fc.IAsyncProperty<Ts>, params: fc.Parameters<Ts>, testPath: string): Promise<void> {
+  throwIfFailed(await fc.check(property, { ...replay, ...params }), testPath);
+}
+
+function throwIfFailed<Ts>(details: fc.RunDetails<Ts>, testPath: string): void {
   if (!details.failed) return;
   const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
   throw new Error(
     `${fc.defaultReportMessage(details)}\n\nThe shrunk counterexample broke:\n${error}\n\n` +
-      `Replay: ZD_PROPERTY_SEED=${details.seed} ZD_PROPERTY_PATH=${details.counterexamplePath} node test/run.js property`,
+      `Replay: ZD_PROPERTY_SEED=${details.seed} ZD_PROPERTY_PATH=${details.counterexamplePath} node test/run.js ${testPath}`,
   );
 }

@@ -1,0 +1,149 @@
+// Issue #3, process level: the real `zd run` on a fixture app, driven by random sequences of real
+// SIGHUPs, SIGKILLs of random workers and deploys that crash on boot, then SIGTERM, while a
+// client probes over HTTP the whole time (a new connection per probe, 127.0.0.1 only).
+//
+// After each sequence: the only failed probes are those in flight when a worker was SIGKILLed;
+// zd exited 0; and no process of the tree is left (checked by pid).
+//
+// CI runs 20 sequences; ZD_PROPERTY_RUNS scales it (runs / 50, so 100000 gives 2000).
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+import fc from 'fast-check';
+import { getJson } from '../helpers/http.ts';
+import { freePort } from '../helpers/ports.ts';
+import { cleanupCopies, copyFixture, readFixture } from '../helpers/tmp.ts';
+import { sleep } from '../helpers/wait.ts';
+import { assertAllDead, cleanup, runApp, type Zd } from '../helpers/zd.ts';
+import { assertAsyncProperty } from './model.ts';
+
+const RUNS = Math.max(20, Math.floor(Number(process.env.ZD_PROPERTY_RUNS ?? 1000) / 50));
+const FLAGS = ['-w', '2', '--ready-timeout', '2s', '--drain-timeout', '1s', '--kill-timeout', '500ms', '--max-restarts', '50'];
+
+afterEach(() => {
+  cleanup();
+  cleanupCopies();
+});
+
+type Step =
+  | { kind: 'hup'; pauseMs: number }
+  | { kind: 'kill'; pick: number }
+  | { kind: 'badDeploy' }
+  | { kind: 'pause'; ms: number };
+
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 3, arbitrary: fc.integer({ min: 0, max: 300 }).map((pauseMs) => ({ kind: 'hup' as const, pauseMs })) },
+  { weight: 3, arbitrary: fc.nat().map((pick) => ({ kind: 'kill' as const, pick })) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'badDeploy' as const }) },
+  { weight: 1, arbitrary: fc.integer({ min: 20, max: 300 }).map((ms) => ({ kind: 'pause' as const, ms })) },
+);
+
+interface Probe {
+  start: number;
+  end: number;
+  error: string | null;
+}
+
+/**
+ * Probes until stopped, from 4 loops at once: a request handed to a worker that is then SIGKILLed
+ * can hang until it resets, and one such request must not leave the rest of the window unprobed.
+ * Bounded: at most 20 s and 20 000 requests.
+ */
+function probe(port: number) {
+  const probes: Probe[] = [];
+  let stopped = false;
+  const loop = async () => {
+    const until = Date.now() + 20_000;
+    while (!stopped && Date.now() < until && probes.length < 20_000) {
+      const start = Date.now();
+      try {
+        await getJson(port, '/', 2000);
+        probes.push({ start, end: Date.now(), error: null });
+      } catch (error) {
+        probes.push({ start, end: Date.now(), error: (error as Error).message });
+      }
+      await sleep(3);
+    }
+  };
+  const loops = Promise.all([loop(), loop(), loop(), loop()]);
+  return {
+    probes,
+    stop: async () => {
+      stopped = true;
+      await loops;
+    },
+  };
+}
+
+/** Workers serving now, from zd's own log: ready, and neither draining nor gone. */
+function readyPids(zd: Zd): number[] {
+  const out = new Set([...zd.logs('ZD_WORKER_EXITED'), ...zd.logs('ZD_WORKER_DRAINING')].map((l) => l.pid as number));
+  return zd.logs('ZD_WORKER_READY').map((l) => l.pid as number).filter((pid) => !out.has(pid));
+}
+
+test(`real zd under random SIGHUP, SIGKILL and bad deploys: no unexplained failed request, exit 0, nothing left (${RUNS} sequences)`, async () => {
+  const good = readFixture('serve.cjs');
+  const bad = readFixture('crash-on-boot.cjs');
+  await assertAsyncProperty(
+    fc.asyncProperty(fc.array(stepArb, { minLength: 2, maxLength: 6 }), async (steps) => {
+      const port = await freePort();
+      const app = copyFixture('serve.cjs');
+      const zd = runApp(app.file, FLAGS, { env: { PORT: String(port) } });
+      try {
+        await zd.waitForLog('ZD_READY', undefined, 10_000);
+        const client = probe(port);
+        const kills: number[] = [];
+        for (const step of steps) {
+          if (step.kind === 'hup') {
+            zd.signal('SIGHUP');
+            await sleep(step.pauseMs);
+          } else if (step.kind === 'pause') {
+            await sleep(step.ms);
+          } else if (step.kind === 'kill') {
+            // Keep one worker serving: a test that kills the last one measures an outage it made.
+            const ready = readyPids(zd);
+            if (ready.length < 2) continue;
+            const pid = ready[step.pick % ready.length]!;
+            const since = zd.mark();
+            kills.push(Date.now());
+            process.kill(pid, 'SIGKILL');
+            await zd.waitForLog('ZD_WORKER_READY', undefined, 5000, since);
+          } else {
+            const since = zd.mark();
+            app.write(bad);
+            zd.signal('SIGHUP');
+            await zd.waitForLog('ZD_RELOAD_ABORTED', undefined, 8000, since);
+            app.write(good);
+          }
+        }
+        const stopAt = Date.now();
+        zd.signal('SIGTERM');
+        const exit = await zd.waitForExit(10_000);
+        await client.stop();
+
+        assert.deepEqual(exit, { code: 0, signal: null }, zd.transcript());
+        // Allowed: a probe in flight when a worker was SIGKILLed. Probes begun after SIGTERM, or in
+        // its last 10 ms, are not judged: a connection still in the accept queue when the workers
+        // close the shared listener is reset (TCP has no graceful close for a listening socket;
+        // a deployment stops routing first). Requests a worker has accepted finish: see
+        // test/integration/shutdown.test.ts.
+        const inFlightAtKill = (p: Probe) => kills.some((at) => p.start <= at + 20 && p.end >= at);
+        const unexplained = client.probes.filter((p) => p.error !== null && p.start < stopAt - 10 && !inFlightAtKill(p));
+        assert.deepEqual(
+          unexplained,
+          [],
+          `failed probes not explained by a SIGKILL (steps ${JSON.stringify(steps)})\n${zd.entries.map((l) => `${l.time} ${l.code} ${l.msg}`).join('\n')}`,
+        );
+        assert.ok(
+          client.probes.some((p) => p.error === null),
+          `the client was served (steps ${JSON.stringify(steps)}, probes ${JSON.stringify(client.probes.slice(0, 5))}, stop at ${stopAt})`,
+        );
+        await assertAllDead([zd.pid, ...zd.workerPids()], 3000);
+      } finally {
+        cleanup();
+        app.cleanup();
+      }
+    }),
+    { numRuns: RUNS, endOnFailure: true },
+    'property/process',
+  );
+});

@@ -1,10 +1,14 @@
 // zd's entry point: parses the command line, starts the runtime, and owns the only process.exit.
+import { fileURLToPath } from 'node:url';
 import { createClusterEnv } from '../shell/cluster-env.ts';
 import { createLogger, defaultLogFormat } from '../shell/logger.ts';
 import { Runtime } from '../shell/runtime.ts';
 import { ZdError } from '../errors.ts';
 import { MAIN_HELP, runHelp } from './help.ts';
 import { parseRunArgs } from './run-options.ts';
+
+/** Preloaded into every worker: drains keep-alive connections with no change to the app. */
+const WORKER_BOOTSTRAP = fileURLToPath(new URL('../worker/bootstrap.cjs', import.meta.url));
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -29,7 +33,8 @@ async function run(argv: string[]): Promise<number> {
   const env = createClusterEnv({
     app: options.app,
     args: options.args,
-    execArgv: workerExecArgv(process.execArgv),
+    execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP],
+    workerEnv: { ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs) },
     stderr: process.stderr,
     onIoError: (workerId, what, error) =>
       logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),

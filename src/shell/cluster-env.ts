@@ -11,6 +11,8 @@ export interface ClusterEnvOptions {
   args: string[];
   /** Node flags for the workers. */
   execArgv: string[];
+  /** Added to every worker's environment. */
+  workerEnv: Record<string, string>;
   /** Where a worker's stderr is forwarded, unchanged. */
   stderr: NodeJS.WritableStream;
   /** Reports an I/O failure the core does not model (a failed send, a channel error). */
@@ -42,6 +44,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
       let worker: Worker;
       try {
         worker = cluster.fork({
+          ...options.workerEnv,
           ZD_WORKER_ID: String(workerId),
           ZD_WORKER_SLOT: String(spec.slot),
           ZD_GENERATION: String(spec.generation),

@@ -1,9 +1,8 @@
-// A client that keeps one connection alive across rolling restarts. Both tests are known to fail
-// today (marked todo so they report without failing the suite; drop the todo once fixed):
-// the old worker's server.close(), run by cluster's disconnect, closes only the keep-alive sockets
-// idle at that instant. A request the client is writing on one of those gets ECONNRESET; a socket
-// busy at that instant is never closed, so that client stays on the old generation, after
-// ZD_RELOAD_DONE, until the drain deadline's SIGTERM resets it.
+// A client that keeps one connection alive across rolling restarts (issue #4). Without zd's worker
+// bootstrap both failed: the old worker's server.close(), run by cluster's disconnect, cut the
+// keep-alive sockets idle at that instant (ECONNRESET for a request being written on one), and a
+// socket busy at that instant was never closed, so the client stayed on the old generation until
+// the drain deadline's SIGTERM reset it.
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { describeFailures, poller } from '../helpers/http.ts';
@@ -25,7 +24,6 @@ async function startWithKeepAliveClient() {
 
 test(
   'a keep-alive client sees no failed request across rolling restarts',
-  { todo: 'a draining worker closes idle keep-alive sockets under the client (ECONNRESET)' },
   async () => {
     const { zd, client } = await startWithKeepAliveClient();
     for (const generation of [2, 3, 4]) {
@@ -42,7 +40,6 @@ test(
 
 test(
   'a keep-alive client is served by the new generation soon after ZD_RELOAD_DONE',
-  { todo: 'a busy keep-alive connection keeps an old worker serving until the drain deadline' },
   async () => {
     const { zd, client } = await startWithKeepAliveClient();
     for (const generation of [2, 3, 4, 5, 6, 7]) {

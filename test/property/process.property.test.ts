@@ -100,6 +100,9 @@ test(`real zd under random SIGHUP, SIGKILL and bad deploys: no unexplained faile
             await sleep(step.ms);
           } else if (step.kind === 'kill') {
             // Keep one worker serving: a test that kills the last one measures an outage it made.
+            // zd logs a replacement's READY and its predecessor's DRAINING in one step; let both
+            // lines arrive before reading who serves.
+            await sleep(30);
             const ready = readyPids(zd);
             if (ready.length < 2) continue;
             const pid = ready[step.pick % ready.length]!;

@@ -1,0 +1,128 @@
+// @ts-check
+// Preloaded into every zd worker (`node --require …/bootstrap.cjs app.js`), so that draining loses
+// no request with no change to the app. Plain CommonJS on purpose: it runs in the app's process,
+// before the app, and must not bring a compiler or a module loader of zd's with it.
+//
+// HTTP/1.1 has no safe way to close an idle keep-alive connection: a client may be writing its next
+// request on it at that very moment (PM2's ~2 % ECONNRESET on reload). So when a server closes —
+// because zd drains the worker (cluster's disconnect closes every server) or the app closes it —
+// its connections are retired the way HTTP allows:
+//   - a request in flight, or arriving on a kept-alive connection, is answered `Connection: close`;
+//   - an idle connection is left to the keep-alive timeout the server advertised
+//     (`Keep-Alive: timeout=5`), which well-behaved clients honour by closing first, and is only
+//     cut at that timeout, capped below zd's drain deadline;
+// and once zd's drain has closed every server and the app's onShutdown hooks have settled, the
+// worker exits 0. What is still open at the drain deadline (a WebSocket, a hook that never settles)
+// is zd's to end, with SIGTERM then SIGKILL: the app's own SIGTERM handler still runs.
+'use strict';
+
+const http = require('node:http');
+const https = require('node:https');
+const net = require('node:net');
+const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')));
+const { shared } = require('./shared.cjs');
+
+const drainBudgetMs = Number(process.env.ZD_DRAIN_TIMEOUT_MS) || 30_000;
+
+/** @type {Set<net.Server>} */
+const servers = new Set();
+/** @type {Set<net.Server>} */
+const closing = new Set();
+
+const originalListen = net.Server.prototype.listen;
+// Every server the app starts passes through here, whatever framework made it.
+/** @this {net.Server} @param {any[]} args */
+net.Server.prototype.listen = function listen(...args) {
+  track(this);
+  return originalListen.apply(this, /** @type {any} */ (args));
+};
+
+/** @param {net.Server} server */
+function track(server) {
+  if (servers.has(server)) return;
+  servers.add(server);
+  if (!(server instanceof http.Server || server instanceof https.Server)) return;
+  const httpServer = /** @type {http.Server} */ (server);
+  /** @type {Set<import('node:net').Socket>} */
+  const sockets = new Set();
+  /** Sockets with a request in progress. */
+  /** @type {Set<import('node:net').Socket>} */
+  const busy = new Set();
+
+  httpServer.prependListener('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      busy.delete(socket);
+    });
+  });
+  httpServer.prependListener('request', (req, res) => {
+    busy.add(req.socket);
+    // Decided before the app writes its headers: Node then sends `Connection: close` and closes
+    // the connection once this response is done.
+    if (shared.draining) res.shouldKeepAlive = false;
+    res.once('close', () => busy.delete(req.socket));
+  });
+
+  const closeIdle = httpServer.closeIdleConnections?.bind(httpServer);
+  if (closeIdle) {
+    // http.Server#close() cuts idle connections at once (Node ≥ 19). While retiring, idle ones
+    // are cut only when the keep-alive timeout the clients were told has passed.
+    httpServer.closeIdleConnections = () => {
+      if (!closing.has(httpServer)) closeIdle();
+    };
+  }
+
+  const originalClose = httpServer.close;
+  /** @param {((err?: Error) => void) | undefined} callback */
+  httpServer.close = function close(callback) {
+    if (closing.has(httpServer)) return originalClose.call(httpServer, callback);
+    closing.add(httpServer);
+    // cluster sets exitedAfterDisconnect before closing the worker's servers on zd's disconnect.
+    if (cluster.worker?.exitedAfterDisconnect) startDrain();
+    for (const socket of busy) markClosing(socket);
+    const keepAliveMs = httpServer.keepAliveTimeout > 0 ? httpServer.keepAliveTimeout : 5000;
+    // Cut idle connections by the time clients were told to expect it, and well before the deadline.
+    const idleCutMs = Math.max(0, Math.min(keepAliveMs, drainBudgetMs - 500));
+    setTimeout(() => {
+      for (const socket of sockets) if (!busy.has(socket)) socket.destroy();
+    }, idleCutMs).unref();
+    originalClose.call(httpServer, (/** @type {Error | undefined} */ error) => {
+      servers.delete(httpServer);
+      callback?.(error);
+      maybeExit();
+    });
+    return httpServer;
+  };
+
+  /** A busy connection closes after its current response. @param {import('node:net').Socket} socket */
+  function markClosing(socket) {
+    const res = /** @type {any} */ (socket)._httpMessage;
+    if (res && !res.headersSent) res.shouldKeepAlive = false;
+  }
+}
+
+/** zd began draining this worker: the app's onShutdown hooks run now. */
+function startDrain() {
+  if (shared.draining) return;
+  shared.draining = true;
+  shared.hooksDone = Promise.allSettled(shared.hooks.map((hook) => Promise.resolve().then(hook))).then(() => undefined);
+  maybeExit(); // an app with no server has nothing else to wait for
+}
+
+function maybeExit() {
+  if (!shared.draining) return;
+  for (const server of servers) if (server.listening || closing.has(server)) return;
+  exitSoon();
+}
+
+function exitSoon() {
+  void shared.hooksDone.then(() => {
+    if (process.exitCode === undefined) process.exitCode = 0;
+    setImmediate(() => process.exit());
+  });
+}
+
+// zd's `{ type: 'zd:shutdown' }` arrives just before the disconnect; apps that opted in to
+// onShutdown hear it through the API, and the drain starts even if an app has no server.
+shared.onShutdownMessage = startDrain;

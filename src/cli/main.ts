@@ -1,5 +1,5 @@
 // zd's entry point: parses the command line, starts the runtime, and owns the only process.exit.
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { createClusterEnv } from '../shell/cluster-env.ts';
 import { createLogger, defaultLogFormat } from '../shell/logger.ts';
 import { Runtime } from '../shell/runtime.ts';
@@ -7,8 +7,11 @@ import { ZdError } from '../errors.ts';
 import { MAIN_HELP, runHelp } from './help.ts';
 import { parseRunArgs } from './run-options.ts';
 
-/** Preloaded into every worker: drains keep-alive connections with no change to the app. */
-const WORKER_BOOTSTRAP = fileURLToPath(new URL('../worker/bootstrap.cjs', import.meta.url));
+/**
+ * Preloaded into every worker: drains keep-alive connections with no change to the app. Resolved
+ * through the package's own exports, so the source and the dist/ bundle find the same file.
+ */
+const WORKER_BOOTSTRAP = createRequire(import.meta.url).resolve('zd/worker-bootstrap');
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

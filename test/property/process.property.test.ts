@@ -91,7 +91,7 @@ test(`real zd under random SIGHUP, SIGKILL and bad deploys: no unexplained faile
       try {
         await zd.waitForLog('ZD_READY', undefined, 10_000);
         const client = probe(port);
-        const kills: number[] = [];
+        const kills: Array<{ pid: number; at: number }> = [];
         for (const step of steps) {
           if (step.kind === 'hup') {
             zd.signal('SIGHUP');
@@ -107,7 +107,7 @@ test(`real zd under random SIGHUP, SIGKILL and bad deploys: no unexplained faile
             if (ready.length < 2) continue;
             const pid = ready[step.pick % ready.length]!;
             const since = zd.mark();
-            kills.push(Date.now());
+            kills.push({ pid, at: Date.now() });
             process.kill(pid, 'SIGKILL');
             await zd.waitForLog('ZD_WORKER_READY', undefined, 5000, since);
           } else {
@@ -129,7 +129,13 @@ test(`real zd under random SIGHUP, SIGKILL and bad deploys: no unexplained faile
         // close the shared listener is reset (TCP has no graceful close for a listening socket;
         // a deployment stops routing first). Requests a worker has accepted finish: see
         // test/integration/shutdown.test.ts.
-        const inFlightAtKill = (p: Probe) => kills.some((at) => p.start <= at + 20 && p.end >= at);
+        // Until the primary has seen a killed worker's exit, cluster may still hand it connections:
+        // a kill's window runs from the signal to zd's ZD_WORKER_EXITED for that pid.
+        const windows = kills.map(({ pid, at }) => {
+          const exited = zd.logs('ZD_WORKER_EXITED').find((l) => l.pid === pid);
+          return { from: at, to: exited ? Date.parse(String(exited.time)) : at + 20 };
+        });
+        const inFlightAtKill = (p: Probe) => windows.some((w) => p.start <= w.to && p.end >= w.from);
         const unexplained = client.probes.filter((p) => p.error !== null && p.start < stopAt - 10 && !inFlightAtKill(p));
         assert.deepEqual(
           unexplained,

@@ -10,6 +10,15 @@ export const ERROR_CODES = {
   ZD_E_APP_MISSING: 'app file not found',
   ZD_E_APP_NOT_FILE: 'app is not a file',
   ZD_E_APP_UNREADABLE: 'app file unreadable',
+  ZD_E_RUNTIME_DIR: 'runtime directory unusable',
+  ZD_E_CONTROL_SOCKET: 'control socket unusable',
+  ZD_E_NAME_TAKEN: 'instance name taken',
+  ZD_E_NOT_RUNNING: 'no such instance',
+  ZD_E_AMBIGUOUS: 'several instances',
+  ZD_E_TIMEOUT: 'no answer in time',
+  ZD_E_CONTROL: 'control request failed',
+  ZD_E_RELOAD_ABORTED: 'reload aborted',
+  ZD_E_RELOAD_REFUSED: 'reload refused',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

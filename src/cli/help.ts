@@ -5,19 +5,29 @@ export const MAIN_HELP = `zd — a zero-downtime runner for Node.js HTTP apps
 
 Usage:
   zd run <app.js> [options] [-- app args]   run the app in N workers, reload on SIGHUP
+  zd status [name] [--json]                 each worker's state, pid, memory, CPU; the rollout
+  zd reload [name] [--wait [--timeout D]]   rolling restart (like SIGHUP); --wait: until it ends
+  zd stop [name]                            graceful stop (like SIGTERM)
+  zd list [--json]                          running instances
+  zd inspect [name] [--json | --web [--port P]] | zd inspect --machine worker|rollout
   zd --help | zd run --help
+
+The name may be left out when one instance runs. Instances are found through control sockets in
+$XDG_RUNTIME_DIR/zd (else <tmp>/zd-<uid>), a directory only you can enter.
 
 Signals to the zd process:
   SIGHUP, SIGUSR2   rolling restart: each new worker is ready before an old one drains
   SIGTERM, SIGINT   drain every worker and exit 0; a second one kills them and exits 143/130
 
-Exit codes: 0 stopped cleanly, 1 the app could not run (no worker ever ready, or a crash loop),
-2 bad command line, 130/143 forced by a second SIGINT/SIGTERM.
+Exit codes: 0 stopped cleanly, 1 the app could not run (no worker ever ready, or a crash loop)
+or a control request failed (no such instance, reload aborted), 2 bad command line, 130/143
+forced by a second SIGINT/SIGTERM.
 `;
 
 export function runHelp(): string {
   const rows = RUN_OPTIONS.map((o) => {
-    const name = `${o.short ? `-${o.short}, ` : '    '}--${o.flag} ${o.kind === 'enum' ? o.values!.join('|') : o.kind === 'duration' ? 'DURATION' : 'N'}`;
+    const value = o.kind === 'enum' ? o.values!.join('|') : o.kind === 'duration' ? 'DURATION' : o.kind === 'text' ? o.flag.toUpperCase() : 'N';
+    const name = `${o.short ? `-${o.short}, ` : '    '}--${o.flag} ${value}`;
     return `  ${name.padEnd(36)} ${o.help} (default: ${o.default})`;
   });
   return `Usage: zd run <app.js> [options] [-- app args]

@@ -6,6 +6,9 @@ import { Runtime } from '../shell/runtime.ts';
 import { ZdError } from '../errors.ts';
 import { MAIN_HELP, runHelp } from './help.ts';
 import { parseRunArgs } from './run-options.ts';
+import { ControlServer } from '../control/server.ts';
+import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
+import { listCommand, reloadCommand, statusCommand, stopCommand } from './control-commands.ts';
 
 /**
  * Preloaded into every worker: drains keep-alive connections with no change to the app. Resolved
@@ -27,12 +30,27 @@ async function main(argv: string[]): Promise<number> {
     }
     return run(rest);
   }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(MAIN_HELP);
+    return 0;
+  }
+  const control = CONTROL_COMMANDS[command];
+  if (control) return control(rest);
   throw new ZdError('ZD_E_USAGE', `unknown command '${command}' (see zd --help)`);
 }
+
+const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  status: statusCommand,
+  reload: reloadCommand,
+  stop: stopCommand,
+  list: listCommand,
+};
 
 async function run(argv: string[]): Promise<number> {
   const options = parseRunArgs(argv, process.env);
   const logger = createLogger(options.logFormat ?? defaultLogFormat(process.stderr));
+  const dir = runtimeDir();
+  ensureRuntimeDir(dir);
   const env = createClusterEnv({
     app: options.app,
     args: options.args,
@@ -43,12 +61,26 @@ async function run(argv: string[]): Promise<number> {
       logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),
   });
   const runtime = new Runtime(env, logger);
+  const control = new ControlServer({
+    path: socketPath(dir, options.name),
+    name: options.name,
+    app: options.app,
+    pidfile: options.pidfile,
+    runtime,
+    logger,
+  });
+  // Before any fork: a name clash or an unusable runtime directory fails with nothing to clean up.
+  await control.listen();
   logger.info(
-    { code: 'ZD_CONFIG', primaryPid: process.pid, node: process.version, app: options.app, args: options.args, ...options.config },
-    `zd ${process.pid} running ${options.app}`,
+    { code: 'ZD_CONFIG', primaryPid: process.pid, node: process.version, name: options.name, app: options.app, args: options.args, ...options.config },
+    `zd ${process.pid} running ${options.app} as '${options.name}'`,
   );
   runtime.start(options.config);
-  return runtime.exited;
+  try {
+    return await runtime.exited;
+  } finally {
+    control.close();
+  }
 }
 
 /** Node flags the primary was started with, minus zd's own TypeScript loader. */

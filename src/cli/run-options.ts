@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULTS, type CoreConfig } from '../core/config.ts';
+import { checkName, defaultName } from '../control/paths.ts';
 import { ZdError } from '../errors.ts';
 import type { LogFormat } from '../shell/logger.ts';
 import { formatDuration, parseDuration } from './duration.ts';
@@ -13,12 +14,15 @@ export interface RunOptions {
   args: string[];
   config: CoreConfig;
   logFormat: LogFormat | null;
+  /** The instance's name for `zd status/reload/stop/inspect` (its control socket's name). */
+  name: string;
+  pidfile: string | null;
 }
 
 /** A sane ceiling: beyond it a typo (`-w 4000`) would fork-bomb the host. */
 export const MAX_WORKERS = 1024;
 
-type Kind = 'count' | 'duration' | 'enum';
+type Kind = 'count' | 'duration' | 'enum' | 'text';
 interface OptionSpec {
   flag: string;
   short?: string;
@@ -39,6 +43,8 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'kill-timeout', kind: 'duration', key: 'killTimeoutMs', min: 1, help: 'time after SIGTERM before SIGKILL', default: formatDuration(DEFAULTS.killTimeoutMs) },
   { flag: 'max-restarts', kind: 'count', key: 'maxRestarts', min: 0, help: 'consecutive unstable restarts of a worker before it is declared a crash loop', default: String(DEFAULTS.maxRestarts) },
   { flag: 'log-format', kind: 'enum', values: ['json', 'pretty'], key: null, help: "zd's own log lines on stderr", default: 'pretty on a terminal, else json' },
+  { flag: 'name', kind: 'text', key: null, help: 'instance name for zd status/reload/stop/inspect', default: "the app file's name" },
+  { flag: 'pidfile', kind: 'text', key: null, help: "write the primary's pid here (for kill -HUP $(cat FILE))", default: 'none' },
 ];
 
 export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv): RunOptions {
@@ -68,14 +74,19 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv): RunOptions
 
   const config: CoreConfig = { ...DEFAULTS, workers: defaultWorkers(env) };
   let logFormat: LogFormat | null = null;
+  let name: string | null = null;
+  let pidfile: string | null = null;
   for (const spec of RUN_OPTIONS) {
     const raw = parsed.values[spec.flag];
     if (raw === undefined) continue;
     const value = convert(spec, String(raw), `--${spec.flag}`);
     if (spec.key) (config as unknown as Record<string, unknown>)[spec.key] = value;
     else if (spec.flag === 'log-format') logFormat = value as LogFormat;
+    else if (spec.flag === 'name') name = checkName(String(value));
+    else if (spec.flag === 'pidfile') pidfile = resolve(String(value));
   }
-  return { app: checkApp(appArg), args: appArgs, config, logFormat };
+  const app = checkApp(appArg);
+  return { app, args: appArgs, config, logFormat, name: name ?? defaultName(app), pidfile };
 }
 
 function defaultWorkers(env: NodeJS.ProcessEnv): number {
@@ -85,6 +96,10 @@ function defaultWorkers(env: NodeJS.ProcessEnv): number {
 }
 
 function convert(spec: OptionSpec, raw: string, name: string): number | string {
+  if (spec.kind === 'text') {
+    if (raw.trim() === '') throw new ZdError('ZD_E_BAD_VALUE', `${name} needs a value`);
+    return raw;
+  }
   if (spec.kind === 'enum') {
     if (!spec.values!.includes(raw)) {
       throw new ZdError('ZD_E_BAD_VALUE', `${name} must be one of ${spec.values!.join(', ')}, not '${raw}'`);

@@ -18,6 +18,8 @@ export type PrimaryEvent =
   | { type: 'signal.hup'; signal: ReloadSignal }
   | { type: 'signal.term'; signal: TermSignal }
   | { type: 'control.reload' }
+  /** `zd stop`: the same graceful stop as SIGTERM. */
+  | { type: 'control.stop' }
   | { type: 'timer.fired'; timerId: string };
 
 export type PrimaryEventType = PrimaryEvent['type'];

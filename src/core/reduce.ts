@@ -164,7 +164,9 @@ class Draft {
       case 'control.reload':
         return this.requestReload(event.type === 'signal.hup' ? event.signal : 'control');
       case 'signal.term':
-        return this.terminate(event.signal);
+        return this.terminate(event.signal, event.signal);
+      case 'control.stop':
+        return this.terminate('SIGTERM', 'zd stop');
       case 'timer.fired':
         return this.timerFired(event.timerId);
     }
@@ -583,18 +585,20 @@ class Draft {
 
   // -- stopping ---------------------------------------------------------------------------------
 
-  private terminate(signal: 'SIGTERM' | 'SIGINT'): void {
+  /** A stop asked for by a signal or by `zd stop` (`source`), which counts as SIGTERM. */
+  private terminate(signal: 'SIGTERM' | 'SIGINT', source: string): void {
     if (this.s.phase !== 'stopping') {
       this.s.stopSignal = signal;
-      this.log('info', 'ZD_SHUTDOWN', `${signal}: draining every worker, then exiting (send it again to force)`, {
+      this.log('info', 'ZD_SHUTDOWN', `${source}: draining every worker, then exiting (send it again to force)`, {
         signal,
+        source,
       });
       this.beginStop(EXIT.ok);
       return;
     }
     // A second signal: the user is done waiting.
     const code = signal === 'SIGINT' ? EXIT.forcedInt : EXIT.forcedTerm;
-    this.log('warn', 'ZD_SHUTDOWN_FORCED', `${signal} again: killing every worker now`, { signal });
+    this.log('warn', 'ZD_SHUTDOWN_FORCED', `${source} again: killing every worker now`, { signal, source });
     for (const entry of liveWorkers(this.s)) this.toWorker(entry.id, { type: 'kill' });
     this.s.exitCode = code;
     this.exit();

@@ -3,12 +3,17 @@
 import type { CoreConfig } from '../core/config.ts';
 import type { Effect } from '../core/effects.ts';
 import type { PrimaryEvent } from '../core/events.ts';
-import { init, reduce } from '../core/reduce.ts';
+import { init, reduce, type MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
 import type { Env } from './env.ts';
 import type { Logger } from './logger.ts';
 
-export type StateListener = (state: PrimaryState, event: PrimaryEvent | null, effects: Effect[]) => void;
+export type StateListener = (
+  state: PrimaryState,
+  event: PrimaryEvent | null,
+  effects: Effect[],
+  transitions: MachineTransition[],
+) => void;
 
 const SIGNALS = ['SIGHUP', 'SIGUSR2', 'SIGTERM', 'SIGINT'] as const;
 
@@ -43,7 +48,7 @@ export class Runtime {
     this.running = true; // effects of init may report events at once: queue them, don't re-enter
     try {
       const step = init(config);
-      this.commit(step.state, null, step.effects);
+      this.commit(step.state, null, step.effects, step.transitions);
     } finally {
       this.running = false;
     }
@@ -72,17 +77,17 @@ export class Runtime {
       while (this.queue.length > 0) {
         const next = this.queue.shift()!;
         const step = reduce(this.state, next);
-        this.commit(step.state, next, step.effects);
+        this.commit(step.state, next, step.effects, step.transitions);
       }
     } finally {
       this.running = false;
     }
   }
 
-  private commit(state: PrimaryState, event: PrimaryEvent | null, effects: Effect[]): void {
+  private commit(state: PrimaryState, event: PrimaryEvent | null, effects: Effect[], transitions: MachineTransition[]): void {
     this.state = state;
     for (const effect of effects) this.execute(effect);
-    for (const listener of this.listeners) listener(state, event, effects);
+    for (const listener of this.listeners) listener(state, event, effects, transitions);
   }
 
   private execute(effect: Effect): void {

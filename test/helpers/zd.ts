@@ -1,6 +1,8 @@
 // Runs the real CLI (`node bin/zd.js …`) as a child process and reads its pino log lines from stderr.
 // Every pid it sees goes into the registry in pids.ts, so `after(killAll)` cleans up even on failure.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopPollers } from './http.ts';
@@ -9,6 +11,13 @@ import { descendants, isAlive, killAll, trackGroup, trackPid } from './pids.ts';
 export { assertAllDead, descendants, isAlive, killAll, trackPid } from './pids.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Each test process gets its own runtime directory for control sockets, so that its instances
+ * never meet a user's, a benchmark's or another test file's (an instance name is per directory).
+ */
+export const testRuntimeDir = mkdtempSync(join(tmpdir(), 'zd-rt-'));
+process.once('exit', () => rmSync(testRuntimeDir, { recursive: true, force: true }));
 // ZD_TEST_BIN points the suite at another build of the CLI (the helpers were first tried on a stub).
 export const zdBin = process.env.ZD_TEST_BIN ?? join(repoRoot, 'bin', 'zd.js');
 
@@ -73,7 +82,7 @@ export class Zd {
 
   constructor(args: string[], options: StartOptions = {}) {
     this.args = args;
-    const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+    const env: Record<string, string | undefined> = { ...process.env, ZD_RUNTIME_DIR: testRuntimeDir, ...options.env };
     // node --test marks its children; zd and its workers are not test files.
     delete env.NODE_TEST_CONTEXT;
     for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];

@@ -1,0 +1,102 @@
+// `zd status | reload | stop | list`: requests to a running primary over its control socket.
+import { parseArgs } from 'node:util';
+import { findInstance, liveInstances, request } from '../control/client.ts';
+import { ZdError } from '../errors.ts';
+import { parseDuration } from './duration.ts';
+import { formatStatus, type DecoratedStatus } from './status-format.ts';
+
+const REPLY_TIMEOUT_MS = 10_000;
+
+function parse(argv: string[], command: string, options: Record<string, { type: 'boolean' | 'string' }>) {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    if (positionals.length > 1) throw new ZdError('ZD_E_USAGE', `zd ${command} takes at most one instance name (see zd --help)`);
+    return { values, name: positionals[0] };
+  } catch (error) {
+    if (error instanceof ZdError) throw error;
+    throw new ZdError('ZD_E_UNKNOWN_FLAG', `${(error as Error).message.split('\n')[0]!.split('. ')[0]} (see zd --help)`);
+  }
+}
+
+function failed(message: Record<string, unknown>): ZdError | null {
+  if (message.ok !== false) return null;
+  const error = message.error as { code?: string; message?: string } | undefined;
+  const code = error?.code === 'ZD_E_RELOAD_ABORTED' || error?.code === 'ZD_E_RELOAD_REFUSED' ? error.code : 'ZD_E_CONTROL';
+  return new ZdError(code, error?.message ?? 'the request failed', 1);
+}
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values, name } = parse(argv, 'status', { json: { type: 'boolean' } });
+  const instance = await findInstance(name);
+  let status: DecoratedStatus | null = null;
+  let error: ZdError | null = null;
+  await request(instance, { cmd: 'status' }, (message) => {
+    error = failed(message);
+    status = (message.status as DecoratedStatus) ?? null;
+    return false;
+  }, REPLY_TIMEOUT_MS);
+  if (error) throw error;
+  if (!status) throw new ZdError('ZD_E_CONTROL', `'${instance.name}' closed the connection without an answer`, 1);
+  process.stdout.write(values.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+  return 0;
+}
+
+export async function reloadCommand(argv: string[]): Promise<number> {
+  const { values, name } = parse(argv, 'reload', { wait: { type: 'boolean' }, timeout: { type: 'string' } });
+  const timeoutMs = values.timeout === undefined ? 10 * 60_000 : parseDuration(String(values.timeout));
+  if (timeoutMs === null) throw new ZdError('ZD_E_BAD_DURATION', `--timeout '${values.timeout}' is not a duration (use 30s, 5m, …)`);
+  if (values.timeout !== undefined && !values.wait) throw new ZdError('ZD_E_USAGE', '--timeout goes with --wait');
+  const instance = await findInstance(name);
+  const wait = values.wait === true;
+  let outcome: Record<string, unknown> | null = null;
+  await request(instance, { cmd: 'reload', wait }, (message) => {
+    outcome = message;
+    return false;
+  }, wait ? timeoutMs : REPLY_TIMEOUT_MS);
+  if (!outcome) throw new ZdError('ZD_E_CONTROL', `'${instance.name}' closed the connection before the reload ended`, 1);
+  const error = failed(outcome);
+  if (error) throw error;
+  const reply = outcome as { generation: number; queued?: boolean; outcome?: string };
+  process.stdout.write(
+    wait
+      ? `zd: '${instance.name}' now serves generation ${reply.generation}\n`
+      : `zd: '${instance.name}' ${reply.queued ? 'queued' : 'started'} a rolling restart to generation ${reply.generation}\n`,
+  );
+  return 0;
+}
+
+export async function stopCommand(argv: string[]): Promise<number> {
+  const { name } = parse(argv, 'stop', {});
+  const instance = await findInstance(name);
+  await request(instance, { cmd: 'stop' }, (message) => {
+    const error = failed(message);
+    if (error) throw error;
+    return false;
+  }, REPLY_TIMEOUT_MS);
+  process.stdout.write(`zd: '${instance.name}' is stopping (draining its workers)\n`);
+  return 0;
+}
+
+export async function listCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, 'list', { json: { type: 'boolean' } });
+  const rows: Array<{ name: string; pid: number | null; phase: string; ready: string; generation: number | null; app: string }> = [];
+  for (const instance of await liveInstances()) {
+    let row = { name: instance.name, pid: null as number | null, phase: '?', ready: '?', generation: null as number | null, app: '?' };
+    await request(instance, { cmd: 'status' }, (message) => {
+      const s = message.status as DecoratedStatus | undefined;
+      if (s) row = { name: instance.name, pid: s.primary.pid, phase: s.phase, ready: `${s.ready}/${s.desired}`, generation: s.generation, app: s.app };
+      return false;
+    }, REPLY_TIMEOUT_MS).catch(() => undefined);
+    rows.push(row);
+  }
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  } else if (rows.length === 0) {
+    process.stdout.write('no zd instance is running\n');
+  } else {
+    const cells = [['NAME', 'PID', 'PHASE', 'READY', 'GEN', 'APP'], ...rows.map((r) => [r.name, String(r.pid ?? '-'), r.phase, r.ready, String(r.generation ?? '-'), r.app])];
+    const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
+    process.stdout.write(`${cells.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,67 @@
+// `zd status` as a person reads it. Pure formatting of what the control socket answered.
+import type { StatusView, WorkerStatus } from '../core/status.ts';
+
+export interface ProcUsage {
+  rssBytes: number | null;
+  cpuPercent: number | null;
+}
+
+export type DecoratedStatus = Omit<StatusView, 'workers'> & {
+  name: string;
+  app: string;
+  primary: { pid: number; uptimeMs: number } & ProcUsage;
+  workers: Array<WorkerStatus & ProcUsage & { readyForMs: number | null }>;
+};
+
+export function formatStatus(s: DecoratedStatus): string {
+  const lines = [
+    `zd '${s.name}' — ${s.app}`,
+    `primary pid ${s.primary.pid}, up ${duration(s.primary.uptimeMs)}, ${bytes(s.primary.rssBytes)}; ${s.phase}, generation ${s.generation}, ${s.ready}/${s.desired} ready`,
+    '',
+  ];
+  const header = ['ID', 'PID', 'GEN', 'SLOT', 'STATE', 'READY FOR', 'RESTARTS', 'RSS', 'CPU'];
+  const rows = s.workers.map((w) => [
+    String(w.id),
+    String(w.pid ?? '-'),
+    String(w.generation),
+    String(w.slot),
+    w.state,
+    w.readyForMs === null ? '-' : duration(w.readyForMs),
+    String(w.restarts),
+    bytes(w.rssBytes),
+    w.cpuPercent === null ? '-' : `${w.cpuPercent}%`,
+  ]);
+  lines.push(...table([header, ...rows]));
+  lines.push('');
+  if (s.rollout) {
+    lines.push(
+      `rollout: ${s.rollout.state} to generation ${s.rollout.generation}, ${s.rollout.replaced}/${s.rollout.total} replaced` +
+        (s.rollout.bootingSlots.length ? `, booting slot ${s.rollout.bootingSlots.join(', ')}` : ''),
+    );
+  } else {
+    lines.push('rollout: idle');
+  }
+  if (s.reloadQueued) lines.push('a reload is queued after the current rollout');
+  if (s.lastRollout) {
+    lines.push(`last rollout: generation ${s.lastRollout.generation} ${s.lastRollout.outcome}${s.lastRollout.reason ? ` (${s.lastRollout.reason})` : ''}`);
+  }
+  if (s.parkedSlots.length) lines.push(`crash loop: slot ${s.parkedSlots.join(', ')} parked until the next reload`);
+  return `${lines.join('\n')}\n`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+export function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export function bytes(n: number | null): string {
+  if (n === null) return '-';
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}

@@ -1,0 +1,62 @@
+// The control socket's protocol: newline-delimited JSON, one request per line, validated at the
+// edge. Pure: the server and the CLI client both use it, neither trusts the other's bytes.
+
+/** A request line longer than this is refused and the connection closed. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+export type ControlRequest =
+  | { cmd: 'status' }
+  | { cmd: 'reload'; wait?: boolean }
+  | { cmd: 'stop' }
+  | { cmd: 'inspect' };
+
+export type ControlErrorCode =
+  | 'ZD_E_BAD_JSON'
+  | 'ZD_E_BAD_REQUEST'
+  | 'ZD_E_UNKNOWN_COMMAND'
+  | 'ZD_E_TOO_LARGE'
+  | 'ZD_E_RELOAD_REFUSED'
+  | 'ZD_E_RELOAD_ABORTED';
+
+export interface ControlError {
+  ok: false;
+  error: { code: ControlErrorCode; message: string };
+}
+
+export const COMMANDS = ['status', 'reload', 'stop', 'inspect'] as const;
+
+export function errorReply(code: ControlErrorCode, message: string): ControlError {
+  return { ok: false, error: { code, message } };
+}
+
+/** Parses and validates one request line: a request, or the error to answer with. */
+export function parseRequest(line: string): ControlRequest | ControlError {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return errorReply('ZD_E_BAD_JSON', 'the request is not JSON: send one JSON object per line');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return errorReply('ZD_E_BAD_REQUEST', 'the request must be a JSON object like {"cmd":"status"}');
+  }
+  const { cmd, ...rest } = value as Record<string, unknown>;
+  if (typeof cmd !== 'string') return errorReply('ZD_E_BAD_REQUEST', 'the request has no "cmd" string');
+  if (!(COMMANDS as readonly string[]).includes(cmd)) {
+    return errorReply('ZD_E_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(cmd).slice(0, 60)}: use one of ${COMMANDS.join(', ')}`);
+  }
+  const allowed = cmd === 'reload' ? ['wait'] : [];
+  const extra = Object.keys(rest).filter((key) => !allowed.includes(key));
+  if (extra.length > 0) return errorReply('ZD_E_BAD_REQUEST', `unexpected field ${JSON.stringify(extra[0]).slice(0, 60)} for ${cmd}`);
+  if (cmd === 'reload') {
+    if (rest.wait !== undefined && typeof rest.wait !== 'boolean') {
+      return errorReply('ZD_E_BAD_REQUEST', '"wait" must be true or false');
+    }
+    return rest.wait === undefined ? { cmd } : { cmd, wait: rest.wait as boolean };
+  }
+  return { cmd } as ControlRequest;
+}
+
+export function isControlError(value: unknown): value is ControlError {
+  return typeof value === 'object' && value !== null && (value as { ok?: unknown }).ok === false;
+}

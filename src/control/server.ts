@@ -1,0 +1,245 @@
+// The running primary's control socket: status, reload (optionally waiting for the outcome),
+// stop, and a live stream of steps for `zd inspect`. Part of the shell: it reads the runtime's
+// state and dispatches events; every decision stays in the reducer.
+import { lstatSync, unlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { MachineTransition } from '../core/reduce.ts';
+import type { PrimaryState } from '../core/state.ts';
+import { statusView } from '../core/status.ts';
+import { ZdError } from '../errors.ts';
+import type { Logger } from '../shell/logger.ts';
+import type { Runtime } from '../shell/runtime.ts';
+import { procSample, cpuPercent, type ProcSample } from './proc.ts';
+import { errorReply, MAX_REQUEST_BYTES, parseRequest, type ControlRequest } from './protocol.ts';
+
+export interface ControlServerOptions {
+  path: string;
+  name: string;
+  app: string;
+  pidfile: string | null;
+  runtime: Runtime;
+  logger: Logger;
+}
+
+/** A slow inspector is dropped rather than buffered without bound. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+const CPU_SAMPLE_MS = 200;
+
+export class ControlServer {
+  private server: Server | null = null;
+  private readonly startedAt = Date.now();
+  /** When each worker last became ready (the core has no clock). */
+  private readonly readySince = new Map<number, number>();
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly options: ControlServerOptions) {
+    options.runtime.subscribe((_state, _event, _effects, transitions) => this.onStep(transitions));
+  }
+
+  async listen(): Promise<void> {
+    const { path } = this.options;
+    await removeStaleSocket(path, this.options.logger);
+    const server = createServer((socket) => this.onConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new ZdError('ZD_E_CONTROL_SOCKET', `cannot listen on ${path}: ${error.message}`, 1)),
+      );
+      server.listen(path, () => resolve());
+    });
+    chmodSync(path, 0o600);
+    server.on('error', (error) => this.options.logger.warn({ code: 'ZD_CONTROL_ERROR', err: error.message }, 'control socket error'));
+    this.server = server;
+    if (this.options.pidfile) writeFileSync(this.options.pidfile, `${process.pid}\n`, { mode: 0o644 });
+  }
+
+  close(): void {
+    for (const socket of this.sockets) socket.destroy();
+    this.server?.close();
+    this.server = null;
+    rmSync(this.options.path, { force: true });
+    if (this.options.pidfile) rmSync(this.options.pidfile, { force: true });
+  }
+
+  private onStep(transitions: MachineTransition[]): void {
+    const now = Date.now();
+    for (const t of transitions) {
+      if (t.machine !== 'worker') continue;
+      if (t.to.startsWith('listening') && !t.from.startsWith('listening')) this.readySince.set(t.id, now);
+      if (t.to.startsWith('dead')) this.readySince.delete(t.id);
+    }
+  }
+
+  private onConnection(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setEncoding('utf8');
+    let buffer = '';
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      for (let newline = buffer.indexOf('\n'); newline !== -1; newline = buffer.indexOf('\n')) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        if (line !== '') this.onLine(socket, line);
+      }
+      if (buffer.length > MAX_REQUEST_BYTES) {
+        buffer = '';
+        reply(socket, errorReply('ZD_E_TOO_LARGE', `a request line may be at most ${MAX_REQUEST_BYTES} bytes`));
+        socket.end();
+      }
+    });
+  }
+
+  private onLine(socket: Socket, line: string): void {
+    const request = parseRequest(line);
+    if ('ok' in request) {
+      reply(socket, request);
+      return;
+    }
+    void this.handle(socket, request).catch((error: Error) => {
+      this.options.logger.warn({ code: 'ZD_CONTROL_ERROR', err: error.message }, 'control request failed');
+      socket.destroy();
+    });
+  }
+
+  private async handle(socket: Socket, request: ControlRequest): Promise<void> {
+    const { runtime } = this.options;
+    switch (request.cmd) {
+      case 'status':
+        reply(socket, { ok: true, status: await this.status() });
+        return;
+      case 'stop':
+        reply(socket, { ok: true, stopping: true });
+        runtime.dispatch({ type: 'control.stop' });
+        return;
+      case 'reload':
+        return this.reload(socket, request.wait === true);
+      case 'inspect':
+        return this.inspect(socket);
+    }
+  }
+
+  /** The status view with what only the shell knows: times, memory and CPU of each process. */
+  async status() {
+    const view = statusView(this.options.runtime.snapshot);
+    const pids = [process.pid, ...view.workers.flatMap((w) => (w.pid === null ? [] : [w.pid]))];
+    const first = new Map(pids.map((pid) => [pid, procSample(pid)] as const));
+    await new Promise((resolve) => setTimeout(resolve, CPU_SAMPLE_MS));
+    const second = new Map(pids.map((pid) => [pid, procSample(pid)] as const));
+    const usage = (pid: number | null) => {
+      if (pid === null) return { rssBytes: null, cpuPercent: null };
+      const a = first.get(pid) as ProcSample | null;
+      const b = second.get(pid) as ProcSample | null;
+      return { rssBytes: b?.rssBytes ?? null, cpuPercent: a && b ? cpuPercent(a, b) : null };
+    };
+    const now = Date.now();
+    return {
+      ...view,
+      name: this.options.name,
+      app: this.options.app,
+      primary: { pid: process.pid, uptimeMs: now - this.startedAt, ...usage(process.pid) },
+      workers: view.workers.map((w) => ({
+        ...w,
+        readyForMs: this.readySince.has(w.id) ? now - this.readySince.get(w.id)! : null,
+        ...usage(w.pid),
+      })),
+    };
+  }
+
+  private reload(socket: Socket, wait: boolean): void {
+    const { runtime } = this.options;
+    const before = runtime.snapshot;
+    runtime.dispatch({ type: 'control.reload' });
+    const after = runtime.snapshot;
+    if (after.counters.reloadsRefused > before.counters.reloadsRefused) {
+      reply(socket, errorReply('ZD_E_RELOAD_REFUSED', 'reload refused: zd is shutting down'));
+      return;
+    }
+    const started = after.counters.rolloutsStarted > before.counters.rolloutsStarted;
+    // Queued or coalesced: it runs as the rollout after the current one (or the first one).
+    const generation = started ? after.rollout!.context.generation : (after.rollout?.context.generation ?? after.generation) + 1;
+    if (!wait) {
+      reply(socket, { ok: true, generation, queued: !started });
+      return;
+    }
+    const check = (state: PrimaryState) => {
+      const last = state.lastRollout;
+      if (last && last.generation >= generation) {
+        finish();
+        if (last.outcome === 'done') reply(socket, { ok: true, generation: last.generation, outcome: 'done' });
+        else reply(socket, errorReply('ZD_E_RELOAD_ABORTED', `rollout to generation ${last.generation} aborted: ${last.reason}`));
+        socket.end();
+      } else if (state.phase === 'stopping' || state.phase === 'exited') {
+        finish();
+        reply(socket, errorReply('ZD_E_RELOAD_REFUSED', 'zd is shutting down: the reload will not run'));
+        socket.end();
+      }
+    };
+    const unsubscribe = runtime.subscribe((state) => check(state));
+    const finish = () => {
+      unsubscribe();
+      socket.off('close', unsubscribe);
+    };
+    socket.on('close', unsubscribe);
+    check(after);
+  }
+
+  private async inspect(socket: Socket): Promise<void> {
+    const { runtime, name, app } = this.options;
+    const send = (message: object) => {
+      if (socket.writableLength > MAX_BUFFERED_BYTES) {
+        socket.destroy();
+        return;
+      }
+      reply(socket, message);
+    };
+    send({ type: 'hello', name, app, pid: process.pid, at: Date.now() });
+    send({ type: 'snapshot', at: Date.now(), status: statusView(runtime.snapshot) });
+    const unsubscribe = runtime.subscribe((state, event, effects, transitions) => {
+      const logs = effects.flatMap((e) => (e.type === 'log' ? [{ level: e.level, code: e.code, msg: e.msg }] : []));
+      send({ type: 'step', at: Date.now(), event, transitions, logs, status: statusView(state) });
+    });
+    socket.on('close', unsubscribe);
+  }
+}
+
+function reply(socket: Socket, message: object): void {
+  if (!socket.destroyed && socket.writable) socket.write(`${JSON.stringify(message)}\n`);
+}
+
+/**
+ * A socket left by a primary that was killed is removed; one that answers belongs to a running
+ * instance and is never touched; anything that is not a socket is refused, not deleted.
+ */
+async function removeStaleSocket(path: string, logger: Logger): Promise<void> {
+  let stat;
+  try {
+    stat = lstatSync(path);
+  } catch {
+    return; // nothing there
+  }
+  if (!stat.isSocket()) {
+    throw new ZdError('ZD_E_CONTROL_SOCKET', `${path} exists and is not a socket: remove it or choose another --name`, 1);
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    const timer = setTimeout(() => {
+      probe.destroy();
+      resolve(true); // it accepted but said nothing in time: someone is there
+    }, 1000);
+    probe.once('connect', () => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+  if (alive) {
+    throw new ZdError('ZD_E_NAME_TAKEN', `a zd instance is already running with this name (${path}): stop it, or pass --name`, 1);
+  }
+  unlinkSync(path);
+  logger.info({ code: 'ZD_STALE_SOCKET', path }, `removed a stale control socket left by a zd that was killed: ${path}`);
+}

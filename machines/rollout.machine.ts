@@ -5,7 +5,12 @@
 // forks the new worker, or adopts one of the new generation already booting there), hears back
 // `rollout.ready` or `rollout.failed` for that slot, and answers `retire` (drain the slot's old
 // worker now that the new one serves) or, on failure, aborts and asks for every replacement still
-// booting to be stopped. At most `surge` replacements boot at once.
+// booting to be stopped.
+//
+// Its shape is Kubernetes': up to `surge` replacements boot beside the old workers, and up to
+// `unavailable` more slots may be worked on by retiring their old worker first (`retireFirst`),
+// when the reducer finds the capacity for it. surge 1, unavailable 0 is one slot at a time, each
+// replacement ready before its predecessor drains.
 //
 // It has no timers of its own: each replacement's boot deadline is its worker machine's.
 import { setup } from 'xstate';
@@ -15,16 +20,23 @@ export interface RolloutInput {
   /** Slots to replace, in order. */
   slots: number[];
   surge: number;
+  unavailable: number;
+  /** Why: a new generation (reload) or the same code for a worker that must go (memory, hang). */
+  kind: 'reload' | 'replace';
 }
 
 export interface RolloutContext {
   generation: number;
+  kind: 'reload' | 'replace';
   surge: number;
+  unavailable: number;
   total: number;
   /** Slots not started yet. */
   pending: number[];
   /** Slots whose replacement is booting. */
   booting: number[];
+  /** Booting slots started with `retireFirst` (at most `unavailable`). */
+  early: number[];
   replaced: number;
   failure: { slot: number; reason: string } | null;
 }
@@ -44,7 +56,7 @@ const base = setup({
   },
   actions: {
     // Named effects the reducer carries out.
-    replace: (_, _params: { slot: number }) => {},
+    replace: (_, _params: { slot: number; retireFirst: boolean }) => {},
     retire: (_, _params: { slot: number }) => {},
     stopReplacement: (_, _params: { slot: number }) => {},
   },
@@ -64,21 +76,29 @@ const base = setup({
 export const rolloutMachine = base
   .extend({
     actions: {
-      /** Start as many replacements as the surge allows. */
+      /** Start as many slots as surge and unavailability allow. */
       surge: base.enqueueActions(({ context, enqueue }) => {
-        const room = Math.max(0, context.surge - context.booting.length);
+        const room = Math.max(0, context.surge + context.unavailable - context.booting.length);
         const next = context.pending.slice(0, room);
         if (next.length === 0) return;
+        let early = context.early.length;
+        const started = next.map((slot) => {
+          const retireFirst = early < context.unavailable;
+          if (retireFirst) early++;
+          return { slot, retireFirst };
+        });
         enqueue.assign({
           pending: context.pending.slice(next.length),
           booting: [...context.booting, ...next],
+          early: [...context.early, ...started.filter((s) => s.retireFirst).map((s) => s.slot)],
         });
-        for (const slot of next) enqueue({ type: 'replace', params: { slot } });
+        for (const params of started) enqueue({ type: 'replace', params });
       }),
       completeSlot: base.enqueueActions(({ context, event, enqueue }) => {
         if (event.type !== 'rollout.ready') return;
         enqueue.assign({
           booting: context.booting.filter((slot) => slot !== event.slot),
+          early: context.early.filter((slot) => slot !== event.slot),
           replaced: context.replaced + 1,
         });
         enqueue({ type: 'retire', params: { slot: event.slot } });
@@ -88,6 +108,7 @@ export const rolloutMachine = base
           return {
             failure: { slot: event.slot, reason: event.reason },
             booting: context.booting.filter((slot) => slot !== event.slot),
+            early: context.early.filter((slot) => slot !== event.slot),
           };
         }
         if (event.type === 'rollout.abort') return { failure: { slot: -1, reason: event.reason } };
@@ -95,7 +116,7 @@ export const rolloutMachine = base
       }),
       stopBooting: base.enqueueActions(({ context, enqueue }) => {
         for (const slot of context.booting) enqueue({ type: 'stopReplacement', params: { slot } });
-        enqueue.assign({ booting: [] });
+        enqueue.assign({ booting: [], early: [] });
       }),
     },
   })
@@ -103,10 +124,14 @@ export const rolloutMachine = base
   id: 'rollout',
   context: ({ input }) => ({
     generation: input.generation,
-    surge: Math.max(1, input.surge),
+    kind: input.kind,
+    // Kubernetes refuses surge 0 with unavailable 0: a rollout that can do nothing.
+    surge: input.unavailable > 0 ? Math.max(0, input.surge) : Math.max(1, input.surge),
+    unavailable: Math.max(0, input.unavailable),
     total: input.slots.length,
     pending: [...input.slots],
     booting: [],
+    early: [],
     replaced: 0,
     failure: null,
   }),

@@ -64,8 +64,9 @@ const base = setup({
     kill: (_, _params: { signal: 'SIGTERM' | 'SIGKILL' }) => {},
   },
   guards: {
-    readyOnListening: ({ context }) => context.readyOn === 'listening',
-    readyOnMessage: ({ context }) => context.readyOn === 'message',
+    // Readiness travels over the IPC channel: with the channel gone, a worker can never serve.
+    readyOnListening: ({ context }) => context.readyOn === 'listening' && context.connected,
+    readyOnMessage: ({ context }) => context.readyOn === 'message' && context.connected,
     timedOut: ({ context }) => context.stopReason === 'ready-timeout',
   },
   delays: {
@@ -135,11 +136,22 @@ export const workerMachine = base
       on: {
         drain: 'draining',
         'worker.exit': { target: 'dead.crashed', actions: 'recordExit' },
+        'worker.disconnect': { target: 'disconnected', actions: assign({ connected: false }) },
       },
       states: {
         // Stability resets the slot's crash backoff (a crash after 30 s up is not a crash loop).
         fresh: { after: { stableAfter: 'stable' } },
         stable: {},
+      },
+    },
+    // Its channel closed while it served (the app called process.disconnect(), or it is dying):
+    // cluster no longer routes to it. Replaced when it exits, never before (the seed runner's
+    // respawn-on-disconnect ran N+1 workers); a process that lingers gets the drain deadline.
+    disconnected: {
+      after: { drainTimeout: 'terminating' },
+      on: {
+        'worker.exit': { target: 'dead.crashed', actions: 'recordExit' },
+        kill: 'killing',
       },
     },
     draining: {

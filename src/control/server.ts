@@ -163,7 +163,7 @@ export class ControlServer {
       return;
     }
     const check = (state: PrimaryState) => {
-      const last = state.lastRollout;
+      const last = state.lastReload;
       if (last && last.generation >= generation) {
         finish();
         if (last.outcome === 'done') reply(socket, { ok: true, generation: last.generation, outcome: 'done' });

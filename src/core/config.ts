@@ -21,8 +21,20 @@ export interface CoreConfig {
   backoffMaxMs: number;
   /** Consecutive unstable restarts of one slot before it is declared a crash loop and parked. */
   maxRestarts: number;
-  /** New workers a rollout may have booting at once (Kubernetes' maxSurge). */
+  /** New workers a rollout may have booting beside the old ones (Kubernetes' maxSurge). */
   maxSurge: number;
+  /** Ready workers a rollout may retire before their replacement is ready (maxUnavailable). */
+  maxUnavailable: number;
+  /** Least time between two old workers starting to drain (0: no staggering). */
+  retireStaggerMs: number;
+  /** After SIGTERM: keep serving this long (readiness already failing) before draining. */
+  shutdownDelayMs: number;
+  /** A ready worker that does not answer a ping within this is replaced (0: no heartbeat). */
+  heartbeatTimeoutMs: number;
+  /** Time between a worker's answer and the next ping. */
+  heartbeatIntervalMs: number;
+  /** A ready worker using more memory than this is replaced (0: no limit). */
+  maxMemoryBytes: number;
 }
 
 export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
@@ -35,6 +47,12 @@ export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
   backoffMaxMs: 10_000,
   maxRestarts: 10,
   maxSurge: 1,
+  maxUnavailable: 0,
+  retireStaggerMs: 0,
+  shutdownDelayMs: 0,
+  heartbeatTimeoutMs: 0,
+  heartbeatIntervalMs: 5_000,
+  maxMemoryBytes: 0,
 };
 
 /** Delay before the n-th consecutive respawn of a slot (n ≥ 1): 100 ms doubling, capped. */

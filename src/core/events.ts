@@ -15,6 +15,8 @@ export type PrimaryEvent =
   | { type: 'worker.message'; workerId: WorkerId; message: unknown }
   | { type: 'worker.disconnect'; workerId: WorkerId }
   | { type: 'worker.exit'; workerId: WorkerId; code: number | null; signal: ExitSignal }
+  /** A memory sample of a worker, taken by the runtime. */
+  | { type: 'worker.memory'; workerId: WorkerId; rssBytes: number }
   | { type: 'signal.hup'; signal: ReloadSignal }
   | { type: 'signal.term'; signal: TermSignal }
   | { type: 'control.reload' }
@@ -23,6 +25,13 @@ export type PrimaryEvent =
   | { type: 'timer.fired'; timerId: string };
 
 export type PrimaryEventType = PrimaryEvent['type'];
+
+/** A worker's answer to a heartbeat ping. */
+export function pongSeq(message: unknown): number | null {
+  if (typeof message !== 'object' || message === null) return null;
+  const m = message as { type?: unknown; seq?: unknown };
+  return m.type === 'zd:pong' && typeof m.seq === 'number' ? m.seq : null;
+}
 
 /** A worker's IPC message that means "ready" (PM2's `wait_ready` convention, or zd's own). */
 export function isReadyMessage(message: unknown): boolean {

@@ -5,12 +5,13 @@
 // Each returns the broken invariants as lines "I<n> <what>", empty when all hold.
 import { addressedWorker, type Effect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
-import { isBooting, isDead, isLeaving, liveWorkers, matches, readyCount } from './queries.ts';
+import { isBooting, isDead, isLeaving, isReady, liveWorkers, matches, readyCount } from './queries.ts';
+import { pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import type { PrimaryState, WorkerEntry } from './state.ts';
 
 export const INVARIANTS = {
-  I1: 'a reload never lowers ready capacity: only a worker exit or a stop does',
-  I2: 'live workers ≤ N + surge + those leaving; rollout replacements booting ≤ surge',
+  I1: 'a rollout never takes ready capacity below N − maxUnavailable (nor lowers it when already below): only a worker exiting or losing its channel, or a stop, does',
+  I2: 'live workers ≤ N + surge + maxUnavailable + those leaving or awaiting their staggered drain; replacements booting ≤ surge + maxUnavailable',
   I3: 'no effect addresses a dead worker; nothing is sent or disconnected on a closed channel',
   I4: 'every wait has a pending deadline, and every pending timer has an owner',
   I5: 'at most one rollout; every reload request is started, coalesced, queued, refused or dropped',
@@ -25,6 +26,7 @@ export type InvariantId = keyof typeof INVARIANTS;
 const WAITS: Array<[state: string, delay: string]> = [
   ['booting', 'readyTimeout'],
   ['draining', 'drainTimeout'],
+  ['disconnected', 'drainTimeout'],
   ['stopping', 'killTimeout'],
   ['terminating', 'killTimeout'],
   ['killing', 'killTimeout'],
@@ -37,11 +39,16 @@ export function checkState(state: PrimaryState): string[] {
   const { config } = state;
 
   // I2
-  const leaving = live.filter(isLeaving).length;
-  const limit = config.workers + config.maxSurge + leaving;
+  // A worker that lost its channel is on its way out too, under its own deadline.
+  const goingAway = (w: WorkerEntry) => isLeaving(w) || matches(w, 'disconnected');
+  const leaving = live.filter(goingAway).length;
+  // Retiring first is done only when capacity allows (I1 comes first); otherwise the replacement
+  // boots beside its predecessor, spending the unavailability budget as surge.
+  const limit = config.workers + config.maxSurge + config.maxUnavailable + leaving + state.retiring.length;
   if (live.length > limit) fail('I2', `${live.length} live workers > ${limit}`);
   const replacements = state.slots.filter((slot) => slot.next !== null).length;
-  if (replacements > config.maxSurge) fail('I2', `${replacements} replacements booting > surge ${config.maxSurge}`);
+  const room = Math.max(1, config.maxSurge + config.maxUnavailable);
+  if (replacements > room) fail('I2', `${replacements} replacements booting > surge + unavailable ${room}`);
 
   // I4: every waiting worker has its deadline, every empty slot its respawn timer.
   if (state.phase !== 'exited') {
@@ -58,6 +65,19 @@ export function checkState(state: PrimaryState): string[] {
           fail('I4', `slot ${index} is empty with no respawn pending`);
         }
       });
+    }
+    if (state.retiring.length > 0 && !state.timers[STAGGER_TIMER]) {
+      fail('I4', `${state.retiring.length} worker(s) await a staggered drain with no stagger timer`);
+    }
+    if (state.phase === 'stopping' && !state.draining && !state.timers[STOP_DELAY_TIMER]) {
+      fail('I4', 'stopping, not draining yet, and no shutdown-delay timer');
+    }
+    if (config.heartbeatTimeoutMs > 0) {
+      for (const worker of live) {
+        if (isReady(worker) && !state.timers[pingTimerId(worker.id)] && !state.timers[pongTimerId(worker.id)]) {
+          fail('I4', `ready worker ${worker.id} has no heartbeat pending`);
+        }
+      }
     }
   }
   for (const [timerId, owner] of Object.entries(state.timers)) {
@@ -93,10 +113,15 @@ export function checkState(state: PrimaryState): string[] {
   });
   if (state.phase === 'running' || state.phase === 'starting') {
     for (const worker of live) {
-      if (!pointed.has(worker.id) && !isLeaving(worker)) {
-        fail('I7', `worker ${worker.id} is live, not leaving, and in no slot`);
+      if (!pointed.has(worker.id) && !isLeaving(worker) && !matches(worker, 'disconnected') && !state.retiring.includes(worker.id)) {
+        fail('I7', `worker ${worker.id} is live, not leaving, awaiting no drain, and in no slot`);
       }
     }
+  }
+  for (const id of state.retiring) {
+    const worker = state.workers[String(id)];
+    if (!worker || !isReady(worker)) fail('I7', `worker ${id} awaits a staggered drain but is not ready`);
+    if (pointed.has(id)) fail('I7', `worker ${id} awaits a staggered drain yet ${pointed.get(id)} points at it`);
   }
 
   // I8
@@ -110,12 +135,17 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   const broken = checkState(after);
   const fail = (id: InvariantId, detail: string) => broken.push(`${id} ${INVARIANTS[id]}: ${detail}`);
 
-  // I1: only a worker's exit (a crash) or a stop lowers the count of ready workers, by one at most.
+  // I1: a worker's exit (a crash) lowers the ready count by one; a stop may lower it to zero;
+  // anything else may only use the room maxUnavailable gives, down to N − maxUnavailable.
   if (event !== null) {
-    const lost = readyCount(before) - readyCount(after);
+    const was = readyCount(before);
+    const now = readyCount(after);
     const stopping = after.phase === 'stopping' || after.phase === 'exited';
-    if (lost > 0 && !stopping && !(event.type === 'worker.exit' && lost === 1)) {
-      fail('I1', `${event.type} lowered ready workers from ${readyCount(before)} to ${readyCount(after)}`);
+    const floor = Math.min(was, after.config.workers - after.config.maxUnavailable);
+    // A worker that exits, or whose channel closes, stops serving: one fewer.
+    const crash = (event.type === 'worker.exit' || event.type === 'worker.disconnect') && now >= Math.min(was - 1, floor);
+    if (now < was && now < floor && !stopping && !crash) {
+      fail('I1', `${event.type} lowered ready workers from ${was} to ${now} (floor ${floor})`);
     }
   }
 

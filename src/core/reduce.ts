@@ -18,7 +18,7 @@ import {
 } from '../../machines/worker.machine.ts';
 import { backoffMs, type CoreConfig } from './config.ts';
 import type { Effect, LogEffect } from './effects.ts';
-import { isReadyMessage, type PrimaryEvent, type WorkerId } from './events.ts';
+import { isReadyMessage, pongSeq, type PrimaryEvent, type WorkerId } from './events.ts';
 import {
   bootFailureReason,
   exitDescription,
@@ -33,7 +33,8 @@ import {
   readyCount,
   valueName,
 } from './queries.ts';
-import type { PrimaryState, SlotState, StoredSnapshot, WorkerEntry } from './state.ts';
+import type { PrimaryState, SlotState, StoredSnapshot, TimerOwner, WorkerEntry } from './state.ts';
+import { pingTimerId, pongTimerId, respawnTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 
 export interface Step {
   state: PrimaryState;
@@ -75,13 +76,18 @@ export function init(config: CoreConfig): Step {
     })),
     rollout: null,
     lastRollout: null,
+    lastReload: null,
     reloadQueued: false,
+    replaceQueue: [],
+    retiring: [],
+    draining: false,
     timers: {},
     allReadyAnnounced: false,
     lastBootFailure: null,
     counters: {
       reloadsRequested: 0,
       rolloutsStarted: 0,
+      replacementsStarted: 0,
       reloadsCoalesced: 0,
       reloadsRefused: 0,
       reloadsDropped: 0,
@@ -148,10 +154,15 @@ class Draft {
         return this.toWorker(event.workerId, { type: 'worker.online' });
       case 'worker.listening':
         return this.toWorker(event.workerId, { type: 'worker.listening' });
-      case 'worker.message':
-        // Other messages are the app's own business; only readiness concerns the primary.
+      case 'worker.message': {
+        // Other messages are the app's own business; readiness and heartbeats concern the primary.
         if (isReadyMessage(event.message)) this.toWorker(event.workerId, { type: 'worker.ready' });
+        const seq = pongSeq(event.message);
+        if (seq !== null) this.pong(event.workerId, seq);
         return;
+      }
+      case 'worker.memory':
+        return this.memorySample(event.workerId, event.rssBytes);
       case 'worker.disconnect':
         return this.toWorker(event.workerId, { type: 'worker.disconnect' });
       case 'worker.exit':
@@ -176,11 +187,25 @@ class Draft {
     const owner = this.s.timers[timerId];
     if (!owner) return; // cancelled after it was queued: stale
     delete this.s.timers[timerId];
-    if (owner.kind === 'worker') {
-      this.toWorker(owner.workerId, owner.event as WorkerEvent);
-    } else {
-      this.respawn(owner.slot);
+    switch (owner.kind) {
+      case 'worker':
+        return this.toWorker(owner.workerId, owner.event as WorkerEvent);
+      case 'respawn':
+        return this.respawn(owner.slot);
+      case 'stagger':
+        return this.nextRetirement();
+      case 'stop-delay':
+        return this.drainAll();
+      case 'ping':
+        return this.ping(owner.workerId);
+      case 'pong':
+        return this.pongOverdue(owner.workerId, owner.seq);
     }
+  }
+
+  private startTimer(timerId: string, owner: TimerOwner, ms: number): void {
+    this.s.timers[timerId] = owner;
+    this.effects.push({ type: 'timer.start', timerId, ms });
   }
 
   // -- workers ----------------------------------------------------------------------------------
@@ -205,6 +230,7 @@ class Draft {
       generation,
       machine: persist(snapshot),
       adopted: false,
+      pingSeq: 0,
     };
     this.s.workers[String(id)] = entry;
     this.effects.push({ type: 'fork', workerId: id, slot, generation });
@@ -233,6 +259,10 @@ class Draft {
     }
     this.workerActions(entry, actions);
     if (!wasReady && isReady(entry)) this.onReady(entry);
+    if (wasReady && !isReady(entry)) {
+      this.stopHeartbeat(entry);
+      this.s.retiring = this.s.retiring.filter((queued) => queued !== id); // going away already
+    }
     // A worker the machine itself took out of service (it died, or missed its ready deadline)
     // stops counting for its slot at once; the ones the reducer retires leave their slot first.
     const slot = this.slots[entry.slot]!;
@@ -289,6 +319,9 @@ class Draft {
       ...ids(entry),
       pid: entry.machine.context.pid,
     });
+    if (this.config.heartbeatTimeoutMs > 0) {
+      this.startTimer(pingTimerId(entry.id), { kind: 'ping', workerId: entry.id }, this.config.heartbeatIntervalMs);
+    }
     const slot = this.slots[entry.slot]!;
     if (slot.next === entry.id || (slot.worker === entry.id && entry.adopted)) {
       this.rolloutQueue.push({ type: 'rollout.ready', slot: entry.slot });
@@ -297,7 +330,7 @@ class Draft {
       this.s.phase = 'running';
       if (this.s.reloadQueued) {
         this.s.reloadQueued = false;
-        this.startRollout();
+        this.startReload();
       }
     }
     if (!this.s.allReadyAnnounced && readyCount(this.s) >= this.config.workers) {
@@ -317,6 +350,7 @@ class Draft {
     const outcome = outcomeOf(entry)!;
     const { pid, exit } = entry.machine.context;
     delete this.s.workers[String(entry.id)];
+    this.s.retiring = this.s.retiring.filter((id) => id !== entry.id);
     const unplanned = outcome === 'crashed' || outcome === 'bootFailed' || outcome === 'lost';
     this.log(
       unplanned ? 'warn' : 'info',
@@ -461,23 +495,45 @@ class Draft {
       }
       return;
     }
-    this.startRollout();
+    this.startReload();
   }
 
-  private startRollout(): void {
+  /** A rolling restart of every slot to a new generation. */
+  private startReload(): void {
     const generation = ++this.s.generation;
     this.s.counters.rolloutsStarted += 1;
-    const [initial] = initialTransition(rolloutMachine, {
-      generation,
-      slots: this.slots.map((_, index) => index),
-      surge: this.config.maxSurge,
-    });
-    this.s.rollout = persist(initial);
+    this.s.replaceQueue = []; // the reload replaces every slot anyway
     this.log('info', 'ZD_RELOAD_STARTED', `rolling restart to generation ${generation}`, {
       generation,
       workers: this.slots.length,
     });
+    this.startRollout('reload', generation, this.slots.map((_, index) => index), this.config.maxSurge, this.config.maxUnavailable);
+  }
+
+  /** Replaces some slots' workers with the same code, one at a time, each ready before its predecessor drains. */
+  private startReplacement(slots: number[]): void {
+    this.s.counters.replacementsStarted += 1;
+    this.log('info', 'ZD_REPLACE_STARTED', `replacing the worker of slot ${slots.join(', ')}`, { slots });
+    this.startRollout('replace', this.s.generation, slots, 1, 0);
+  }
+
+  private startRollout(kind: 'reload' | 'replace', generation: number, slots: number[], surge: number, unavailable: number): void {
+    const [initial] = initialTransition(rolloutMachine, { generation, slots, surge, unavailable, kind });
+    this.s.rollout = persist(initial);
     this.rolloutQueue.push({ type: 'rollout.start' });
+  }
+
+  /** Memory or heartbeat: this slot's worker must go, by the ready-before-drain path. */
+  private requestReplace(slotIndex: number): void {
+    if (this.s.phase !== 'running') return;
+    const rollout = this.s.rollout?.context;
+    if (rollout) {
+      // Already on its way to being replaced, or queued: nothing more to do.
+      if (rollout.pending.includes(slotIndex) || rollout.booting.includes(slotIndex)) return;
+      if (!this.s.replaceQueue.includes(slotIndex)) this.s.replaceQueue.push(slotIndex);
+      return;
+    }
+    this.startReplacement([slotIndex]);
   }
 
   private drainRolloutQueue(): void {
@@ -499,8 +555,9 @@ class Draft {
         to: valueName(next.value),
       });
       for (const action of actions) {
-        const slot = (action.params as { slot?: number } | undefined)?.slot;
-        if (action.type === 'replace') this.replaceSlot(slot!);
+        const params = action.params as { slot?: number; retireFirst?: boolean } | undefined;
+        const slot = params?.slot;
+        if (action.type === 'replace') this.replaceSlot(slot!, params?.retireFirst === true);
         else if (action.type === 'retire') this.retireSlot(slot!);
         else if (action.type === 'stopReplacement') this.stopReplacement(slot!);
       }
@@ -508,17 +565,22 @@ class Draft {
     }
   }
 
-  private replaceSlot(index: number): void {
+  private replaceSlot(index: number, retireFirst: boolean): void {
     const slot = this.slots[index]!;
-    const generation = this.s.rollout!.context.generation;
+    const { generation, kind } = this.s.rollout!.context;
     const current = getWorker(this.s, slot.worker);
-    if (current && current.generation === generation && !isDead(current)) {
+    if (kind === 'reload' && current && current.generation === generation && !isDead(current)) {
       // Already running the new code (a crash respawn during this rollout): adopt it.
       if (isReady(current)) this.rolloutQueue.push({ type: 'rollout.ready', slot: index });
       else current.adopted = true;
       return;
     }
     this.cancelTimer(respawnTimerId(index));
+    // maxUnavailable: the old worker may go first, if the pool keeps its floor without it.
+    if (retireFirst && current && isReady(current) && readyCount(this.s) - 1 >= this.config.workers - this.config.maxUnavailable) {
+      slot.worker = null;
+      this.retire(current, 'superseded');
+    }
     slot.next = this.fork(index, generation);
   }
 
@@ -544,42 +606,139 @@ class Draft {
     if (adopted) adopted.adopted = false;
   }
 
-  /** Takes a worker out of service: a serving one drains, a booting one is stopped. */
+  /**
+   * Takes a worker out of service: a serving one drains (after its staggered turn, when
+   * retirements are staggered), a booting one is stopped.
+   */
   private retire(entry: WorkerEntry, reason: StopReason): void {
-    if (isReady(entry)) {
-      this.log('info', 'ZD_WORKER_DRAINING', `worker ${entry.id} draining`, {
-        ...ids(entry),
-        pid: entry.machine.context.pid,
-        drainTimeoutMs: this.config.drainTimeoutMs,
-      });
-      this.toWorker(entry.id, { type: 'drain' });
-    } else if (isBooting(entry)) {
+    if (isBooting(entry)) {
       this.toWorker(entry.id, { type: 'stop', reason });
+      return;
     }
+    if (!isReady(entry)) return;
+    const staggered = this.config.retireStaggerMs > 0 && this.s.phase !== 'stopping';
+    if (staggered && (this.s.timers[STAGGER_TIMER] || this.s.retiring.length > 0)) {
+      this.s.retiring.push(entry.id); // serves on until its turn
+      return;
+    }
+    this.drain(entry);
+    if (staggered) this.startTimer(STAGGER_TIMER, { kind: 'stagger' }, this.config.retireStaggerMs);
+  }
+
+  private drain(entry: WorkerEntry): void {
+    this.log('info', 'ZD_WORKER_DRAINING', `worker ${entry.id} draining`, {
+      ...ids(entry),
+      pid: entry.machine.context.pid,
+      drainTimeoutMs: this.config.drainTimeoutMs,
+    });
+    this.toWorker(entry.id, { type: 'drain' });
+  }
+
+  /**
+   * The stagger interval passed: the next superseded worker starts draining, unless a crash has
+   * left the pool short, in which case it keeps serving until capacity is back.
+   */
+  private nextRetirement(): void {
+    const next = getWorker(this.s, this.s.retiring[0] ?? null);
+    if (!next) return;
+    if (readyCount(this.s) - 1 >= this.config.workers - this.config.maxUnavailable) {
+      this.s.retiring.shift();
+      this.drain(next);
+    }
+    this.startTimer(STAGGER_TIMER, { kind: 'stagger' }, this.config.retireStaggerMs);
+  }
+
+  // -- heartbeat and memory ---------------------------------------------------------------------
+
+  private ping(workerId: WorkerId): void {
+    const entry = getWorker(this.s, workerId);
+    if (!entry || !isReady(entry)) return;
+    if (!entry.machine.context.connected) return; // its channel closed: the exit will follow
+    const seq = ++entry.pingSeq;
+    this.effects.push({ type: 'send', workerId, message: { type: 'zd:ping', seq } });
+    this.startTimer(pongTimerId(workerId), { kind: 'pong', workerId, seq }, this.config.heartbeatTimeoutMs);
+  }
+
+  private pong(workerId: WorkerId, seq: number): void {
+    const entry = getWorker(this.s, workerId);
+    const pending = this.s.timers[pongTimerId(workerId)];
+    if (!entry || !isReady(entry) || pending?.kind !== 'pong' || pending.seq !== seq) return; // late or stray
+    this.cancelTimer(pongTimerId(workerId));
+    this.startTimer(pingTimerId(workerId), { kind: 'ping', workerId }, this.config.heartbeatIntervalMs);
+  }
+
+  private pongOverdue(workerId: WorkerId, seq: number): void {
+    const entry = getWorker(this.s, workerId);
+    if (!entry || !isReady(entry)) return;
+    // Keep watching: the replacement may have to wait for a rollout, and the worker may recover.
+    this.startTimer(pingTimerId(workerId), { kind: 'ping', workerId }, this.config.heartbeatIntervalMs);
+    const slot = this.slots[entry.slot]!;
+    const rollout = this.s.rollout?.context;
+    const underway = this.s.replaceQueue.includes(entry.slot) || rollout?.pending.includes(entry.slot) || rollout?.booting.includes(entry.slot);
+    if (slot.worker !== entry.id || underway) return;
+    this.log(
+      'warn',
+      'ZD_WORKER_UNRESPONSIVE',
+      `worker ${workerId} did not answer ping ${seq} within ${this.config.heartbeatTimeoutMs}ms: its event loop is blocked; replacing it`,
+      { ...ids(entry), pid: entry.machine.context.pid, heartbeatTimeoutMs: this.config.heartbeatTimeoutMs },
+    );
+    this.requestReplace(entry.slot);
+  }
+
+  private stopHeartbeat(entry: WorkerEntry): void {
+    this.cancelTimer(pingTimerId(entry.id));
+    this.cancelTimer(pongTimerId(entry.id));
+  }
+
+  private memorySample(workerId: WorkerId, rssBytes: number): void {
+    const limit = this.config.maxMemoryBytes;
+    const entry = getWorker(this.s, workerId);
+    if (limit <= 0 || !entry || !isReady(entry) || rssBytes <= limit) return;
+    if (this.slots[entry.slot]!.worker !== entry.id) return; // already superseded
+    const rollout = this.s.rollout?.context;
+    const queued = this.s.replaceQueue.includes(entry.slot) || rollout?.pending.includes(entry.slot) || rollout?.booting.includes(entry.slot);
+    if (queued) return;
+    this.log('warn', 'ZD_WORKER_OVER_MEMORY', `worker ${workerId} uses ${Math.round(rssBytes / 1048576)} MB, over the ${Math.round(limit / 1048576)} MB limit: replacing it`, {
+      ...ids(entry),
+      pid: entry.machine.context.pid,
+      rssBytes,
+      maxMemoryBytes: limit,
+    });
+    this.requestReplace(entry.slot);
   }
 
   private endRollout(context: RolloutContext, done: boolean): void {
     this.s.rollout = null;
     const reason = context.failure?.reason ?? null;
-    this.s.lastRollout = { generation: context.generation, outcome: done ? 'done' : 'aborted', reason };
-    if (done) {
-      this.log('info', 'ZD_RELOAD_DONE', `generation ${context.generation} serving on all ${context.total} slot(s)`, {
-        generation: context.generation,
+    const { generation, kind } = context;
+    this.s.lastRollout = { generation, outcome: done ? 'done' : 'aborted', reason, kind };
+    if (kind === 'reload') this.s.lastReload = this.s.lastRollout;
+    const failed = context.failure && context.failure.slot >= 0 ? this.s.lastBootFailure : null;
+    if (kind === 'replace') {
+      if (done) this.log('info', 'ZD_REPLACE_DONE', `replaced ${context.replaced} worker(s)`, { replaced: context.replaced });
+      else this.log('error', 'ZD_REPLACE_ABORTED', `replacement aborted: ${reason}; the worker it was to replace keeps serving`, { reason }, failed?.workerId);
+    } else if (done) {
+      this.log('info', 'ZD_RELOAD_DONE', `generation ${generation} serving on all ${context.total} slot(s)`, {
+        generation,
         replaced: context.replaced,
       });
     } else {
-      const failed = context.failure && context.failure.slot >= 0 ? this.s.lastBootFailure : null;
       this.log(
         'error',
         'ZD_RELOAD_ABORTED',
-        `rollout to generation ${context.generation} aborted: ${reason}; the previous workers keep serving`,
-        { generation: context.generation, reason, slot: context.failure?.slot ?? null },
+        `rollout to generation ${generation} aborted: ${reason}; the previous workers keep serving`,
+        { generation, reason, slot: context.failure?.slot ?? null },
         failed?.workerId,
       );
     }
-    if (this.s.reloadQueued && this.s.phase === 'running') {
+    if (this.s.phase !== 'running') return;
+    if (this.s.reloadQueued) {
       this.s.reloadQueued = false;
-      this.startRollout();
+      this.startReload();
+    } else if (this.s.replaceQueue.length > 0) {
+      const slots = this.s.replaceQueue;
+      this.s.replaceQueue = [];
+      this.startReplacement(slots);
     }
   }
 
@@ -599,7 +758,10 @@ class Draft {
     // A second signal: the user is done waiting.
     const code = signal === 'SIGINT' ? EXIT.forcedInt : EXIT.forcedTerm;
     this.log('warn', 'ZD_SHUTDOWN_FORCED', `${source} again: killing every worker now`, { signal, source });
-    for (const entry of liveWorkers(this.s)) this.toWorker(entry.id, { type: 'kill' });
+    for (const entry of liveWorkers(this.s)) {
+      if (isReady(entry)) this.toWorker(entry.id, { type: 'drain' }); // still serving out a shutdown delay
+      this.toWorker(entry.id, { type: 'kill' });
+    }
     this.s.exitCode = code;
     this.exit();
   }
@@ -613,13 +775,31 @@ class Draft {
     }
     if (this.s.rollout !== null) this.rolloutQueue.push({ type: 'rollout.abort', reason: 'shutdown' });
     this.drainRolloutQueue();
+    this.s.replaceQueue = [];
     this.slots.forEach((slot, index) => {
       slot.worker = null;
       slot.next = null;
       this.cancelTimer(respawnTimerId(index));
     });
-    for (const entry of liveWorkers(this.s)) this.retire(entry, 'shutdown');
+    for (const entry of liveWorkers(this.s)) if (isBooting(entry)) this.retire(entry, 'shutdown');
+    // A graceful stop may first keep serving while a load balancer notices (readiness already
+    // fails); a fatal one does not wait.
+    const delay = exitCode === EXIT.ok ? this.config.shutdownDelayMs : 0;
+    if (delay > 0 && readyCount(this.s) > 0) {
+      this.log('info', 'ZD_SHUTDOWN_DELAY', `serving ${delay}ms more while readiness fails, then draining`, { shutdownDelayMs: delay });
+      this.startTimer(STOP_DELAY_TIMER, { kind: 'stop-delay' }, delay);
+    } else {
+      this.drainAll();
+    }
     if (liveWorkers(this.s).length === 0) this.exit();
+  }
+
+  /** Stopping: every worker still serving drains now, staggering or not. */
+  private drainAll(): void {
+    this.s.draining = true;
+    this.cancelTimer(STAGGER_TIMER);
+    this.s.retiring = [];
+    for (const entry of liveWorkers(this.s)) this.retire(entry, 'shutdown');
   }
 
   private exit(): void {
@@ -641,8 +821,6 @@ function ids(entry: WorkerEntry) {
   return { workerId: entry.id, slot: entry.slot, generation: entry.generation };
 }
 
-export function respawnTimerId(slot: number): string {
-  return `respawn:${slot}`;
-}
+
 
 export type { WorkerContext };

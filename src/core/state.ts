@@ -22,6 +22,8 @@ export interface WorkerEntry {
    * or failure is reported to the rollout.
    */
   adopted: boolean;
+  /** Last heartbeat sequence number sent. */
+  pingSeq: number;
 }
 
 /**
@@ -42,7 +44,15 @@ export interface SlotState {
 
 export type TimerOwner =
   | { kind: 'worker'; workerId: WorkerId; event: { type: string } }
-  | { kind: 'respawn'; slot: number };
+  | { kind: 'respawn'; slot: number }
+  /** The next superseded worker may start draining. */
+  | { kind: 'stagger' }
+  /** The shutdown delay is over: drain everything. */
+  | { kind: 'stop-delay' }
+  /** Time to ping this worker. */
+  | { kind: 'ping'; workerId: WorkerId }
+  /** This worker's answer to ping `seq` is overdue. */
+  | { kind: 'pong'; workerId: WorkerId; seq: number };
 
 export type Phase = 'starting' | 'running' | 'stopping' | 'exited';
 
@@ -50,6 +60,7 @@ export interface RolloutRecord {
   generation: number;
   outcome: 'done' | 'aborted';
   reason: string | null;
+  kind: 'reload' | 'replace';
 }
 
 export interface PrimaryState {
@@ -66,9 +77,18 @@ export interface PrimaryState {
   workers: Record<string, WorkerEntry>;
   slots: SlotState[];
   rollout: StoredSnapshot<RolloutContext> | null;
+  /** The last rollout of either kind to end. */
   lastRollout: RolloutRecord | null;
+  /** The last reload (kind `reload`) to end: what `zd reload --wait` and convergence judge by. */
+  lastReload: RolloutRecord | null;
   /** A reload asked for while one runs (or before the first worker is ready): runs next. */
   reloadQueued: boolean;
+  /** Slots whose worker must be replaced (memory, no heartbeat) once the current rollout ends. */
+  replaceQueue: number[];
+  /** Superseded workers, still ready and serving, waiting their staggered turn to drain. */
+  retiring: WorkerId[];
+  /** Stopping, and the shutdown delay is over (or there was none): workers are draining. */
+  draining: boolean;
   /** Pending timers by id; a firing whose id is not here is stale and ignored. */
   timers: Record<string, TimerOwner>;
   /** All N slots have had a ready worker at once (announced once). */
@@ -78,6 +98,8 @@ export interface PrimaryState {
   counters: {
     reloadsRequested: number;
     rolloutsStarted: number;
+    /** Rollouts of kind `replace` (memory, heartbeat): not reloads. */
+    replacementsStarted: number;
     reloadsCoalesced: number;
     /** Asked for while stopping. */
     reloadsRefused: number;

@@ -32,6 +32,7 @@ export interface StatusView {
   ready: number;
   rollout: RolloutStatus | null;
   lastRollout: RolloutRecord | null;
+  lastReload: RolloutRecord | null;
   reloadQueued: boolean;
   parkedSlots: number[];
   counters: PrimaryState['counters'];
@@ -63,6 +64,7 @@ export function statusView(state: PrimaryState): StatusView {
       bootingSlots: rollout.context.booting,
     },
     lastRollout: state.lastRollout,
+    lastReload: state.lastReload,
     reloadQueued: state.reloadQueued,
     parkedSlots: state.slots.flatMap((slot, index) => (slot.parked ? [index] : [])),
     counters: state.counters,

@@ -17,6 +17,8 @@ export interface SimProcess {
   generation: number;
   signals: string[];
   messages: unknown[];
+  /** The last heartbeat ping this process answered. */
+  answered?: number;
 }
 
 export type StepObserver = (before: PrimaryState, event: PrimaryEvent | null, step: Step) => void;
@@ -138,16 +140,19 @@ export class Sim {
     }
   }
 
-  /** The process dies: disconnect (if its channel was open) then exit, as cluster reports it. */
-  die(id: WorkerId, code: number | null, signal: string | null = null): void {
+  /**
+   * The process dies. Cluster usually reports the channel's disconnect before the exit, but does
+   * not promise it: `exitFirst` reports them the other way round.
+   */
+  die(id: WorkerId, code: number | null, signal: string | null = null, exitFirst = false): void {
     const p = this.proc(id);
     if (!p.alive) throw new Error(`sim: worker ${id} is already dead`);
     p.alive = false;
-    if (p.connected) {
-      p.connected = false;
-      this.dispatch({ type: 'worker.disconnect', workerId: id });
-    }
+    const wasConnected = p.connected;
+    p.connected = false;
+    if (wasConnected && !exitFirst) this.dispatch({ type: 'worker.disconnect', workerId: id });
     this.dispatch({ type: 'worker.exit', workerId: id, code, signal });
+    if (wasConnected && exitFirst && this.exitCode === null) this.dispatch({ type: 'worker.disconnect', workerId: id });
   }
 
   /** Fires due timers in deadline order until `ms` has passed. */

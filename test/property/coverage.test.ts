@@ -9,7 +9,7 @@ import type { AnyStateMachine } from 'xstate';
 import { rolloutMachine } from '../../machines/rollout.machine.ts';
 import { workerMachine } from '../../machines/worker.machine.ts';
 import type { MachineTransition } from '../../src/core/reduce.ts';
-import { commandsArb, configArb, runScenario } from './model.ts';
+import { assertProperty, commandsArb, configArb, runScenario } from './model.ts';
 
 interface Edge {
   source: string;
@@ -46,7 +46,7 @@ const ONLY_IN_UNIT_TESTS = new Set([
 
 test('every declared transition of both machines is taken by the reducer (fixed seed, 1000 sequences)', () => {
   const seen: MachineTransition[] = [];
-  fc.assert(
+  assertProperty(
     fc.property(configArb, commandsArb, (config, commands) => {
       seen.push(...runScenario(config, commands).transitions);
     }),

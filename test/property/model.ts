@@ -37,6 +37,7 @@ const entryOf = (sim: Sim, id: number) => sim.state.workers[String(id)];
 
 function bootingProcs(sim: Sim) {
   return sim.alive().filter((p) => {
+    if (!p.connected) return false; // readiness needs the channel
     const entry = entryOf(sim, p.id);
     return entry !== undefined && isBooting(entry);
   });
@@ -79,11 +80,11 @@ export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
         if (p) makeReady(sim, p.id);
       }),
   ),
-  fc.tuple(fc.nat(), fc.constantFrom<[number | null, string | null]>([0, null], [1, null], [137, null], [null, 'SIGKILL'], [null, 'SIGSEGV'])).map(
-    ([i, [code, signal]]) =>
-      new Act(`die(${i}, ${code ?? signal})`, (sim) => {
+  fc.tuple(fc.nat(), fc.constantFrom<[number | null, string | null]>([0, null], [1, null], [137, null], [null, 'SIGKILL'], [null, 'SIGSEGV']), fc.boolean()).map(
+    ([i, [code, signal], exitFirst]) =>
+      new Act(`die(${i}, ${code ?? signal}${exitFirst ? ', exit first' : ''})`, (sim) => {
         const p = pick(sim.alive(), i);
-        if (p) sim.die(p.id, code, signal);
+        if (p) sim.die(p.id, code, signal, exitFirst);
       }),
   ),
   fc.nat().map(
@@ -115,6 +116,21 @@ export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
         sim.dispatch({ type: 'timer.fired', timerId: id });
       }),
   ),
+  fc.nat().map(
+    (i) =>
+      new Act(`answerPings(${i})`, (sim) => {
+        // A worker that is never answered for is a hung one: the heartbeat must replace it.
+        const p = pick(sim.alive(), i);
+        if (p) answerPings(sim, p.id);
+      }),
+  ),
+  fc.tuple(fc.nat(), fc.boolean()).map(
+    ([i, over]) =>
+      new Act(`memory(${i}, ${over ? 'over' : 'under'})`, (sim) => {
+        const p = pick(sim.alive(), i);
+        if (p) sim.dispatch({ type: 'worker.memory', workerId: p.id, rssBytes: over ? 200 * 1024 * 1024 : 50 * 1024 * 1024 });
+      }),
+  ),
   fc.tuple(fc.nat(), fc.constantFrom('listening', 'ready', 'exit', 'disconnect', 'online')).map(
     ([i, kind]) =>
       new Act(`late(${kind}, ${i})`, (sim) => {
@@ -133,25 +149,51 @@ export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
 export const configArb: fc.Arbitrary<CoreConfig> = fc
   .record({
     workers: fc.integer({ min: 1, max: 4 }),
-    maxSurge: fc.integer({ min: 1, max: 2 }),
+    maxSurge: fc.integer({ min: 0, max: 2 }),
+    maxUnavailable: fc.integer({ min: 0, max: 2 }),
     readyOn: fc.constantFrom('listening' as const, 'message' as const),
     maxRestarts: fc.integer({ min: 0, max: 5 }),
+    retireStaggerMs: fc.constantFrom(0, 0, 300),
+    shutdownDelayMs: fc.constantFrom(0, 0, 400),
+    heartbeatTimeoutMs: fc.constantFrom(0, 0, 700),
+    maxMemoryBytes: fc.constantFrom(0, 0, 100 * 1024 * 1024),
   })
-  .map((c) => simConfig({ ...c, readyTimeoutMs: 1000, drainTimeoutMs: 2000, killTimeoutMs: 500, stableAfterMs: 5000, backoffMaxMs: 1600 }));
+  // Kubernetes refuses maxSurge 0 with maxUnavailable 0, and so does zd's CLI.
+  .map((c) => (c.maxSurge === 0 && c.maxUnavailable === 0 ? { ...c, maxSurge: 1 } : c))
+  .map((c) =>
+    simConfig({ ...c, readyTimeoutMs: 1000, drainTimeoutMs: 2000, killTimeoutMs: 500, stableAfterMs: 5000, backoffMaxMs: 1600, heartbeatIntervalMs: 500 }),
+  );
+
+/** Answers every heartbeat ping a live, connected process has not answered yet. */
+export function answerPings(sim: Sim, only?: number): void {
+  for (const p of sim.alive()) {
+    if (only !== undefined && p.id !== only) continue;
+    if (!p.connected || sim.exitCode !== null) continue;
+    for (const message of p.messages) {
+      const seq = (message as { type?: string; seq?: number }).type === 'zd:ping' ? (message as { seq: number }).seq : 0;
+      if (seq > (p.answered ?? 0)) {
+        p.answered = seq;
+        sim.dispatch({ type: 'worker.message', workerId: p.id, message: { type: 'zd:pong', seq } });
+      }
+    }
+  }
+}
 
 /**
  * Delivers every pending outcome, as a world in which nothing fails any more would: booting
  * workers become ready, leaving ones exit, and timers fire in deadline order. Bounded.
  */
 export function settle(sim: Sim): void {
-  for (let round = 0; round < 500 && sim.exitCode === null; round++) {
+  for (let round = 0; round < 5000 && sim.exitCode === null; round++) {
     let acted = false;
     for (const p of sim.alive()) {
       if (sim.exitCode !== null) break;
       const entry = entryOf(sim, p.id);
       if (!entry) {
         sim.die(p.id, null, 'SIGKILL'); // given up as lost by the primary: the kernel reaps it
-      } else if (isBooting(entry)) {
+      } else if (p.connected && p.messages.some((m) => (m as { type?: string; seq?: number }).type === 'zd:ping' && (m as { seq: number }).seq > (p.answered ?? 0))) {
+        answerPings(sim, p.id);
+      } else if (isBooting(entry) && p.connected) {
         makeReady(sim, p.id);
       } else if (isLeaving(entry)) {
         sim.die(p.id, 0);
@@ -161,8 +203,11 @@ export function settle(sim: Sim): void {
       acted = true;
     }
     if (acted) continue;
-    const next = Math.min(...sim.timers.values());
-    if (!Number.isFinite(next)) break;
+    // Heartbeat pings recur for as long as workers serve: once only they are left, all is
+    // settled. Until then step through them too, so that every ping is answered in time.
+    const pending = [...sim.timers.entries()];
+    if (pending.every(([id]) => id.startsWith('ping:'))) break;
+    const next = Math.min(...pending.map(([, at]) => at));
     sim.advance(Math.max(0, next - sim.now));
   }
   // Processes the primary killed at a forced exit die; nothing else may still be alive then.
@@ -188,7 +233,7 @@ export function convergenceProblems(sim: Sim): string[] {
     problems.push(`${ready.length} ready + ${parked} parked ≠ ${state.config.workers} workers`);
   }
   if (live.length !== ready.length) problems.push(`${live.length - ready.length} live worker(s) not ready after settling`);
-  const last = state.lastRollout;
+  const last = state.lastReload;
   if (last?.outcome === 'aborted') {
     if (!last.reason) problems.push('an aborted rollout without a recorded reason');
   } else {

@@ -20,7 +20,7 @@ class Driver {
   /** Every replace / retire / stopReplacement asked for so far, in order. */
   readonly log: Action[] = [];
 
-  constructor(readonly input: RolloutInput = { generation: 2, slots: [0, 1, 2], surge: 1 }) {
+  constructor(readonly input: RolloutInput = { generation: 2, slots: [0, 1, 2], surge: 1, unavailable: 0, kind: 'reload' as const }) {
     const [snapshot, actions] = initialTransition(rolloutMachine, input);
     this.snapshot = snapshot;
     this.apply(actions as Action[]);
@@ -46,7 +46,8 @@ class Driver {
     this.actions = actions;
     this.log.push(...this.effects());
     const { context } = this.snapshot;
-    assert.ok(context.booting.length <= Math.max(1, this.input.surge), `booting ${context.booting} over surge`);
+    assert.ok(context.booting.length <= context.surge + context.unavailable, `booting ${context.booting} over surge + unavailable`);
+    assert.ok(context.early.length <= context.unavailable, `${context.early.length} slots retiring first, over ${context.unavailable}`);
     if (this.state === 'replacing') assert.ok(context.booting.length > 0, 'replacing with nothing booting is stuck');
     const accounted = [...context.pending, ...context.booting];
     assert.equal(new Set(accounted).size, accounted.length, 'a slot is both pending and booting');
@@ -58,7 +59,7 @@ class Driver {
 }
 
 const slotOf = (action: Action): number => (action.params as { slot: number }).slot;
-const replace = (slot: number) => ({ type: 'replace', params: { slot } });
+const replace = (slot: number, retireFirst = false) => ({ type: 'replace', params: { slot, retireFirst } });
 const retire = (slot: number) => ({ type: 'retire', params: { slot } });
 const stop = (slot: number) => ({ type: 'stopReplacement', params: { slot } });
 
@@ -137,7 +138,7 @@ describe('rollout machine: surge 1', () => {
   });
 
   it('a finished rollout ignores everything', () => {
-    const r = new Driver({ generation: 2, slots: [0], surge: 1 }).send({ type: 'rollout.start' }).send({ type: 'rollout.ready', slot: 0 });
+    const r = new Driver({ generation: 2, slots: [0], surge: 1, unavailable: 0, kind: 'reload' as const }).send({ type: 'rollout.start' }).send({ type: 'rollout.ready', slot: 0 });
     assert.equal(r.state, 'done');
     for (const event of [{ type: 'rollout.abort', reason: 'late' }, { type: 'rollout.start' }] as RolloutEvent[]) {
       r.send(event);
@@ -148,7 +149,7 @@ describe('rollout machine: surge 1', () => {
 });
 
 describe('rollout machine: surge 2', () => {
-  const input = { generation: 3, slots: [0, 1, 2], surge: 2 };
+  const input = { generation: 3, slots: [0, 1, 2], surge: 2, unavailable: 0, kind: 'reload' as const };
 
   it('start replaces two slots at once', () => {
     const r = new Driver(input).send({ type: 'rollout.start' });
@@ -182,29 +183,43 @@ describe('rollout machine: surge 2', () => {
   });
 
   it('a surge wider than the slots replaces them all at once', () => {
-    const r = new Driver({ generation: 3, slots: [4, 5], surge: 5 }).send({ type: 'rollout.start' });
+    const r = new Driver({ generation: 3, slots: [4, 5], surge: 5, unavailable: 0, kind: 'reload' as const }).send({ type: 'rollout.start' });
     assert.deepEqual(r.effects(), [replace(4), replace(5)]);
   });
 
   it('a surge below 1 is taken as 1', () => {
-    const r = new Driver({ generation: 3, slots: [0, 1], surge: 0 }).send({ type: 'rollout.start' });
+    const r = new Driver({ generation: 3, slots: [0, 1], surge: 0, unavailable: 0, kind: 'reload' as const }).send({ type: 'rollout.start' });
     assert.deepEqual(r.effects(), [replace(0)]);
   });
 });
 
 describe('rollout machine: no slots', () => {
   it('start goes straight to done, asking for nothing', () => {
-    const r = new Driver({ generation: 2, slots: [], surge: 1 }).send({ type: 'rollout.start' });
+    const r = new Driver({ generation: 2, slots: [], surge: 1, unavailable: 0, kind: 'reload' as const }).send({ type: 'rollout.start' });
     assert.equal(r.state, 'done');
     assert.equal(r.snapshot.status, 'done');
     assert.deepEqual(r.effects(), []);
   });
 });
 
+describe('rollout machine: maxUnavailable', () => {
+  it('works on surge + unavailable slots at once, the first `unavailable` of them retiring first', () => {
+    const r = new Driver({ generation: 2, slots: [0, 1, 2, 3], surge: 1, unavailable: 2, kind: 'reload' as const }).send({ type: 'rollout.start' });
+    assert.deepEqual(r.effects(), [replace(0, true), replace(1, true), replace(2, false)]);
+    r.send({ type: 'rollout.ready', slot: 0 });
+    assert.deepEqual(r.effects(), [{ type: 'retire', params: { slot: 0 } }, replace(3, true)]);
+  });
+
+  it('surge 0 is allowed only with unavailability: then every slot retires first', () => {
+    const r = new Driver({ generation: 2, slots: [0, 1], surge: 0, unavailable: 1, kind: 'reload' as const }).send({ type: 'rollout.start' });
+    assert.deepEqual(r.effects(), [replace(0, true)]);
+  });
+});
+
 describe('rollout machine: graph', () => {
   // Every state node of the machine, written out: a new state must be added here on purpose.
   const EXPECTED = ['rollout.idle', 'rollout.replacing', 'rollout.done', 'rollout.aborted'];
-  const input = { generation: 2, slots: [0, 1, 2], surge: 2 };
+  const input = { generation: 2, slots: [0, 1, 2], surge: 2, unavailable: 0, kind: 'reload' as const };
   const EVENTS: RolloutEvent[] = [
     { type: 'rollout.start' },
     ...input.slots.flatMap((slot): RolloutEvent[] => [

@@ -270,13 +270,29 @@ describe('worker machine: draining', () => {
     assert.deepEqual(w.effects(), [{ type: 'sendShutdown' }, { type: 'disconnect' }]);
   });
 
-  it('drain after the channel closed: nothing is sent, the deadline still applies', () => {
+  it('a serving worker whose channel closes is disconnected: not ready, under the drain deadline, a crash when it exits', () => {
     const w = listeningWorker().send({ type: 'worker.disconnect' });
     assert.equal(w.snapshot.context.connected, false);
-    w.send({ type: 'drain' });
-    assert.equal(w.state, 'draining');
-    assert.deepEqual(w.effects(), []);
+    assert.equal(w.state, 'disconnected');
+    assert.deepEqual(w.effects(), [], 'nothing can be sent on a closed channel');
     assert.deepEqual(w.raises().map((r) => r.delay), [timeouts.drainMs]);
+    w.send({ type: 'drain' });
+    assert.equal(w.state, 'disconnected', 'there is nothing left to drain');
+    w.send(exit(0));
+    assert.equal(w.state, 'dead.crashed', 'zd did not plan it: an exit after losing the channel is a crash');
+  });
+
+  it('a disconnected worker that lingers gets SIGTERM at the drain deadline, then SIGKILL', () => {
+    const w = listeningWorker().send({ type: 'worker.disconnect' }).fire('drainTimeout');
+    assert.equal(w.state, 'terminating');
+    assert.deepEqual(w.effects(), [{ type: 'kill', params: { signal: 'SIGTERM' } }]);
+    w.fire('killTimeout');
+    assert.equal(w.state, 'killing');
+  });
+
+  it('a booting worker whose channel closed can no longer become ready', () => {
+    const w = new Driver().send({ type: 'worker.online' }).send({ type: 'worker.disconnect' }).send({ type: 'worker.listening' });
+    assert.equal(w.state, 'booting.online');
   });
 
   it('exit while draining is a planned, clean exit', () => {
@@ -396,6 +412,7 @@ describe('worker machine: graph', () => {
     'worker.listening',
     'worker.listening.fresh',
     'worker.listening.stable',
+    'worker.disconnected',
     'worker.draining',
     'worker.stopping',
     'worker.terminating',
@@ -412,6 +429,7 @@ describe('worker machine: graph', () => {
   const TIMERS = [
     'xstate.after.readyTimeout.worker.booting',
     'xstate.after.stableAfter.worker.listening.fresh',
+    'xstate.after.drainTimeout.worker.disconnected',
     'xstate.after.drainTimeout.worker.draining',
     'xstate.after.killTimeout.worker.stopping',
     'xstate.after.killTimeout.worker.terminating',

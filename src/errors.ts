@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   ZD_E_APP_MISSING: 'app file not found',
   ZD_E_APP_NOT_FILE: 'app is not a file',
   ZD_E_APP_UNREADABLE: 'app file unreadable',
+  ZD_E_CONFIG: 'bad config file',
+  ZD_E_PORT: 'health or metrics port unusable',
   ZD_E_RUNTIME_DIR: 'runtime directory unusable',
   ZD_E_CONTROL_SOCKET: 'control socket unusable',
   ZD_E_NAME_TAKEN: 'instance name taken',
@@ -19,6 +21,7 @@ export const ERROR_CODES = {
   ZD_E_CONTROL: 'control request failed',
   ZD_E_RELOAD_ABORTED: 'reload aborted',
   ZD_E_RELOAD_REFUSED: 'reload refused',
+  ZD_E_INSPECT_SERVER: 'inspect web server unusable',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -33,8 +36,11 @@ export class ZdError extends Error {
     this.name = 'ZdError';
   }
 
-  /** The one line a user sees. */
+  /** The line a user sees; one line per problem when there are several (a config file's). */
   toLine(): string {
-    return `zd: ${this.message} [${this.code}]`;
+    return this.message
+      .split('\n')
+      .map((line) => `zd: ${line} [${this.code}]`)
+      .join('\n');
   }
 }

@@ -26,7 +26,7 @@ forced by a second SIGINT/SIGTERM.
 
 export function runHelp(): string {
   const rows = RUN_OPTIONS.map((o) => {
-    const value = o.kind === 'enum' ? o.values!.join('|') : o.kind === 'duration' ? 'DURATION' : o.kind === 'text' ? o.flag.toUpperCase() : 'N';
+    const value = { enum: o.values?.join('|') ?? '', duration: 'DURATION', size: 'SIZE', port: 'PORT', text: o.flag.replace(/-.*/, '').toUpperCase(), count: 'N', flag: '' }[o.kind];
     const name = `${o.short ? `-${o.short}, ` : '    '}--${o.flag} ${value}`;
     return `  ${name.padEnd(36)} ${o.help} (default: ${o.default})`;
   });
@@ -37,9 +37,12 @@ through unchanged; zd's own logs are pino lines on stderr.
 
 Options:
 ${rows.join('\n')}
+      --config FILE                        settings file (default: ./zd.config.json, else "zd" in ./package.json)
   -h, --help                           this text
 
-Durations: 500ms, 5s, 2m, 1h, or a bare number of milliseconds.
+Durations: 500ms, 5s, 2m, 1h, or a bare number of milliseconds. Sizes: 512M, 1G, or bytes.
+A config file holds any option under its camelCase name ("drainTimeout": "10s"), plus "app" and
+"args"; the command line overrides it.
 Each worker gets ZD_WORKER_ID, ZD_WORKER_SLOT and ZD_GENERATION in its environment.
 `;
 }

@@ -7,8 +7,12 @@ import { ZdError } from '../errors.ts';
 import { MAIN_HELP, runHelp } from './help.ts';
 import { parseRunArgs } from './run-options.ts';
 import { ControlServer } from '../control/server.ts';
+import { startHealthServer } from '../ops/health.ts';
+import { startMetricsServer } from '../ops/metrics.ts';
+import { startMemorySampler } from '../shell/memory-sampler.ts';
 import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
 import { listCommand, reloadCommand, statusCommand, stopCommand } from './control-commands.ts';
+import { inspectCommand } from './inspect.ts';
 
 /**
  * Preloaded into every worker: drains keep-alive connections with no change to the app. Resolved
@@ -44,42 +48,63 @@ const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   reload: reloadCommand,
   stop: stopCommand,
   list: listCommand,
+  inspect: inspectCommand,
 };
 
 async function run(argv: string[]): Promise<number> {
   const options = parseRunArgs(argv, process.env);
-  const logger = createLogger(options.logFormat ?? defaultLogFormat(process.stderr));
+  const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr));
   const dir = runtimeDir();
   ensureRuntimeDir(dir);
   const env = createClusterEnv({
     app: options.app,
     args: options.args,
     execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP],
-    workerEnv: { ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs) },
+    workerEnv: {
+      ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs),
+      ...(options.config.heartbeatTimeoutMs > 0 ? { ZD_HEARTBEAT: '1' } : {}),
+    },
+    sched: options.shell.sched,
     stderr: process.stderr,
     onIoError: (workerId, what, error) =>
       logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),
   });
   const runtime = new Runtime(env, logger);
   const control = new ControlServer({
-    path: socketPath(dir, options.name),
-    name: options.name,
+    path: socketPath(dir, options.shell.name),
+    name: options.shell.name,
     app: options.app,
-    pidfile: options.pidfile,
+    pidfile: options.shell.pidfile,
     runtime,
     logger,
   });
-  // Before any fork: a name clash or an unusable runtime directory fails with nothing to clean up.
+  // Before any fork: a name clash, an unusable runtime directory or a taken health or metrics
+  // port fails with nothing to clean up.
   await control.listen();
+  const closers: Array<() => void> = [() => control.close()];
+  try {
+    if (options.shell.healthPort !== null) {
+      const health = await startHealthServer({ host: options.shell.healthHost, port: options.shell.healthPort, runtime });
+      closers.push(health.close);
+    }
+    if (options.shell.metricsPort !== null) {
+      const metrics = await startMetricsServer({ host: options.shell.metricsHost, port: options.shell.metricsPort, runtime, logger });
+      closers.push(metrics.close);
+    }
+  } catch (error) {
+    for (const close of closers) close();
+    throw new ZdError('ZD_E_PORT', (error as Error).message, 1);
+  }
+  if (options.config.maxMemoryBytes > 0) closers.push(startMemorySampler(runtime));
   logger.info(
-    { code: 'ZD_CONFIG', primaryPid: process.pid, node: process.version, name: options.name, app: options.app, args: options.args, ...options.config },
-    `zd ${process.pid} running ${options.app} as '${options.name}'`,
+    { code: 'ZD_CONFIG', primaryPid: process.pid, node: process.version, app: options.app, args: options.args, configFile: options.configFile, ...options.config, ...options.shell },
+    `zd ${process.pid} running ${options.app} as '${options.shell.name}'`,
   );
   runtime.start(options.config);
   try {
     return await runtime.exited;
   } finally {
-    control.close();
+    for (const close of closers) close();
   }
 }
 

@@ -15,6 +15,8 @@ export interface ClusterEnvOptions {
   workerEnv: Record<string, string>;
   /** Where a worker's stderr is forwarded, unchanged. */
   stderr: NodeJS.WritableStream;
+  /** cluster's scheduling: the primary's round robin, or the operating system's. */
+  sched: 'rr' | 'none';
   /** Reports an I/O failure the core does not model (a failed send, a channel error). */
   onIoError: (workerId: WorkerId, what: string, error: Error) => void;
 }
@@ -30,6 +32,8 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
   const workers = new Map<WorkerId, Worker>();
   const tails = new StderrTails();
 
+  // Must be set before the first setupPrimary()/fork().
+  cluster.schedulingPolicy = options.sched === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   cluster.setupPrimary({
     exec: options.app,
     args: options.args,

@@ -126,3 +126,12 @@ function exitSoon() {
 // zd's `{ type: 'zd:shutdown' }` arrives just before the disconnect; apps that opted in to
 // onShutdown hear it through the API, and the drain starts even if an app has no server.
 shared.onShutdownMessage = startDrain;
+
+// --heartbeat-timeout: answer zd's pings from the event loop, so that a blocked loop goes
+// unanswered. Only then: a 'message' listener keeps the IPC channel referenced.
+if (process.env.ZD_HEARTBEAT === '1' && typeof process.send === 'function') {
+  process.on('message', (message) => {
+    const m = /** @type {{ type?: unknown, seq?: unknown } | null} */ (message);
+    if (m && m.type === 'zd:ping' && process.connected) process.send?.({ type: 'zd:pong', seq: m.seq });
+  });
+}

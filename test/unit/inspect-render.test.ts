@@ -146,14 +146,14 @@ describe('the view folded from the stream', () => {
     // The step that ends the rollout drops it from the status.
     const done = status([worker(3, 'listening.fresh'), worker(4, 'listening.fresh'), worker(2, 'draining')], null, {
       generation: 2,
-      lastRollout: { generation: 2, outcome: 'done', reason: null },
+      lastRollout: { generation: 2, outcome: 'done', reason: null, kind: 'reload' },
     });
     view = applyMessage(view, step(done, [], [{ machine: 'rollout', id: 2, from: 'replacing', event: 'rollout.ready', to: 'done' }]));
     assert.equal(view.steps, 2);
     assert.deepEqual(rolloutDisplay(view.status!, view.progress), { state: 'done', generation: 2, replaced: 2, total: 2, bootingSlots: [], reason: null });
     assert.match(stripAnsi(renderTty(view.status, view.recent, 120, { rollout: rolloutDisplay(view.status!, view.progress) })), /ROLLOUT {2}generation 2 · 2 of 2 replaced\n {4} idle {3}replacing {2}\[done\]/);
 
-    const aborted = { ...done, lastRollout: { generation: 2, outcome: 'aborted' as const, reason: 'worker 4 exited with code 1' } };
+    const aborted = { ...done, lastRollout: { generation: 2, outcome: 'aborted' as const, reason: 'worker 4 exited with code 1', kind: 'reload' as const } };
     assert.deepEqual(rolloutDisplay(aborted, view.progress), { state: 'aborted', generation: 2, replaced: 1, total: 2, bootingSlots: [], reason: 'worker 4 exited with code 1' });
   });
 

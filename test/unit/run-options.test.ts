@@ -56,7 +56,7 @@ describe('parseRunArgs: a valid command', () => {
     );
     assert.equal(options.app, app, 'an absolute path, whatever the cwd-relative spelling');
     assert.deepEqual(options.args, ['--port', '8080', '-w', 'x']);
-    assert.equal(options.logFormat, 'json');
+    assert.equal(options.shell.logFormat, 'json');
     assert.deepEqual(options.config, {
       ...DEFAULTS,
       workers: 3,
@@ -77,7 +77,7 @@ describe('parseRunArgs: a valid command', () => {
   it('with only the app: defaults, no app args, no log format', () => {
     const options = parseRunArgs([app], {});
     assert.deepEqual(options.args, []);
-    assert.equal(options.logFormat, null);
+    assert.equal(options.shell.logFormat, null);
     assert.deepEqual(options.config, { ...DEFAULTS, workers: availableParallelism() });
   });
 

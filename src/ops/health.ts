@@ -1,0 +1,57 @@
+// /livez and /readyz for orchestrators: live while the primary's loop runs; ready while at least
+// one worker serves and no stop has begun. /readyz fails from the moment SIGTERM arrives, before
+// any worker drains, so a load balancer stops sending first (see --shutdown-delay).
+import { createServer, type Server } from 'node:http';
+import { readyCount } from '../core/queries.ts';
+import type { Runtime } from '../shell/runtime.ts';
+
+export interface OpsServer {
+  port: number;
+  close(): void;
+}
+
+export function readiness(runtime: Runtime): { ready: boolean; reason: string } {
+  const state = runtime.snapshot;
+  if (state.phase === 'stopping' || state.phase === 'exited') return { ready: false, reason: 'stopping' };
+  const ready = readyCount(state);
+  if (ready === 0) return { ready: false, reason: state.phase === 'starting' ? 'starting: no worker ready yet' : 'no worker ready' };
+  return { ready: true, reason: `${ready}/${state.config.workers} workers ready` };
+}
+
+export function startHealthServer(options: { host: string; port: number; runtime: Runtime }): Promise<OpsServer> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/livez') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const { ready, reason } = readiness(options.runtime);
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${reason}\n`);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /livez, /readyz\n');
+  });
+  return listen(server, options.host, options.port, 'health');
+}
+
+/** Binds, or fails with one line saying which port and why. */
+export function listen(server: Server, host: string, port: number, what: string): Promise<OpsServer> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(Object.assign(new Error(`cannot serve ${what} on ${host}:${port}: ${error.code ?? error.message}`), { code: error.code })));
+    server.listen(port, host, () => {
+      const address = server.address();
+      resolve({
+        port: typeof address === 'object' && address ? address.port : port,
+        close: () => {
+          server.closeAllConnections?.();
+          server.close();
+        },
+      });
+    });
+  });
+}

@@ -97,7 +97,20 @@ async function run(argv: string[]): Promise<number> {
   }
   if (options.config.maxMemoryBytes > 0) closers.push(startMemorySampler(runtime));
   logger.info(
-    { code: 'ZD_CONFIG', primaryPid: process.pid, node: process.version, app: options.app, args: options.args, configFile: options.configFile, ...options.config, ...options.shell },
+    {
+      code: 'ZD_CONFIG',
+      primaryPid: process.pid,
+      node: process.version,
+      app: options.app,
+      args: options.args,
+      configFile: options.configFile,
+      ...options.config,
+      // Not spread: the shell's `name` would overwrite pino's own "name":"zd".
+      instance: options.shell.name,
+      healthPort: options.shell.healthPort,
+      metricsPort: options.shell.metricsPort,
+      sched: options.shell.sched,
+    },
     `zd ${process.pid} running ${options.app} as '${options.shell.name}'`,
   );
   runtime.start(options.config);

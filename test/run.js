@@ -29,9 +29,12 @@ if (files.length === 0) {
 
 // One file at a time: integration tests start real process trees and time their deadlines, and two
 // cores shared by concurrent trees would turn a slow machine into a flaky test.
+// A test that hangs fails after two minutes; a deep property run (ZD_PROPERTY_RUNS) is meant to
+// take long, and gets no such bound.
+const timeout = process.env.ZD_PROPERTY_RUNS ? [] : ['--test-timeout=120000'];
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=120000', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=1', ...timeout, ...files],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

@@ -62,7 +62,10 @@ test('new code that throws on load aborts the rollout; old workers keep serving;
 
   const report = await client.stop();
   assert.equal(report.failures.length, 0, `failed requests: ${describeFailures(report.failures)}`);
-  assert.ok(report.successes.length >= 20, `the poller ran (${report.successes.length} answers)`);
+  // The poller covered the whole scenario, whatever the machine's speed: it was answered by the
+  // old generation (through the aborted rollout) and by v2 after the fixed deploy.
+  assert.ok(report.successes.some((r) => r.generation === '1'), 'the poller was answered by the old generation');
+  assert.ok(report.successes.some((r) => r.version === 'v2'), 'and by the fixed deploy');
 });
 
 test('new code that never listens aborts the rollout at the ready timeout', async () => {

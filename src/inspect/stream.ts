@@ -1,0 +1,78 @@
+// The inspector's side of the control socket: one `inspect` request, then messages for as long as
+// the primary lives. `request()` in control/client.ts is for bounded replies; this stream has no
+// end of its own, only a deadline for the hello.
+import { connect } from 'node:net';
+import type { Instance } from '../control/client.ts';
+import { ZdError } from '../errors.ts';
+import { parseInspectMessage, type InspectMessage } from './messages.ts';
+
+const HELLO_TIMEOUT_MS = 5000;
+
+export interface InspectStream {
+  /**
+   * Resolves when the stream ends: the primary closed it (it stopped) or `close()` was called.
+   * Rejects when the primary cannot be reached or answers something that is not the protocol.
+   */
+  readonly ended: Promise<void>;
+  close(): void;
+}
+
+/** `onMessage` gets each message and its line as sent, for `--json` to pass through untouched. */
+export function openInspectStream(instance: Instance, onMessage: (message: InspectMessage, line: string) => void): InspectStream {
+  const socket = connect(instance.path);
+  let settle!: (error?: Error) => void;
+  const ended = new Promise<void>((resolve, reject) => {
+    let settled = false;
+    settle = (error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(helloTimer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve();
+    };
+  });
+  const helloTimer = setTimeout(
+    () => settle(new ZdError('ZD_E_TIMEOUT', `'${instance.name}' did not start the inspect stream within ${HELLO_TIMEOUT_MS}ms`, 1)),
+    HELLO_TIMEOUT_MS,
+  );
+  let buffer = '';
+  socket.setEncoding('utf8');
+  socket.once('connect', () => socket.write(`${JSON.stringify({ cmd: 'inspect' })}\n`));
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    for (let newline = buffer.indexOf('\n'); newline !== -1 && !socket.destroyed; newline = buffer.indexOf('\n')) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent a line that is not JSON on the inspect stream`, 1));
+        return;
+      }
+      const error = (value as { ok?: unknown; error?: { message?: unknown } } | null)?.ok === false
+        ? String((value as { error?: { message?: unknown } }).error?.message ?? 'the request failed')
+        : null;
+      if (error !== null) {
+        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' refused to inspect: ${error}`, 1));
+        return;
+      }
+      const message = parseInspectMessage(value);
+      if (message === null) {
+        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent an inspect message this zd does not understand: ${line.slice(0, 80)}`, 1));
+        return;
+      }
+      if (message.type === 'hello') clearTimeout(helloTimer);
+      try {
+        onMessage(message, line);
+      } catch (error) {
+        settle(error as Error);
+        return;
+      }
+    }
+  });
+  socket.on('error', (error) => settle(new ZdError('ZD_E_CONTROL', `control socket of '${instance.name}': ${error.message}`, 1)));
+  socket.on('close', () => settle());
+  return { ended, close: () => settle() };
+}

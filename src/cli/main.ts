@@ -10,6 +10,7 @@ import { ControlServer } from '../control/server.ts';
 import { startHealthServer } from '../ops/health.ts';
 import { startMetricsServer } from '../ops/metrics.ts';
 import { startMemorySampler } from '../shell/memory-sampler.ts';
+import { startStickyRouter } from '../shell/sticky-router.ts';
 import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
 import { listCommand, reloadCommand, statusCommand, stopCommand } from './control-commands.ts';
 import { inspectCommand } from './inspect.ts';
@@ -63,6 +64,7 @@ async function run(argv: string[]): Promise<number> {
     workerEnv: {
       ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs),
       ...(options.config.heartbeatTimeoutMs > 0 ? { ZD_HEARTBEAT: '1' } : {}),
+      ...(options.shell.stickyPort !== null ? { ZD_STICKY_PORT: String(options.shell.stickyPort) } : {}),
     },
     sched: options.shell.sched,
     stderr: process.stderr,
@@ -96,6 +98,17 @@ async function run(argv: string[]): Promise<number> {
     throw new ZdError('ZD_E_PORT', (error as Error).message, 1);
   }
   if (options.config.maxMemoryBytes > 0) closers.push(startMemorySampler(runtime));
+  if (options.shell.stickyPort !== null) {
+    let router;
+    try {
+      router = await startStickyRouter({ port: options.shell.stickyPort, state: () => runtime.snapshot, env, logger });
+    } catch (error) {
+      for (const close of closers) close();
+      throw new ZdError('ZD_E_PORT', (error as Error).message, 1);
+    }
+    closers.push(router.close);
+    runtime.subscribe(() => router.retry());
+  }
   logger.info(
     {
       code: 'ZD_CONFIG',

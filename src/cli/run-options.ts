@@ -23,6 +23,8 @@ export interface ShellOptions {
   metricsPort: number | null;
   metricsHost: string;
   sched: 'rr' | 'none';
+  /** --sticky PORT: the primary owns PORT and routes each client IP to one worker. */
+  stickyPort: number | null;
 }
 
 export interface RunOptions {
@@ -43,6 +45,7 @@ const SHELL_DEFAULTS: ShellOptions = {
   metricsPort: null,
   metricsHost: '127.0.0.1',
   sched: 'rr',
+  stickyPort: null,
 };
 
 /** A sane ceiling: beyond it a typo (`-w 4000`) would fork-bomb the host. */
@@ -79,6 +82,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'heartbeat-interval', kind: 'duration', core: 'heartbeatIntervalMs', min: 100, help: 'time between a pong and the next ping', default: d(DEFAULTS.heartbeatIntervalMs) },
   { flag: 'max-memory', kind: 'size', core: 'maxMemoryBytes', min: 0, help: 'replace a worker whose RSS goes over this, e.g. 512M (0: off)', default: 'off' },
   { flag: 'sched', kind: 'enum', values: ['rr', 'none'], shell: 'sched', help: "cluster scheduling: the primary's round robin, or the OS", default: SHELL_DEFAULTS.sched },
+  { flag: 'sticky', kind: 'port', shell: 'stickyPort', help: "own this port (the app's) and send each client IP to the same worker", default: 'off' },
   { flag: 'health-port', kind: 'port', shell: 'healthPort', help: 'serve /livez and /readyz on this port', default: 'off' },
   { flag: 'health-host', kind: 'text', shell: 'healthHost', help: 'address the health server binds', default: SHELL_DEFAULTS.healthHost },
   { flag: 'metrics-port', kind: 'port', shell: 'metricsPort', help: 'serve Prometheus /metrics on this port', default: 'off' },

@@ -79,7 +79,12 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
           address: `${address.address ?? ''}:${address.port ?? ''}`,
         }),
       );
-      worker.on('message', (message) => sink({ type: 'worker.message', workerId, message }));
+      worker.on('message', (message) => {
+        // --sticky: a worker's app "listens" on the primary's port without binding it, so cluster
+        // reports no 'listening'; the bootstrap does.
+        if ((message as { type?: unknown } | null)?.type === 'zd:listening') sink({ type: 'worker.listening', workerId });
+        else sink({ type: 'worker.message', workerId, message });
+      });
       worker.on('disconnect', () => sink({ type: 'worker.disconnect', workerId }));
       worker.on('error', (error) => options.onIoError(workerId, 'channel', error));
       worker.process.once('exit', (code, signal) => {
@@ -110,6 +115,23 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
         return true;
       } catch (error) {
         options.onIoError(workerId, 'send', error as Error);
+        return false;
+      }
+    },
+
+    sendHandle(workerId, message, socket) {
+      const worker = workers.get(workerId);
+      if (!worker || !worker.isConnected()) return false;
+      try {
+        worker.send(message as never, socket, (error: Error | null) => {
+          if (error) {
+            options.onIoError(workerId, 'send connection', error);
+            socket.destroy();
+          }
+        });
+        return true;
+      } catch (error) {
+        options.onIoError(workerId, 'send connection', error as Error);
         return false;
       }
     },

@@ -26,7 +26,8 @@ forced by a second SIGINT/SIGTERM.
 
 export function runHelp(): string {
   const rows = RUN_OPTIONS.map((o) => {
-    const value = { enum: o.values?.join('|') ?? '', duration: 'DURATION', size: 'SIZE', port: 'PORT', text: o.flag.replace(/-.*/, '').toUpperCase(), count: 'N', flag: '' }[o.kind];
+    const text = o.flag.endsWith('-host') ? 'ADDRESS' : o.flag === 'pidfile' ? 'FILE' : 'NAME';
+    const value = { enum: o.values?.join('|') ?? '', duration: 'DURATION', size: 'SIZE', port: 'PORT', text, count: 'N', flag: '' }[o.kind];
     const name = `${o.short ? `-${o.short}, ` : '    '}--${o.flag} ${value}`;
     return `  ${name.padEnd(36)} ${o.help} (default: ${o.default})`;
   });
@@ -37,7 +38,7 @@ through unchanged; zd's own logs are pino lines on stderr.
 
 Options:
 ${rows.join('\n')}
-      --config FILE                        settings file (default: ./zd.config.json, else "zd" in ./package.json)
+      --config FILE                    settings file (default: ./zd.config.json, else "zd" in ./package.json)
   -h, --help                           this text
 
 Durations: 500ms, 5s, 2m, 1h, or a bare number of milliseconds. Sizes: 512M, 1G, or bytes.

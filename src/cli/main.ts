@@ -126,6 +126,12 @@ async function run(argv: string[]): Promise<number> {
     },
     `zd ${process.pid} running ${options.app} as '${options.shell.name}'`,
   );
+  if (runtime.stopRequested) {
+    // Stopped while starting up: nothing was forked, so nothing to drain.
+    for (const close of closers) close();
+    logger.info({ code: 'ZD_STOPPED', exitCode: 0 }, 'stopped before any worker started');
+    return 0;
+  }
   runtime.start(options.config);
   try {
     return await runtime.exited;

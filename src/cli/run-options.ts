@@ -1,6 +1,6 @@
 // `zd run`'s options: one table drives the command-line parser, the config file, the validation
 // and the help text, so none of them can drift from the others.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -209,8 +209,22 @@ function convertFileValue(spec: OptionSpec, value: unknown, name: string): unkno
 
 function defaultWorkers(env: NodeJS.ProcessEnv): number {
   const fromEnv = env.WORKER_COUNT;
-  if (fromEnv === undefined || fromEnv === '') return availableParallelism();
+  if (fromEnv === undefined || fromEnv === '') return Math.min(availableParallelism(), cpuQuota() ?? Infinity);
   return convert(RUN_OPTIONS[0]!, fromEnv, 'WORKER_COUNT') as number;
+}
+
+/**
+ * A container's CPU limit (cgroup v2 `cpu.max`, e.g. `docker run --cpus 2`), which Node 20 does
+ * not count in availableParallelism(): more workers than CPUs only adds contention.
+ */
+function cpuQuota(): number | null {
+  try {
+    const [quota, period] = readFileSync('/sys/fs/cgroup/cpu.max', 'utf8').trim().split(/\s+/);
+    if (quota === undefined || quota === 'max' || !period) return null;
+    return Math.max(1, Math.ceil(Number(quota) / Number(period)));
+  } catch {
+    return null;
+  }
 }
 
 function convert(spec: OptionSpec, raw: string | boolean, name: string): unknown {

@@ -18,7 +18,7 @@ export type StateListener = (
 const SIGNALS = ['SIGHUP', 'SIGUSR2', 'SIGTERM', 'SIGINT'] as const;
 
 export class Runtime {
-  private state!: PrimaryState;
+  private state: PrimaryState | undefined;
   private readonly queue: PrimaryEvent[] = [];
   private running = false;
   private readonly timers = new Map<string, () => void>();
@@ -31,9 +31,9 @@ export class Runtime {
   constructor(
     private readonly env: Env,
     private readonly logger: Logger,
-  ) {}
-
-  start(config: CoreConfig): void {
+  ) {
+    // Signals are heard from the start, before any port is bound (zd may be PID 1 in a container,
+    // where an unhandled SIGTERM is simply dropped); until start() they wait in the queue.
     for (const signal of SIGNALS) {
       this.unsubscribe.push(
         this.env.onSignal(signal, () =>
@@ -45,6 +45,9 @@ export class Runtime {
         ),
       );
     }
+  }
+
+  start(config: CoreConfig): void {
     this.running = true; // effects of init may report events at once: queue them, don't re-enter
     try {
       const step = init(config);
@@ -55,8 +58,13 @@ export class Runtime {
     this.drain();
   }
 
+  /** Whether a stop signal arrived before start(): the caller may give up before forking. */
+  get stopRequested(): boolean {
+    return this.queue.some((event) => event.type === 'signal.term');
+  }
+
   get snapshot(): PrimaryState {
-    return this.state;
+    return this.state!;
   }
 
   subscribe(listener: StateListener): () => void {
@@ -71,12 +79,12 @@ export class Runtime {
   };
 
   private drain(): void {
-    if (this.running) return; // the loop already running picks it up
+    if (this.running || this.state === undefined) return; // running, or not started: queued
     this.running = true;
     try {
       while (this.queue.length > 0) {
         const next = this.queue.shift()!;
-        const step = reduce(this.state, next);
+        const step = reduce(this.state!, next);
         this.commit(step.state, next, step.effects, step.transitions);
       }
     } finally {

@@ -65,6 +65,7 @@ async function run(argv: string[]): Promise<number> {
       ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs),
       ...(options.config.heartbeatTimeoutMs > 0 ? { ZD_HEARTBEAT: '1' } : {}),
       ...(options.shell.stickyPort !== null ? { ZD_STICKY_PORT: String(options.shell.stickyPort) } : {}),
+      ...(options.shell.metricsPort !== null ? { ZD_STATS: '1' } : {}),
     },
     sched: options.shell.sched,
     stderr: process.stderr,

@@ -352,8 +352,10 @@ class Draft {
     delete this.s.workers[String(entry.id)];
     this.s.retiring = this.s.retiring.filter((id) => id !== entry.id);
     const unplanned = outcome === 'crashed' || outcome === 'bootFailed' || outcome === 'lost';
+    // A planned exit that failed (a non-zero code, a signal) is still worth a look.
+    const unclean = exit !== null && (exit.code !== 0 || exit.signal !== null);
     this.log(
-      unplanned ? 'warn' : 'info',
+      unplanned || unclean ? 'warn' : 'info',
       'ZD_WORKER_EXITED',
       `worker ${entry.id} ${outcome}: ${outcome === 'bootFailed' ? bootFailureReason(entry) : exitDescription(exit)}`,
       { ...ids(entry), pid, exitCode: exit?.code ?? null, signal: exit?.signal ?? null, outcome },

@@ -42,10 +42,10 @@ export const workerStatsProtocol: PollProtocol<WorkerLag> = {
   },
 };
 
-/** A worker's lag as the scrape reports it: `stale` when its answer to this scrape did not come in time. */
+/** A worker's lag as a scrape reports it: its last answer, and whether this scrape's ask is still unanswered. */
 export interface LagReading {
   lag: WorkerLag;
-  /** How long the unanswered ask has waited, in ms: a lower bound of the lag right now. */
+  /** How long this scrape's ask has gone unanswered, in ms (a lower bound of its lag now), or null if answered. */
   waitingMs: number | null;
 }
 
@@ -107,7 +107,7 @@ export class ZdMetrics {
     this.generation = new Gauge({ name: 'zd_generation', help: 'Newest generation asked for (1 at start, +1 per reload)', registers });
     this.parked = new Gauge({ name: 'zd_slots_crash_looping', help: 'Slots left empty after a crash loop, until the next reload', registers });
     this.phase = new Gauge({ name: 'zd_phase', help: "1 for the primary's current phase", labelNames: ['phase'], registers });
-    this.crashes = new Counter({ name: 'zd_worker_crashes_total', help: 'Unplanned exits of serving workers that zd restarted or gave up on', registers });
+    this.crashes = new Counter({ name: 'zd_worker_crashes_total', help: 'Unplanned worker exits and failed respawns while running (not during the first boot or a stop)', registers });
     this.exits = new Counter({ name: 'zd_worker_exits_total', help: 'Worker exits, by how the worker ended', labelNames: ['outcome'], registers });
     this.started = new Counter({ name: 'zd_rollouts_started_total', help: 'Rollouts started: reload (new generation) or replace (memory, heartbeat)', labelNames: ['kind'], registers });
     this.completed = new Counter({ name: 'zd_rollouts_completed_total', help: 'Rollouts that replaced every slot they meant to', labelNames: ['kind'], registers });

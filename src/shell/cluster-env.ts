@@ -80,10 +80,12 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
         }),
       );
       worker.on('message', (message) => {
+        const type = (message as { type?: unknown } | null)?.type;
         // --sticky: a worker's app "listens" on the primary's port without binding it, so cluster
         // reports no 'listening'; the bootstrap does.
-        if ((message as { type?: unknown } | null)?.type === 'zd:listening') sink({ type: 'worker.listening', workerId });
-        else sink({ type: 'worker.message', workerId, message });
+        if (type === 'zd:listening') sink({ type: 'worker.listening', workerId });
+        // Metrics answers (tens of KB a scrape) are the metrics server's, not the reducer's.
+        else if (type !== 'zd:stats' && type !== 'prom-client:getMetricsRes') sink({ type: 'worker.message', workerId, message });
       });
       worker.on('disconnect', () => sink({ type: 'worker.disconnect', workerId }));
       worker.on('error', (error) => options.onIoError(workerId, 'channel', error));

@@ -196,3 +196,28 @@ if (process.env.ZD_HEARTBEAT === '1' && typeof process.send === 'function') {
     if (m && m.type === 'zd:ping' && process.connected) process.send?.({ type: 'zd:pong', seq: m.seq });
   });
 }
+
+// prom-client's cluster support (or an app's own late process.send()) may answer after zd's
+// disconnect, while onShutdown hooks still run: unheard, that 'error' kills the draining worker.
+// Only that error is dropped.
+cluster.worker?.on('error', (error) => {
+  if (/** @type {NodeJS.ErrnoException} */ (error).code !== 'ERR_IPC_CHANNEL_CLOSED') throw error;
+});
+
+// --metrics-port: answer zd's `{ type: 'zd:stats', requestId }` with the event-loop delay since
+// the last ask. Only then: a 'message' listener keeps the IPC channel referenced.
+if (process.env.ZD_STATS === '1' && typeof process.send === 'function') {
+  const { monitorEventLoopDelay } = require('node:perf_hooks');
+  const resolutionMs = 10;
+  const delay = monitorEventLoopDelay({ resolution: resolutionMs });
+  delay.enable();
+  // The histogram records whole timer intervals: the delay is what exceeds the resolution.
+  const lagMs = (/** @type {number} */ ns) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - resolutionMs) : 0);
+  process.on('message', (message) => {
+    const m = /** @type {{ type?: unknown, requestId?: unknown } | null} */ (message);
+    if (!m || m.type !== 'zd:stats' || !process.connected) return;
+    const lag = { mean: lagMs(delay.mean), p99: lagMs(delay.percentile(99)), max: lagMs(delay.max) };
+    delay.reset();
+    process.send?.({ type: 'zd:stats', requestId: m.requestId, lagMs: lag });
+  });
+}

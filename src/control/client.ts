@@ -2,6 +2,7 @@
 // Every wait has a deadline; a socket nobody answers on is a stale one and is cleaned up.
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
+import { answers, lineReader } from './socket.ts';
 import { ZdError } from '../errors.ts';
 import { checkName, listNames, runtimeDir, socketPath } from './paths.ts';
 import type { ControlRequest } from './protocol.ts';
@@ -51,22 +52,7 @@ async function probe(path: string): Promise<boolean> {
     return false;
   }
   if (!isSocket) return false;
-  const answered = await new Promise<boolean>((resolve) => {
-    const socket = connect(path);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(false);
-    }, CONNECT_TIMEOUT_MS);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
+  const answered = await answers(path, CONNECT_TIMEOUT_MS, false);
   if (!answered) {
     try {
       unlinkSync(path);
@@ -90,7 +76,6 @@ export function request(
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = connect(instance.path);
-    let buffer = '';
     let settled = false;
     const done = (error?: Error) => {
       if (settled) return;
@@ -106,21 +91,21 @@ export function request(
     );
     socket.setEncoding('utf8');
     socket.once('connect', () => socket.write(`${JSON.stringify(body)}\n`));
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      for (let newline = buffer.indexOf('\n'); newline !== -1 && !settled; newline = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
+    socket.on(
+      'data',
+      lineReader((line) => {
+        if (settled) return false;
         let message: Record<string, unknown>;
         try {
           message = JSON.parse(line) as Record<string, unknown>;
         } catch {
           done(new ZdError('ZD_E_CONTROL', `'${instance.name}' answered something that is not JSON`, 1));
-          return;
+          return false;
         }
         if (!onMessage(message)) done();
-      }
-    });
+        return !settled;
+      }),
+    );
     socket.on('error', (error) => done(new ZdError('ZD_E_CONTROL', `control socket of '${instance.name}': ${error.message}`, 1)));
     socket.on('close', () => done());
   });

@@ -2,7 +2,7 @@
 // stop, and a live stream of steps for `zd inspect`. Part of the shell: it reads the runtime's
 // state and dispatches events; every decision stays in the reducer.
 import { lstatSync, unlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
 import { statusView } from '../core/status.ts';
@@ -10,6 +10,7 @@ import { ZdError } from '../errors.ts';
 import type { Logger } from '../shell/logger.ts';
 import type { Runtime } from '../shell/runtime.ts';
 import { procSample, cpuPercent, type ProcSample } from './proc.ts';
+import { answers, lineReader } from './socket.ts';
 import { errorReply, MAX_REQUEST_BYTES, parseRequest, type ControlRequest } from './protocol.ts';
 
 export interface ControlServerOptions {
@@ -74,18 +75,14 @@ export class ControlServer {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     socket.setEncoding('utf8');
-    let buffer = '';
+    const read = lineReader((line) => {
+      if (line.trim() !== '') this.onLine(socket, line.trim());
+    });
     socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      for (let newline = buffer.indexOf('\n'); newline !== -1; newline = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, newline).trim();
-        buffer = buffer.slice(newline + 1);
-        if (line !== '') this.onLine(socket, line);
-      }
-      if (buffer.length > MAX_REQUEST_BYTES) {
-        buffer = '';
+      if (read(chunk) > MAX_REQUEST_BYTES) {
         reply(socket, errorReply('ZD_E_TOO_LARGE', `a request line may be at most ${MAX_REQUEST_BYTES} bytes`));
         socket.end();
+        socket.removeAllListeners('data');
       }
     });
   }
@@ -221,22 +218,8 @@ async function removeStaleSocket(path: string, logger: Logger): Promise<void> {
   if (!stat.isSocket()) {
     throw new ZdError('ZD_E_CONTROL_SOCKET', `${path} exists and is not a socket: remove it or choose another --name`, 1);
   }
-  const alive = await new Promise<boolean>((resolve) => {
-    const probe = connect(path);
-    const timer = setTimeout(() => {
-      probe.destroy();
-      resolve(true); // it accepted but said nothing in time: someone is there
-    }, 1000);
-    probe.once('connect', () => {
-      clearTimeout(timer);
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
+  // A socket that accepts but says nothing in time still has someone behind it.
+  const alive = await answers(path, 1000, true);
   if (alive) {
     throw new ZdError('ZD_E_NAME_TAKEN', `a zd instance is already running with this name (${path}): stop it, or pass --name`, 1);
   }

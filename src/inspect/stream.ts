@@ -2,6 +2,7 @@
 // the primary lives. `request()` in control/client.ts is for bounded replies; this stream has no
 // end of its own, only a deadline for the hello.
 import { connect } from 'node:net';
+import { lineReader } from '../control/socket.ts';
 import type { Instance } from '../control/client.ts';
 import { ZdError } from '../errors.ts';
 import { parseInspectMessage, type InspectMessage } from './messages.ts';
@@ -36,42 +37,41 @@ export function openInspectStream(instance: Instance, onMessage: (message: Inspe
     () => settle(new ZdError('ZD_E_TIMEOUT', `'${instance.name}' did not start the inspect stream within ${HELLO_TIMEOUT_MS}ms`, 1)),
     HELLO_TIMEOUT_MS,
   );
-  let buffer = '';
   socket.setEncoding('utf8');
   socket.once('connect', () => socket.write(`${JSON.stringify({ cmd: 'inspect' })}\n`));
-  socket.on('data', (chunk: string) => {
-    buffer += chunk;
-    for (let newline = buffer.indexOf('\n'); newline !== -1 && !socket.destroyed; newline = buffer.indexOf('\n')) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
+  socket.on(
+    'data',
+    lineReader((line) => {
+      if (socket.destroyed) return false;
       let value: unknown;
       try {
         value = JSON.parse(line);
       } catch {
         settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent a line that is not JSON on the inspect stream`, 1));
-        return;
+        return false;
       }
       const error = (value as { ok?: unknown; error?: { message?: unknown } } | null)?.ok === false
         ? String((value as { error?: { message?: unknown } }).error?.message ?? 'the request failed')
         : null;
       if (error !== null) {
         settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' refused to inspect: ${error}`, 1));
-        return;
+        return false;
       }
       const message = parseInspectMessage(value);
       if (message === null) {
         settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent an inspect message this zd does not understand: ${line.slice(0, 80)}`, 1));
-        return;
+        return false;
       }
       if (message.type === 'hello') clearTimeout(helloTimer);
       try {
         onMessage(message, line);
       } catch (error) {
         settle(error as Error);
-        return;
+        return false;
       }
-    }
-  });
+      return true;
+    }),
+  );
   socket.on('error', (error) => settle(new ZdError('ZD_E_CONTROL', `control socket of '${instance.name}': ${error.message}`, 1)));
   socket.on('close', () => settle());
   return { ended, close: () => settle() };

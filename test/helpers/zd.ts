@@ -1,6 +1,6 @@
 // Runs the real CLI (`node bin/zd.js …`) as a child process and reads its pino log lines from stderr.
 // Every pid it sees goes into the registry in pids.ts, so `after(killAll)` cleans up even on failure.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -291,3 +291,13 @@ export function cleanup(): void {
 
 /** Deadlines short enough that a stuck rollout or drain fails a test in seconds, not minutes. */
 export const fastFlags = ['--ready-timeout', '2s', '--drain-timeout', '2s', '--kill-timeout', '1s'];
+
+/** Runs a zd control command (status, reload, …) to completion, bounded, in this process's runtime directory. */
+export function zdCli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [zdBin, ...args], {
+    env: { ...process.env, ZD_RUNTIME_DIR: testRuntimeDir, NODE_TEST_CONTEXT: undefined },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}

@@ -1,6 +1,5 @@
 // Issue #5: the control socket and `zd status | reload | stop | list`, against real instances.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -9,22 +8,13 @@ import { getJson } from '../helpers/http.ts';
 import { freePort } from '../helpers/ports.ts';
 import { cleanupCopies, copyFixture, fixturePath, readFixture } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
-import { assertAllDead, cleanup, fastFlags, runApp, testRuntimeDir, zdBin } from '../helpers/zd.ts';
+import { assertAllDead, cleanup, fastFlags, runApp, testRuntimeDir, zdCli } from '../helpers/zd.ts';
 
 afterEach(() => {
   cleanup();
   cleanupCopies();
 });
 
-/** Runs a zd control command to completion (bounded), in this test process's runtime directory. */
-function zdCli(...args: string[]) {
-  const result = spawnSync(process.execPath, [zdBin, ...args], {
-    env: { ...process.env, ZD_RUNTIME_DIR: testRuntimeDir, NODE_TEST_CONTEXT: undefined },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 async function started(name: string, extra: string[] = [], app = fixturePath('serve.cjs')) {
   const port = await freePort();

@@ -1,25 +1,15 @@
 // Issue #5: `zd inspect` against real instances: the JSON stream and the plain lines through a
 // rolling restart, the offline diagrams, and bad command lines. The web page: test/e2e/.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { afterEach, test } from 'node:test';
 import { MACHINES, mermaidIds, machineModel } from '../../src/diagram/index.ts';
 import { freePort } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
-import { cleanup, fastFlags, runApp, testRuntimeDir, zdBin } from '../helpers/zd.ts';
+import { cleanup, fastFlags, runApp, testRuntimeDir, zdCli } from '../helpers/zd.ts';
 import { startInspect } from '../e2e/inspect-cli.ts';
 
 afterEach(cleanup);
 
-/** Runs a zd command to completion (bounded), in this test process's runtime directory. */
-function zdCli(...args: string[]) {
-  const result = spawnSync(process.execPath, [zdBin, ...args], {
-    env: { ...process.env, ZD_RUNTIME_DIR: testRuntimeDir, NODE_TEST_CONTEXT: undefined },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 async function started(name: string) {
   const port = await freePort();

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { getJson } from '../helpers/http.ts';
+import { describeFailures, getJson, poller } from '../helpers/http.ts';
 import { freePort } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { cleanup, runApp, startZd } from '../helpers/zd.ts';
@@ -102,4 +102,20 @@ test('--max-surge 2 --max-unavailable 1 replaces 4 workers in fewer, wider steps
   const forkTimes = zd.entries.slice(mark).filter((e) => e.code === 'ZD_WORKER_FORKED').map((e) => Date.parse(String(e.time)));
   assert.equal(forkTimes.length, 4);
   assert.ok(forkTimes[2]! - forkTimes[0]! < 250, 'three replacements (surge 2 + unavailable 1) started together');
+});
+
+test('--sched none (the OS balances connections): serves from every worker and reloads without a failed request', async () => {
+  const port = await freePort();
+  const zd = runApp(fixturePath('serve.cjs'), ['-w', '2', '--sched', 'none', '--drain-timeout', '3s'], { env: { PORT: String(port) } });
+  const config = await zd.waitForLog('ZD_CONFIG', undefined, 10_000);
+  assert.equal(config.sched, 'none');
+  await zd.waitForLog('ZD_READY', undefined, 10_000);
+  const client = poller(port, { intervalMs: 5, maxMs: 15_000 });
+  const mark = zd.mark();
+  zd.signal('SIGHUP');
+  await zd.waitForLog('ZD_RELOAD_DONE', undefined, 10_000, mark);
+  await zd.waitForLog('ZD_WORKER_EXITED', (l) => l.generation === 1, 5000, mark);
+  const report = await client.stop();
+  assert.equal(report.failures.length, 0, describeFailures(report.failures));
+  assert.ok(report.generations.has('1') && report.generations.has('2'), 'served across the reload');
 });

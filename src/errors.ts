@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   ZD_E_APP_UNREADABLE: 'app file unreadable',
   ZD_E_CONFIG: 'bad config file',
   ZD_E_PORT: 'health or metrics port unusable',
+  ZD_E_PIDFILE: 'pid file unwritable',
   ZD_E_RUNTIME_DIR: 'runtime directory unusable',
   ZD_E_CONTROL_SOCKET: 'control socket unusable',
   ZD_E_NAME_TAKEN: 'instance name taken',

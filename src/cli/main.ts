@@ -23,9 +23,10 @@ const WORKER_BOOTSTRAP = createRequire(import.meta.url).resolve('zd/worker-boots
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === undefined) throw new ZdError('ZD_E_USAGE', 'no command: try zd run <app.js>, or zd --help');
+  if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(MAIN_HELP);
-    return command === undefined ? 2 : 0;
+    return 0;
   }
   if (command === 'run') {
     const ownArgs = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
@@ -63,6 +64,7 @@ async function run(argv: string[]): Promise<number> {
     execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP],
     workerEnv: {
       ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs),
+      ZD_KILL_TIMEOUT_MS: String(options.config.killTimeoutMs),
       ...(options.config.heartbeatTimeoutMs > 0 ? { ZD_HEARTBEAT: '1' } : {}),
       ...(options.shell.stickyPort !== null ? { ZD_STICKY_PORT: String(options.shell.stickyPort) } : {}),
       ...(options.shell.metricsPort !== null ? { ZD_STATS: '1' } : {}),

@@ -50,7 +50,14 @@ export class ControlServer {
     chmodSync(path, 0o600);
     server.on('error', (error) => this.options.logger.warn({ code: 'ZD_CONTROL_ERROR', err: error.message }, 'control socket error'));
     this.server = server;
-    if (this.options.pidfile) writeFileSync(this.options.pidfile, `${process.pid}\n`, { mode: 0o644 });
+    if (this.options.pidfile) {
+      try {
+        writeFileSync(this.options.pidfile, `${process.pid}\n`, { mode: 0o644 });
+      } catch (error) {
+        this.close();
+        throw new ZdError('ZD_E_PIDFILE', `cannot write the pid file ${this.options.pidfile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 1);
+      }
+    }
   }
 
   close(): void {
@@ -75,15 +82,21 @@ export class ControlServer {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     socket.setEncoding('utf8');
+    const tooLarge = () => {
+      reply(socket, errorReply('ZD_E_TOO_LARGE', `a request line may be at most ${MAX_REQUEST_BYTES} bytes`));
+      socket.end();
+      socket.removeAllListeners('data');
+    };
+    // Bounded both ways: a complete line over the limit, and an unfinished one growing past it.
     const read = lineReader((line) => {
+      if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) {
+        tooLarge();
+        return false;
+      }
       if (line.trim() !== '') this.onLine(socket, line.trim());
     });
     socket.on('data', (chunk: string) => {
-      if (read(chunk) > MAX_REQUEST_BYTES) {
-        reply(socket, errorReply('ZD_E_TOO_LARGE', `a request line may be at most ${MAX_REQUEST_BYTES} bytes`));
-        socket.end();
-        socket.removeAllListeners('data');
-      }
+      if (read(chunk) > MAX_REQUEST_BYTES) tooLarge();
     });
   }
 

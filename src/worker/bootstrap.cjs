@@ -23,6 +23,7 @@ const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknow
 const { shared } = require('./shared.cjs');
 
 const drainBudgetMs = Number(process.env.ZD_DRAIN_TIMEOUT_MS) || 30_000;
+const killTimeoutMs = Number(process.env.ZD_KILL_TIMEOUT_MS) || 5_000;
 
 /** @type {Set<net.Server>} */
 const servers = new Set();
@@ -94,26 +95,16 @@ function track(server) {
   servers.add(server);
   if (!(server instanceof http.Server || server instanceof https.Server)) return;
   const httpServer = /** @type {http.Server} */ (server);
+  // Connections are tracked (once each: cheap under keep-alive); requests are not, so that serving
+  // costs nothing until a drain. Whether a connection is busy is what Node itself uses: a response
+  // in progress on it (`socket._httpMessage`).
   /** @type {Set<import('node:net').Socket>} */
   const sockets = new Set();
-  /** Sockets with a request in progress. */
-  /** @type {Set<import('node:net').Socket>} */
-  const busy = new Set();
-
   httpServer.prependListener('connection', (socket) => {
     sockets.add(socket);
-    socket.once('close', () => {
-      sockets.delete(socket);
-      busy.delete(socket);
-    });
+    socket.once('close', () => sockets.delete(socket));
   });
-  httpServer.prependListener('request', (req, res) => {
-    busy.add(req.socket);
-    // Decided before the app writes its headers: Node then sends `Connection: close` and closes
-    // the connection once this response is done.
-    if (shared.draining) res.shouldKeepAlive = false;
-    res.once('close', () => busy.delete(req.socket));
-  });
+  const busy = (/** @type {import('node:net').Socket} */ socket) => Boolean(/** @type {any} */ (socket)._httpMessage);
 
   const closeIdle = httpServer.closeIdleConnections?.bind(httpServer);
   if (closeIdle) {
@@ -131,12 +122,17 @@ function track(server) {
     closing.add(httpServer);
     // cluster sets exitedAfterDisconnect before closing the worker's servers on zd's disconnect.
     if (cluster.worker?.exitedAfterDisconnect || stickyServers.has(httpServer)) startDrain();
-    for (const socket of busy) markClosing(socket);
+    // From now on every response closes its connection: decided before the app writes its
+    // headers, so Node sends `Connection: close` and closes the connection once it is done.
+    httpServer.prependListener('request', (_req, res) => {
+      res.shouldKeepAlive = false;
+    });
+    for (const socket of sockets) markClosing(socket);
     const keepAliveMs = httpServer.keepAliveTimeout > 0 ? httpServer.keepAliveTimeout : 5000;
     // Cut idle connections by the time clients were told to expect it, and well before the deadline.
     const idleCutMs = Math.max(0, Math.min(keepAliveMs, drainBudgetMs - 500));
     setTimeout(() => {
-      for (const socket of sockets) if (!busy.has(socket)) socket.destroy();
+      for (const socket of sockets) if (!busy(socket)) socket.destroy();
     }, idleCutMs).unref();
     const closed = (/** @type {Error | undefined} */ error) => {
       servers.delete(httpServer);
@@ -168,6 +164,9 @@ function startDrain() {
   if (shared.draining) return;
   shared.draining = true;
   shared.hooksDone = Promise.allSettled(shared.hooks.map((hook) => Promise.resolve().then(hook))).then(() => undefined);
+  // zd ends a drain that overruns (SIGTERM, then SIGKILL). If zd itself is gone (SIGKILLed), no
+  // one would: past both deadlines, the worker ends itself rather than serve on as an orphan.
+  setTimeout(() => process.exit(1), drainBudgetMs + killTimeoutMs + 500).unref();
   maybeExit(); // an app with no server has nothing else to wait for
 }
 

@@ -1,7 +1,7 @@
 // Runs the real CLI (`node bin/zd.js …`) as a child process and reads its pino log lines from stderr.
 // Every pid it sees goes into the registry in pids.ts, so `after(killAll)` cleans up even on failure.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -300,4 +300,38 @@ export function zdCli(...args: string[]): { code: number | null; stdout: string;
     timeout: 20_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Watches zd's descendants every 20 ms until stopped: everything it ever started. */
+export function watchDescendants(zd: Zd) {
+  const seen = new Set<number>();
+  // Judged on every look: a child caught between its fork and its exec still shows zd's own
+  // command line, and becomes a worker or tsx's compiler only a moment later.
+  const ran = new Set<number>();
+  const own = `${zd.child.spawnargs.join('\0')}\0`;
+  const look = () => {
+    for (const pid of descendants(zd.pid)) {
+      seen.add(pid);
+      trackPid(pid);
+      let cmdline: string;
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+      } catch {
+        continue;
+      }
+      // Empty once the process is a zombie.
+      if (cmdline !== '' && cmdline !== own && !/\/esbuild\0--service=/.test(cmdline)) ran.add(pid);
+    }
+  };
+  look();
+  const timer = setInterval(look, 20);
+  return {
+    seen,
+    /** Every descendant seen running something other than tsx's compiler service, and every worker zd logged. */
+    forks: () => [...new Set([...ran, ...zd.workerPids()])],
+    stop: () => {
+      look();
+      clearInterval(timer);
+    },
+  };
 }

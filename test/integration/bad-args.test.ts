@@ -1,21 +1,13 @@
 // Bad arguments exit 2 with one line on stderr that names the problem, and fork nothing.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { afterEach, test } from 'node:test';
 import { getJson } from '../helpers/http.ts';
 import { freePort } from '../helpers/ports.ts';
 import { fixturePath, fixturesDir } from '../helpers/tmp.ts';
-import { assertAllDead, cleanup, descendants, startZd } from '../helpers/zd.ts';
+import { assertAllDead, cleanup, startZd, watchDescendants } from '../helpers/zd.ts';
 
 afterEach(cleanup);
 
-function isCompiler(pid: number): boolean {
-  try {
-    return /\/esbuild\0--service=/.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1'));
-  } catch {
-    return false;
-  }
-}
 
 const app = fixturePath('serve.cjs');
 
@@ -36,18 +28,16 @@ for (const { name, args, mentions } of cases) {
   test(`${name} exits 2 with one line and forks nothing`, async () => {
     const port = await freePort();
     const zd = startZd(args, { env: { PORT: String(port), WORKER_COUNT: '1' } });
-    const children = new Set<number>();
-    // Watch for children until exit: none may ever appear.
-    // zd runs from TypeScript source: on a cold tsx cache its primary starts esbuild's compiler
-    // service while loading. That is a compiler, not a fork; every other child is a failure.
-    const watch = setInterval(() => descendants(zd.pid).filter((pid) => !isCompiler(pid)).forEach((pid) => children.add(pid)), 10);
-    const exit = await zd.waitForExit(5000).finally(() => clearInterval(watch));
+    // Everything zd ever started, judged race-free (see watchDescendants): tsx's compiler service,
+    // which a cold cache starts when zd runs from source, is not a fork.
+    const watch = watchDescendants(zd);
+    const exit = await zd.waitForExit(5000).finally(() => watch.stop());
     assert.equal(exit.code, 2, zd.transcript());
     const lines = zd.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${zd.stderr}`);
     assert.match(lines[0]!, mentions);
     assert.equal(zd.workerPids().length, 0, zd.transcript());
-    assert.deepEqual([...children], [], 'no process was forked');
+    assert.deepEqual(watch.forks(), [], 'no process was forked');
     await assert.rejects(getJson(port, '/', 300), 'nothing listens on PORT');
     await assertAllDead([zd.pid], 1000);
   });

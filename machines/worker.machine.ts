@@ -23,7 +23,7 @@ export interface WorkerInput {
 }
 
 /** Why a worker was told to stop before it ever served. */
-export type StopReason = 'ready-timeout' | 'aborted' | 'shutdown' | 'superseded';
+export type StopReason = 'ready-timeout' | 'misconfigured' | 'aborted' | 'shutdown' | 'superseded';
 
 export interface WorkerContext extends WorkerInput {
   pid: number | null;
@@ -67,7 +67,8 @@ const base = setup({
     // Readiness travels over the IPC channel: with the channel gone, a worker can never serve.
     readyOnListening: ({ context }) => context.readyOn === 'listening' && context.connected,
     readyOnMessage: ({ context }) => context.readyOn === 'message' && context.connected,
-    timedOut: ({ context }) => context.stopReason === 'ready-timeout',
+    // Stopped because it could not serve (missed its deadline, listens in the wrong place): a failed boot.
+    bootFailed: ({ context }) => context.stopReason === 'ready-timeout' || context.stopReason === 'misconfigured',
   },
   delays: {
     readyTimeout: ({ context }) => context.timeouts.readyMs,
@@ -168,7 +169,7 @@ export const workerMachine = base
       after: { killTimeout: 'killing' },
       on: {
         'worker.exit': [
-          { guard: 'timedOut', target: 'dead.bootFailed', actions: 'recordExit' },
+          { guard: 'bootFailed', target: 'dead.bootFailed', actions: 'recordExit' },
           { target: 'dead.exited', actions: 'recordExit' },
         ],
         kill: 'killing',
@@ -188,7 +189,7 @@ export const workerMachine = base
       after: { killTimeout: 'dead.lost' },
       on: {
         'worker.exit': [
-          { guard: 'timedOut', target: 'dead.bootFailed', actions: 'recordExit' },
+          { guard: 'bootFailed', target: 'dead.bootFailed', actions: 'recordExit' },
           { target: 'dead.killed', actions: 'recordExit' },
         ],
       },

@@ -5,7 +5,7 @@
 // Each returns the broken invariants as lines "I<n> <what>", empty when all hold.
 import { addressedWorker, type Effect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
-import { isBooting, isDead, isLeaving, isReady, liveWorkers, matches, readyCount } from './queries.ts';
+import { capacityFloor, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, readyCount } from './queries.ts';
 import { pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import type { PrimaryState, WorkerEntry } from './state.ts';
 
@@ -141,7 +141,7 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
     const was = readyCount(before);
     const now = readyCount(after);
     const stopping = after.phase === 'stopping' || after.phase === 'exited';
-    const floor = Math.min(was, after.config.workers - after.config.maxUnavailable);
+    const floor = Math.min(was, capacityFloor(after));
     // A worker that exits, or whose channel closes, stops serving: one fewer.
     const crash = (event.type === 'worker.exit' || event.type === 'worker.disconnect') && now >= Math.min(was - 1, floor);
     if (now < was && now < floor && !stopping && !crash) {

@@ -46,12 +46,22 @@ export function readyCount(state: PrimaryState): number {
   return workerList(state).filter(isReady).length;
 }
 
+/**
+ * The fewest ready workers a rollout may leave: N − maxUnavailable, where N does not count slots
+ * given up to a crash loop (they serve no one until the next reload).
+ */
+export function capacityFloor(state: PrimaryState): number {
+  const parked = state.slots.filter((slot) => slot.parked).length;
+  return state.config.workers - parked - state.config.maxUnavailable;
+}
+
 export function getWorker(state: PrimaryState, id: WorkerId | null): WorkerEntry | undefined {
   return id === null ? undefined : state.workers[String(id)];
 }
 
 /** Why a worker that never became ready ended, in words for a log line. */
 export function bootFailureReason(entry: WorkerEntry): string {
+  if (entry.misconfigured) return entry.misconfigured;
   const { stopReason, exit, timeouts } = entry.machine.context;
   if (stopReason === 'ready-timeout') return `not ready within ${timeouts.readyMs}ms`;
   return exitDescription(exit);

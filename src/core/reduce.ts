@@ -30,8 +30,10 @@ import {
   liveWorkers,
   matches,
   outcomeOf,
+  capacityFloor,
   readyCount,
   valueName,
+  workerList,
 } from './queries.ts';
 import type { PrimaryState, SlotState, StoredSnapshot, TimerOwner, WorkerEntry } from './state.ts';
 import { pingTimerId, pongTimerId, respawnTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
@@ -153,7 +155,7 @@ class Draft {
       case 'worker.online':
         return this.toWorker(event.workerId, { type: 'worker.online' });
       case 'worker.listening':
-        return this.toWorker(event.workerId, { type: 'worker.listening' });
+        return this.listening(event.workerId, event.address ?? null);
       case 'worker.message': {
         // Other messages are the app's own business; readiness and heartbeats concern the primary.
         if (isReadyMessage(event.message)) this.toWorker(event.workerId, { type: 'worker.ready' });
@@ -231,11 +233,37 @@ class Draft {
       machine: persist(snapshot),
       adopted: false,
       pingSeq: 0,
+      address: null,
+      misconfigured: null,
     };
     this.s.workers[String(id)] = entry;
     this.effects.push({ type: 'fork', workerId: id, slot, generation });
     this.workerActions(entry, actions);
     return id;
+  }
+
+  /**
+   * A worker listens. zd cannot know which port the app is meant to use, but it knows where the
+   * workers already serving listen: a worker that listens elsewhere (a deploy on the wrong port)
+   * would pass for ready and serve nothing, so it is a failed boot instead.
+   */
+  private listening(id: WorkerId, address: string | null): void {
+    const entry = getWorker(this.s, id);
+    if (entry && !isDead(entry) && entry.address === null && address !== null) {
+      entry.address = address;
+      const expected = workerList(this.s).find((w) => w.id !== id && isReady(w) && w.address !== null)?.address ?? null;
+      if (this.config.readyOn === 'listening' && isBooting(entry) && expected !== null && expected !== address) {
+        entry.misconfigured = `listens on ${address}, where the workers serving now listen on ${expected}`;
+        this.log('error', 'ZD_WORKER_WRONG_ADDRESS', `worker ${id} ${entry.misconfigured}: stopping it`, {
+          ...ids(entry),
+          pid: entry.machine.context.pid,
+          address,
+          expected,
+        });
+        return this.toWorker(id, { type: 'stop', reason: 'misconfigured' });
+      }
+    }
+    this.toWorker(id, { type: 'worker.listening' });
   }
 
   /** Sends an event to one worker's machine and reacts to where it lands. */
@@ -369,7 +397,8 @@ class Draft {
   /** A worker a slot points at stopped counting without the reducer retiring it. */
   private releaseSlot(entry: WorkerEntry): void {
     const slot = this.slots[entry.slot]!;
-    const neverReady = outcomeOf(entry) === 'bootFailed' || entry.machine.context.stopReason === 'ready-timeout';
+    const { stopReason } = entry.machine.context;
+    const neverReady = outcomeOf(entry) === 'bootFailed' || stopReason === 'ready-timeout' || stopReason === 'misconfigured';
     if (slot.next === entry.id) {
       // A rollout's replacement failed before it was ready.
       slot.next = null;
@@ -579,7 +608,7 @@ class Draft {
     }
     this.cancelTimer(respawnTimerId(index));
     // maxUnavailable: the old worker may go first, if the pool keeps its floor without it.
-    if (retireFirst && current && isReady(current) && readyCount(this.s) - 1 >= this.config.workers - this.config.maxUnavailable) {
+    if (retireFirst && current && isReady(current) && readyCount(this.s) - 1 >= capacityFloor(this.s)) {
       slot.worker = null;
       this.retire(current, 'superseded');
     }
@@ -643,7 +672,7 @@ class Draft {
   private nextRetirement(): void {
     const next = getWorker(this.s, this.s.retiring[0] ?? null);
     if (!next) return;
-    if (readyCount(this.s) - 1 >= this.config.workers - this.config.maxUnavailable) {
+    if (readyCount(this.s) - 1 >= capacityFloor(this.s)) {
       this.s.retiring.shift();
       this.drain(next);
     }

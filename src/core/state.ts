@@ -24,6 +24,10 @@ export interface WorkerEntry {
   adopted: boolean;
   /** Last heartbeat sequence number sent. */
   pingSeq: number;
+  /** Where it first listened (`host:port` as cluster reports it). */
+  address: string | null;
+  /** Why it was stopped as unable to serve, in words, when its machine state cannot say. */
+  misconfigured: string | null;
 }
 
 /**

@@ -74,14 +74,7 @@ function firstOf(zd: ReturnType<typeof runApp>, codes: string[], since: number, 
 
 test(
   'a deploy that listens on the wrong port: the rollout aborts, naming both ports; the old workers serve on, no request fails',
-  {
-    todo:
-      "zd counts a worker ready at its first `listening` whatever the address (the reducer ignores worker.listening's address), " +
-      'so the rollout completes onto workers that listen on WRONG_PORT, the old workers drain, and the app port refuses ' +
-      'every connection (ECONNREFUSED) until the next deploy. zd does not know the app port, but it knows where the ' +
-      'generation being replaced listens: a replacement whose listening address differs could be held not-ready (then ' +
-      'aborted at --ready-timeout, "listening on :X, generation 1 serves :Y")',
-  },
+  
   async () => {
     const wrongPort = await freePort();
     const { port, app, zd, oldPids } = await serving([], { WRONG_PORT: String(wrongPort) });

@@ -49,10 +49,10 @@ export function makeReady(sim: Sim, id: number): void {
   if (matches(entry, 'booting.forking')) sim.dispatch({ type: 'worker.online', workerId: id });
   if (sim.exitCode !== null) return;
   if (sim.state.config.readyOn === 'message') {
-    sim.dispatch({ type: 'worker.listening', workerId: id });
+    sim.dispatch({ type: 'worker.listening', workerId: id, address: ':3000' });
     sim.dispatch({ type: 'worker.message', workerId: id, message: 'ready' });
   } else {
-    sim.dispatch({ type: 'worker.listening', workerId: id });
+    sim.dispatch({ type: 'worker.listening', workerId: id, address: ':3000' });
   }
 }
 
@@ -122,6 +122,16 @@ export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
         // A worker that is never answered for is a hung one: the heartbeat must replace it.
         const p = pick(sim.alive(), i);
         if (p) answerPings(sim, p.id);
+      }),
+  ),
+  fc.nat().map(
+    (i) =>
+      new Act(`listenElsewhere(${i})`, (sim) => {
+        // A deploy listening on the wrong port: it must not pass for ready.
+        const p = pick(bootingProcs(sim), i);
+        if (!p) return;
+        if (matches(entryOf(sim, p.id)!, 'booting.forking')) sim.dispatch({ type: 'worker.online', workerId: p.id });
+        if (sim.exitCode === null) sim.dispatch({ type: 'worker.listening', workerId: p.id, address: ':9999' });
       }),
   ),
   fc.tuple(fc.nat(), fc.boolean()).map(

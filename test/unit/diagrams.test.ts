@@ -136,7 +136,7 @@ describe('the worker diagram', () => {
 
   it('names delays and guards readably', () => {
     assert.match(mermaid, /worker_booting --> worker_stopping : after readyTimeout$/m);
-    assert.match(mermaid, /worker_stopping --> worker_dead_bootFailed : worker\.exit \[timedOut\]$/m);
+    assert.match(mermaid, /worker_stopping --> worker_dead_bootFailed : worker\.exit \[bootFailed\]$/m);
     assert.ok(dot.includes('label=" after readyTimeout "'));
     assert.ok(!mermaid.includes('xstate.after'), 'a raw delayed event name leaked into Mermaid');
   });

@@ -69,8 +69,9 @@ async function keepalive() {
     client._connect = function patchedConnect() {
       this.benchToldClose = false;
       connect.call(this);
-      this.conn.prependListener('end', () => {
-        if (this.destroyed) return;
+      const conn = this.conn;
+      conn.prependListener('end', () => {
+        if (this.destroyed || this.conn !== conn) return;
         const pending = this.pipelinedRequests.size();
         if (pending > 0) {
           extra.droppedOnClose += pending;
@@ -79,10 +80,12 @@ async function keepalive() {
           this.pipelinedRequests.clear();
         }
       });
-      this.conn.prependListener('error', (error) => {
+      conn.prependListener('error', (error) => {
         if (this.destroyed) return;
         countInto(extra.connErrors, error.code ?? error.message);
-        if (this.benchToldClose) extra.connErrorsAfterConnClose++;
+        if (this.benchToldClose && this.conn === conn) extra.connErrorsAfterConnClose++;
+        // autocannon counts this as an error; its request must not also count as lost.
+        if (this.conn === conn) this.pipelinedRequests.clear();
       });
     };
   };
@@ -129,7 +132,7 @@ async function keepalive() {
 /** `concurrency` loops, each sending one request per new connection (agent: false), until the deadline. */
 async function perConnection() {
   const bins = binner(spec.binMs, spec.durationMs);
-  const out = { responses: 0, ok2xx: 0, non2xx: 0, errors: 0, timeouts: 0, reqErrors: {}, sent: 0 };
+  const out = { responses: 0, ok2xx: 0, non2xx: 0, errors: 0, timeouts: 0, reqErrors: {}, sent: 0, responsesInWindow: 0 };
   const startedAt = Date.now();
   const deadline = startedAt + spec.durationMs;
   bins.start(startedAt);
@@ -144,6 +147,7 @@ async function perConnection() {
         settled = true;
         if (kind === 'ok') {
           out.responses++;
+          if (Date.now() <= deadline) out.responsesInWindow++;
           bins.hit();
           if (code >= 200 && code < 300) out.ok2xx++;
           else out.non2xx++;
@@ -172,8 +176,19 @@ async function perConnection() {
   };
   await Promise.all(Array.from({ length: spec.connections }, loop));
   const endedAt = Date.now();
-  const durationS = (endedAt - startedAt) / 1000;
-  return { mode: 'per-connection', startedAt, endedAt, durationS, ...out, rps: out.responses / durationS, bins: bins.bins, binMs: spec.binMs };
+  // Requests still in flight at the deadline are awaited (up to their timeout) so that a hung one
+  // is counted; the rate is over the nominal window.
+  return {
+    mode: 'per-connection',
+    startedAt,
+    endedAt,
+    durationS: spec.durationMs / 1000,
+    lastSettledAfterDeadlineMs: endedAt - deadline,
+    ...out,
+    rps: out.responsesInWindow / (spec.durationMs / 1000),
+    bins: bins.bins,
+    binMs: spec.binMs,
+  };
 }
 
 const result = spec.mode === 'keepalive' ? await keepalive() : await perConnection();

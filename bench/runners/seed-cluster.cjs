@@ -47,7 +47,9 @@ for (let i = 0; i < count; i++) {
 function replace(old) {
   return new Promise((resolve) => {
     const fresh = cluster.fork();
+    log('fork', { pid: fresh.process.pid });
     fresh.once('listening', () => {
+      log('listening', { pid: fresh.process.pid });
       planned.add(old.id);
       old.disconnect();
       safetyKill(old);

@@ -5,6 +5,7 @@
 //   npm --prefix bench ci && node bench/run.mjs          # the full run (~8 min), writes bench/RESULTS.md
 //   node bench/run.mjs --quick                           # a smoke run: 1 rep, short windows, prints only
 //   node bench/run.mjs --only steady --steady-reps 9     # more repetitions of one part, for tighter medians
+//   node bench/run.mjs --report-only                     # rewrite RESULTS.md from RESULTS.json
 //
 // Every process it starts is tracked by pid and killed by pid at the end, on failure and on SIGINT;
 // PM2 runs with its own PM2_HOME in a temp dir and is `pm2 kill`ed after every run.
@@ -24,6 +25,7 @@ const { values: flags } = parseArgs({
     only: { type: 'string' }, // steady | reload
     'steady-reps': { type: 'string' },
     'reload-reps': { type: 'string' },
+    'report-only': { type: 'boolean', default: false }, // re-render RESULTS.md from RESULTS.json
     out: { type: 'string' },
   },
 });
@@ -336,6 +338,15 @@ function machine() {
 
 // ---------------------------------------------------------------------------------------------
 async function main() {
+  if (flags['report-only']) {
+    const out = OUT ?? join(BENCH, 'RESULTS.md');
+    const data = JSON.parse(readFileSync(out.replace(/\.md$/, '.json'), 'utf8'));
+    const { markdown, summary } = report(data);
+    writeFileSync(out, markdown);
+    process.stdout.write(`${summary}\n`);
+    say(`bench: rewrote ${out} from ${out.replace(/\.md$/, '.json')} (no run)`);
+    return;
+  }
   const begin = Date.now();
   if (!existsSync(join(REPO, 'node_modules', 'esbuild')) || !existsSync(join(REPO, 'node_modules', 'tsx'))) {
     say("bench: zd's own dependencies are missing: run `npm ci` in the repository first");

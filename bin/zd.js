@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// zd is written in TypeScript. `npm run build` bundles it to dist/zd.mjs (what a published package
+// zd is written in TypeScript. `npm run build` bundles it to dist/zd.mjs (plus chunks loaded on use) (what a published package
 // ships: a lighter primary, no compiler in memory); without a build, or with one older than the
 // source, tsx compiles the source in memory, so `npm ci` needs no build step and no install
 // script, and a stale build is never what runs. Workers never load either: they run the app on

@@ -49,6 +49,11 @@ export function report({ context, steady, reload }) {
   const rss = (name) => median(steadyOf(name).map((r) => mb(r.rss.primaryKb)));
   const reloadMs = (name, mode) => median(ok(reloadOf(name, mode)).map((r) => r.reloadMs));
   const oldGoneMs = (name, mode) => median(ok(reloadOf(name, mode)).map((r) => r.oldGoneMs));
+  // A reload is the replacements' boots (fork → listening, the app's and the machine's time) plus
+  // what the runner itself adds between them.
+  const bootSum = (r) => (r.reload.bootsMs?.length ? r.reload.bootsMs.reduce((a, b) => a + (b ?? NaN), 0) : null);
+  const bootsMs = (name, mode) => median(ok(reloadOf(name, mode)).map(bootSum));
+  const ownMs = (name, mode) => median(ok(reloadOf(name, mode)).map((r) => (bootSum(r) === null || r.reloadMs === null ? null : r.reloadMs - bootSum(r))));
   const failedList = (name, mode) => reloadOf(name, mode).map((r) => (r.error ? 'run failed' : failures(r.load).failed));
   const failedTotal = (name, mode) => sum(ok(reloadOf(name, mode)).map((r) => failures(r.load).failed));
   const duringPct = (name, mode) => median(ok(reloadOf(name, mode)).map((r) => (r.rpsBefore ? (100 * r.rpsDuring) / r.rpsBefore : null)));
@@ -91,7 +96,7 @@ export function report({ context, steady, reload }) {
     for (const mode of ['keepalive', 'per-connection']) {
       const r = ratio(reloadMs('zd', mode), reloadMs('seed-cluster', mode));
       targets.push(
-        `| zd reload time ≤ 1.1 × seed-cluster's (${mode === 'keepalive' ? 'keep-alive load' : 'new-connection load'}) | ${fmt(reloadMs('zd', mode))} ms / ${fmt(reloadMs('seed-cluster', mode))} ms = **${fmt(r, 2)} ×** (medians) | ${r === null ? '–' : r <= 1.1 ? 'yes' : '**no**'} |`,
+        `| zd reload time ≤ 1.1 × seed-cluster's (${mode === 'keepalive' ? 'keep-alive load' : 'new-connection load'}) | ${fmt(reloadMs('zd', mode))} ms / ${fmt(reloadMs('seed-cluster', mode))} ms = **${fmt(r, 2)} ×** (medians). Split into the replacements' boots (fork → listening, summed) + the runner's own time: zd ${fmt(bootsMs('zd', mode))} + ${fmt(ownMs('zd', mode))} ms, seed-cluster ${fmt(bootsMs('seed-cluster', mode))} + ${fmt(ownMs('seed-cluster', mode))} ms (medians) | ${r === null ? '–' : r <= 1.1 ? 'yes' : '**no**'} |`,
       );
     }
   }
@@ -175,6 +180,10 @@ export function report({ context, steady, reload }) {
   for (const r of forced) notes.push(`- ${r.name} ${r.mode ?? 'steady'} rep ${r.rep}: stop was forced (SIGKILL) or left workers behind: ${JSON.stringify(r.stop)}`);
   const stopCodes = [...steady, ...reload].filter((r) => r.stop && r.name !== 'pm2' && r.name !== 'single' && r.stop.code !== 0);
   for (const r of stopCodes) notes.push(`- ${r.name} ${r.mode ?? 'steady'} rep ${r.rep}: exited ${r.stop.code ?? r.stop.signal} on SIGTERM`);
+  const lingered = reload.filter((r) => !r.error && r.oldGoneMs !== null && r.reloadMs !== null && r.oldGoneMs - r.reloadMs > 1000);
+  for (const r of lingered) {
+    notes.push(`- ${r.name} ${r.mode} rep ${r.rep}: an old worker exited only ${fmt(r.oldGoneMs - r.reloadMs)} ms after the reload was done (at ${fmt(r.oldGoneMs)} ms; the load window ended ${fmt(p.reloadMs - p.triggerAtMs)} ms after the trigger): it kept serving the old code on a kept-alive connection meanwhile.`);
+  }
   const failedRuns = [...steady, ...reload].filter((r) => r.error);
   for (const r of failedRuns) notes.push(`- ${r.name} ${r.mode ?? 'steady'} rep ${r.rep}: **run failed**: \`${oneLine(r.error)}\``);
   const pings = [...steady, ...reload].map((r) => r.pm2PingMs).filter((x) => x !== undefined);
@@ -214,9 +223,9 @@ ${targets.join('\n')}
 ${raw.join('\n')}
 ## What the runners logged
 
-zd's own warn/error lines (pino level ≥ 40), seed-cluster's unplanned worker exits, aborted or timed-out reloads, forced stops:
+zd's own warn/error lines (pino level ≥ 40), seed-cluster's unplanned worker exits, aborted or timed-out reloads, old workers that outlived the reload by more than a second, forced stops:
 
-${notes.length ? notes.join('\n') : '- nothing: no warning or error line, every reload completed, every runner stopped cleanly on its own.'}
+${notes.length ? notes.join('\n') : '- nothing: no warning or error line, every reload completed, every runner stopped cleanly on its own.'}${notes.length && !failedRuns.length && !forced.length ? '\n- otherwise nothing: every run completed, every runner stopped cleanly on its own.' : ''}
 
 ## Parameters
 

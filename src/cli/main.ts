@@ -8,12 +8,9 @@ import { MAIN_HELP, runHelp } from './help.ts';
 import { parseRunArgs } from './run-options.ts';
 import { ControlServer } from '../control/server.ts';
 import { startHealthServer } from '../ops/health.ts';
-import { startMetricsServer } from '../ops/metrics.ts';
 import { startMemorySampler } from '../shell/memory-sampler.ts';
 import { startStickyRouter } from '../shell/sticky-router.ts';
 import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
-import { listCommand, reloadCommand, statusCommand, stopCommand } from './control-commands.ts';
-import { inspectCommand } from './inspect.ts';
 
 /**
  * Preloaded into every worker: drains keep-alive connections with no change to the app. Resolved
@@ -45,12 +42,13 @@ async function main(argv: string[]): Promise<number> {
   throw new ZdError('ZD_E_USAGE', `unknown command '${command}' (see zd --help)`);
 }
 
+// Loaded on demand: a running primary never pays for the client side (nor prom-client, below).
 const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  status: statusCommand,
-  reload: reloadCommand,
-  stop: stopCommand,
-  list: listCommand,
-  inspect: inspectCommand,
+  status: async (argv) => (await import('./control-commands.ts')).statusCommand(argv),
+  reload: async (argv) => (await import('./control-commands.ts')).reloadCommand(argv),
+  stop: async (argv) => (await import('./control-commands.ts')).stopCommand(argv),
+  list: async (argv) => (await import('./control-commands.ts')).listCommand(argv),
+  inspect: async (argv) => (await import('./inspect.ts')).inspectCommand(argv),
 };
 
 async function run(argv: string[]): Promise<number> {
@@ -93,6 +91,7 @@ async function run(argv: string[]): Promise<number> {
       closers.push(health.close);
     }
     if (options.shell.metricsPort !== null) {
+      const { startMetricsServer } = await import('../ops/metrics.ts');
       const metrics = await startMetricsServer({ host: options.shell.metricsHost, port: options.shell.metricsPort, runtime, logger });
       closers.push(metrics.close);
     }

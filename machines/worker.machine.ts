@@ -163,10 +163,13 @@ export const workerMachine = base
         kill: 'killing',
       },
     },
-    // A worker that never served has nothing to drain: SIGTERM at once.
+    // Told to stop before it was ready. It may already be in cluster's round robin (its listen()
+    // reached the primary before 'listening' reached zd), so it gets the same escalation as a
+    // draining worker: disconnected first, a connection already handed to it still answered,
+    // SIGTERM only at the drain deadline.
     stopping: {
-      entry: { type: 'kill', params: { signal: 'SIGTERM' } },
-      after: { killTimeout: 'killing' },
+      entry: 'beginDrain',
+      after: { drainTimeout: 'terminating' },
       on: {
         'worker.exit': [
           { guard: 'bootFailed', target: 'dead.bootFailed', actions: 'recordExit' },
@@ -179,7 +182,10 @@ export const workerMachine = base
       entry: { type: 'kill', params: { signal: 'SIGTERM' } },
       after: { killTimeout: 'killing' },
       on: {
-        'worker.exit': { target: 'dead.killed', actions: 'recordExit' },
+        'worker.exit': [
+          { guard: 'bootFailed', target: 'dead.bootFailed', actions: 'recordExit' },
+          { target: 'dead.killed', actions: 'recordExit' },
+        ],
         kill: 'killing',
       },
     },

@@ -27,7 +27,7 @@ const WAITS: Array<[state: string, delay: string]> = [
   ['booting', 'readyTimeout'],
   ['draining', 'drainTimeout'],
   ['disconnected', 'drainTimeout'],
-  ['stopping', 'killTimeout'],
+  ['stopping', 'drainTimeout'],
   ['terminating', 'killTimeout'],
   ['killing', 'killTimeout'],
 ];

@@ -42,12 +42,15 @@ describe('start', () => {
     assert.equal(sim.effects.filter((e) => e.type === 'fork').length, 2, 'no respawn during the first boot');
   });
 
-  it('an app that never listens hits the ready deadline: SIGTERM, SIGKILL, exit 1', () => {
-    const sim = checkedSim(simConfig({ workers: 1, readyTimeoutMs: 1000, killTimeoutMs: 500 }));
+  it('an app that never listens hits the ready deadline: disconnect, SIGTERM, SIGKILL, exit 1', () => {
+    const sim = checkedSim(simConfig({ workers: 1, readyTimeoutMs: 1000, drainTimeoutMs: 500, killTimeoutMs: 500 }));
     sim.dispatch({ type: 'worker.online', workerId: 1 });
     sim.advance(999);
-    assert.deepEqual(sim.proc(1).signals, []);
+    assert.equal(sim.proc(1).connected, true);
     sim.advance(1);
+    assert.equal(sim.proc(1).connected, false, 'disconnected at the ready deadline');
+    assert.deepEqual(sim.proc(1).signals, []);
+    sim.advance(500);
     assert.deepEqual(sim.proc(1).signals, ['SIGTERM']);
     sim.advance(500);
     assert.deepEqual(sim.proc(1).signals, ['SIGTERM', 'SIGKILL']);
@@ -126,8 +129,10 @@ describe('rolling restart', () => {
     const sim = running(2);
     sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
     sim.advance(1000);
-    assert.deepEqual(sim.proc(3).signals, ['SIGTERM']);
+    assert.equal(sim.proc(3).connected, false, 'the replacement is disconnected at its deadline');
     assert.match(sim.state.lastRollout!.reason!, /not ready within 1000ms/, 'aborted at the deadline');
+    sim.advance(1000);
+    assert.deepEqual(sim.proc(3).signals, ['SIGTERM'], 'and SIGTERMed at the drain deadline');
     sim.die(3, null, 'SIGTERM');
     assert.deepEqual(sim.readyIds(), [1, 2]);
   });
@@ -253,7 +258,7 @@ describe('stop', () => {
     sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
     sim.dispatch({ type: 'signal.term', signal: 'SIGTERM' });
     assert.equal(sim.state.lastRollout?.outcome, 'aborted');
-    assert.deepEqual(sim.proc(3).signals, ['SIGTERM'], 'the booting replacement is stopped');
+    assert.equal(sim.proc(3).connected, false, 'the booting replacement is stopped (disconnected first)');
     assert.deepEqual(sim.proc(1).messages, [{ type: 'zd:shutdown' }]);
     sim.die(1, 0);
     sim.die(3, null, 'SIGTERM');

@@ -173,13 +173,16 @@ describe('worker machine: booting', () => {
     assert.equal(w.state, 'listening.fresh');
   });
 
-  it('ready deadline: SIGTERM in stopping, SIGKILL at the kill deadline, exit is a failed boot', () => {
+  it('ready deadline: disconnected in stopping, SIGTERM at the drain deadline, SIGKILL after, exit is a failed boot', () => {
     const w = new Driver().send({ type: 'worker.online' }).fire('readyTimeout');
     assert.equal(w.state, 'stopping');
     assert.equal(w.snapshot.context.stopReason, 'ready-timeout');
-    assert.deepEqual(w.effects(), [{ type: 'kill', params: { signal: 'SIGTERM' } }]);
-    assert.deepEqual(w.raises().map((r) => r.delay), [timeouts.killMs]);
+    assert.deepEqual(w.effects(), [{ type: 'sendShutdown' }, { type: 'disconnect' }], 'disconnected first: cluster may already route to it');
+    assert.deepEqual(w.raises().map((r) => r.delay), [timeouts.drainMs]);
 
+    w.fire('drainTimeout');
+    assert.equal(w.state, 'terminating');
+    assert.deepEqual(w.effects(), [{ type: 'kill', params: { signal: 'SIGTERM' } }]);
     w.fire('killTimeout');
     assert.equal(w.state, 'killing');
     assert.deepEqual(w.effects(), [{ type: 'kill', params: { signal: 'SIGKILL' } }]);
@@ -206,18 +209,20 @@ describe('worker machine: booting', () => {
     }
   });
 
-  it("stop (aborted) while booting: SIGTERM, and its exit is a planned one", () => {
+  it("stop (aborted) while booting: disconnected, and its exit is a planned one", () => {
     const w = new Driver().send({ type: 'worker.online' }).send({ type: 'stop', reason: 'aborted' });
     assert.equal(w.state, 'stopping');
     assert.equal(w.snapshot.context.stopReason, 'aborted');
-    assert.deepEqual(w.effects(), [{ type: 'kill', params: { signal: 'SIGTERM' } }]);
+    assert.deepEqual(w.effects(), [{ type: 'sendShutdown' }, { type: 'disconnect' }]);
     w.send(exit(0, null));
     assert.equal(w.state, 'dead.exited');
     assert.deepEqual(w.snapshot.context.exit, { code: 0, signal: null });
   });
 
-  it('stop (aborted) that outlives SIGTERM: SIGKILL, and its exit is a kill', () => {
-    const w = new Driver().send({ type: 'stop', reason: 'aborted' }).fire('killTimeout');
+  it('stop (aborted) that outlives its deadlines: SIGTERM, then SIGKILL, and its exit is a kill', () => {
+    const w = new Driver().send({ type: 'stop', reason: 'aborted' }).fire('drainTimeout');
+    assert.equal(w.state, 'terminating');
+    w.fire('killTimeout');
     assert.equal(w.state, 'killing');
     w.send(exit(null, 'SIGKILL'));
     assert.equal(w.state, 'dead.killed');
@@ -341,7 +346,7 @@ describe('worker machine: deadlines', () => {
   // Each waiting state, how to get there, and the delay its entry must schedule.
   const waits: Array<[state: string, reach: () => Driver, delay: number]> = [
     ['booting.forking', () => new Driver(), timeouts.readyMs],
-    ['stopping', () => new Driver().send({ type: 'stop', reason: 'shutdown' }), timeouts.killMs],
+    ['stopping', () => new Driver().send({ type: 'stop', reason: 'shutdown' }), timeouts.drainMs],
     ['draining', () => listeningWorker().send({ type: 'drain' }), timeouts.drainMs],
     ['terminating', () => listeningWorker().send({ type: 'drain' }).fire('drainTimeout'), timeouts.killMs],
     ['killing', () => listeningWorker().send({ type: 'drain' }).send({ type: 'kill' }), timeouts.killMs],
@@ -431,7 +436,7 @@ describe('worker machine: graph', () => {
     'xstate.after.stableAfter.worker.listening.fresh',
     'xstate.after.drainTimeout.worker.disconnected',
     'xstate.after.drainTimeout.worker.draining',
-    'xstate.after.killTimeout.worker.stopping',
+    'xstate.after.drainTimeout.worker.stopping',
     'xstate.after.killTimeout.worker.terminating',
     'xstate.after.killTimeout.worker.killing',
   ];

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, test } from 'node:test';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, otherAddress, tcpOutcome } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep } from '../helpers/wait.ts';
 import { cleanup, fastFlags, runApp, testRuntimeDir } from '../helpers/zd.ts';
@@ -70,28 +70,7 @@ test('another user cannot connect to the control socket: EACCES from the directo
   assert.equal(zd.logs('ZD_SHUTDOWN').length, 0);
 });
 
-/** An IPv4 address of this machine that is not loopback, or null. */
-function otherAddress(): string | null {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return null;
-}
 
-function tcpOutcome(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.setTimeout(2000, () => {
-      socket.destroy();
-      resolve('timeout');
-    });
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
 
 function httpStatus(host: string, port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {

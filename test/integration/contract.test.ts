@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { get } from 'node:http';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { parseRunArgs } from '../../src/cli/run-options.ts';
 import { describeFailures, distinctPids, getJson, poller } from '../helpers/http.ts';
 import { trackGroup } from '../helpers/pids.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, otherAddress } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
 import {
@@ -520,10 +520,7 @@ test("`sh -c 'exec node zd.js run …'`: the shell becomes zd, so SIGTERM reache
 
 /** An address of this host other than 127.0.0.1: a real interface's (a pod IP's stand-in), else 127.0.0.2. */
 function otherLocalAddress(): string | null {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const address of list ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;
-  }
-  return process.platform === 'linux' ? '127.0.0.2' : null;
+  return otherAddress() ?? (process.platform === 'linux' ? '127.0.0.2' : null);
 }
 
 test('the health server binds 127.0.0.1 by default; --health-host 0.0.0.0 answers on another address', async (t) => {

@@ -5,11 +5,10 @@ import type { Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { afterEach, test } from 'node:test';
 import { WorkerPoll } from '../../src/ops/metrics-poll.ts';
 import { getJson, sample } from '../helpers/http.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, otherAddress, tcpOutcome } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
 import { cleanup, fastFlags, repoRoot, runApp } from '../helpers/zd.ts';
@@ -163,22 +162,9 @@ test('only GET and HEAD /metrics; bound to 127.0.0.1 by default', async () => {
   assert.equal(head.body, '');
   assert.equal((await httpCall(metricsPort, '/metrics?x=1')).status, 200);
 
-  const address = Object.values(networkInterfaces())
-    .flat()
-    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-  if (address === undefined) return; // no non-loopback address to try
-  const outcome = await new Promise<string>((resolve) => {
-    const socket = connect({ host: address, port: metricsPort });
-    socket.setTimeout(2000, () => {
-      socket.destroy();
-      resolve('timeout');
-    });
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-  });
+  const address = otherAddress();
+  if (address === null) return; // no non-loopback address to try
+  const outcome = await tcpOutcome(address, metricsPort);
   assert.equal(outcome, 'ECONNREFUSED', `connecting to ${address}:${metricsPort}`);
 });
 

@@ -25,8 +25,6 @@ export interface LogEffect {
   stderrOf?: WorkerId;
 }
 
-export type EffectType = Effect['type'];
-
 /** Effects that address one worker's process or channel. */
 export function addressedWorker(effect: Effect): WorkerId | undefined {
   switch (effect.type) {

@@ -24,8 +24,6 @@ export type PrimaryEvent =
   | { type: 'control.stop' }
   | { type: 'timer.fired'; timerId: string };
 
-export type PrimaryEventType = PrimaryEvent['type'];
-
 /** A worker's answer to a heartbeat ping. */
 export function pongSeq(message: unknown): number | null {
   if (typeof message !== 'object' || message === null) return null;

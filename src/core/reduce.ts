@@ -13,7 +13,6 @@ import {
 import {
   workerMachine,
   type StopReason,
-  type WorkerContext,
   type WorkerEvent,
 } from '../../machines/worker.machine.ts';
 import { backoffMs, type CoreConfig } from './config.ts';
@@ -65,7 +64,6 @@ export function init(config: CoreConfig): Step {
     config,
     phase: 'starting',
     exitCode: null,
-    stopSignal: null,
     generation: 1,
     nextWorkerId: 1,
     workers: {},
@@ -778,7 +776,6 @@ class Draft {
   /** A stop asked for by a signal or by `zd stop` (`source`), which counts as SIGTERM. */
   private terminate(signal: 'SIGTERM' | 'SIGINT', source: string): void {
     if (this.s.phase !== 'stopping') {
-      this.s.stopSignal = signal;
       this.log('info', 'ZD_SHUTDOWN', `${source}: draining every worker, then exiting (send it again to force)`, {
         signal,
         source,
@@ -854,4 +851,3 @@ function ids(entry: WorkerEntry) {
 
 
 
-export type { WorkerContext };

@@ -4,7 +4,7 @@ import type { StateValue } from 'xstate';
 import type { RolloutContext } from '../../machines/rollout.machine.ts';
 import type { WorkerContext, WorkerOutcome } from '../../machines/worker.machine.ts';
 import type { CoreConfig } from './config.ts';
-import type { TermSignal, WorkerId } from './events.ts';
+import type { WorkerId } from './events.ts';
 
 export interface StoredSnapshot<TContext> {
   value: StateValue;
@@ -73,8 +73,6 @@ export interface PrimaryState {
   phase: Phase;
   /** Set when stopping: the code the primary exits with once every worker is gone. */
   exitCode: number | null;
-  /** The signal that started a graceful stop, if a signal did. */
-  stopSignal: TermSignal | null;
   /** Newest generation asked for: forks (rollout replacements and respawns) load it. */
   generation: number;
   nextWorkerId: WorkerId;

@@ -214,35 +214,20 @@ function rateBetween(load, from, to) {
 }
 
 // ---------------------------------------------------------------------------------------------
-async function steadyRun(name, rep) {
-  const port = await freePort();
-  const run = { name, rep, port };
+/**
+ * Starts runner `name` on a free port (rebuilding zd first if its source changed), hands it to
+ * `measure`, and always stops it. An error is recorded in the run, never thrown: one failed run
+ * must not stop the benchmark.
+ */
+async function measured(run, name, measure) {
+  run.port = await freePort();
   let handle;
   try {
     if (name === 'zd' && !buildIsFresh()) await build('source changed during the run');
     run.zdPath = name === 'zd' ? 'dist' : name === 'zd-source' ? 'source' : null;
-    handle = await RUNNERS[name].start({ port, workers: P.workers });
+    handle = await RUNNERS[name].start({ port: run.port, workers: P.workers });
     if (handle.pingMs !== undefined) run.pm2PingMs = handle.pingMs;
-    const warm = startLoad({ mode: 'keepalive', port, durationMs: P.steadyWarmupMs, connections: P.connections, maxRequests: P.maxRequests, binMs: 1000 });
-    run.warmup = strip(await warm.result);
-    const load = startLoad({ mode: 'keepalive', port, durationMs: P.steadyMs, connections: P.connections, maxRequests: P.maxRequests, binMs: 1000 });
-    await load.started;
-    const other = otherCpuSnapshot();
-    // CPU the runner's processes spend per request: unlike req/s, it barely depends on how the
-    // scheduler shares two cores between the load generator and the workers in a given run.
-    const { primary, workers } = handle.rssPids();
-    const pids = [primary, ...workers];
-    const cpuBefore = pids.map(cpuMs);
-    await sleep(P.steadyMs * 0.8);
-    run.rss = rssOf(handle);
-    run.load = strip(await load.result);
-    const cpuAfter = pids.map(cpuMs);
-    run.otherCpuS = otherCpuSeconds(other, otherCpuSnapshot());
-    run.cpu = {
-      primaryMs: primary === pids[0] && workers.length > 0 ? cpuAfter[0] - cpuBefore[0] : null,
-      totalMs: cpuAfter.reduce((sum, ms, i) => sum + (ms ?? 0) - (cpuBefore[i] ?? 0), 0),
-    };
-    run.cpuMsPer1kReq = run.load.responses > 0 ? (1000 * run.cpu.totalMs) / run.load.responses : null;
+    await measure(handle, run.port, run);
     run.problems = handle.problems();
   } catch (error) {
     run.error = String(error.stack ?? error);
@@ -252,42 +237,54 @@ async function steadyRun(name, rep) {
   return run;
 }
 
+async function steadyRun(name, rep) {
+  return measured({ name, rep }, name, async (handle, port, run) => {
+      const warm = startLoad({ mode: 'keepalive', port, durationMs: P.steadyWarmupMs, connections: P.connections, maxRequests: P.maxRequests, binMs: 1000 });
+      run.warmup = strip(await warm.result);
+      const load = startLoad({ mode: 'keepalive', port, durationMs: P.steadyMs, connections: P.connections, maxRequests: P.maxRequests, binMs: 1000 });
+      await load.started;
+      const other = otherCpuSnapshot();
+      // CPU the runner's processes spend per request: unlike req/s, it barely depends on how the
+      // scheduler shares two cores between the load generator and the workers in a given run.
+      const { primary, workers } = handle.rssPids();
+      const pids = [primary, ...workers];
+      const cpuBefore = pids.map(cpuMs);
+      await sleep(P.steadyMs * 0.8);
+      run.rss = rssOf(handle);
+      run.load = strip(await load.result);
+      const cpuAfter = pids.map(cpuMs);
+      run.otherCpuS = otherCpuSeconds(other, otherCpuSnapshot());
+      run.cpu = {
+        primaryMs: primary === pids[0] && workers.length > 0 ? cpuAfter[0] - cpuBefore[0] : null,
+        totalMs: cpuAfter.reduce((sum, ms, i) => sum + (ms ?? 0) - (cpuBefore[i] ?? 0), 0),
+      };
+      run.cpuMsPer1kReq = run.load.responses > 0 ? (1000 * run.cpu.totalMs) / run.load.responses : null;
+  });
+}
+
 async function reloadRun(name, mode, rep) {
-  const port = await freePort();
-  const run = { name, mode, rep, port };
-  let handle;
-  try {
-    if (name === 'zd' && !buildIsFresh()) await build('source changed during the run');
-    run.zdPath = name === 'zd' ? 'dist' : null;
-    handle = await RUNNERS[name].start({ port, workers: P.workers });
-    if (handle.pingMs !== undefined) run.pm2PingMs = handle.pingMs;
-    const load = startLoad({
-      mode,
-      port,
-      durationMs: P.reloadMs,
-      connections: mode === 'keepalive' ? P.connections : P.perConnectionLoops,
-      maxRequests: P.maxRequests,
-      binMs: P.binMs,
-    });
-    const startedAt = await load.started;
-    const other = otherCpuSnapshot();
-    await sleep(Math.max(0, startedAt + P.triggerAtMs - Date.now()));
-    run.reload = await handle.reload();
-    run.load = await load.result;
-    run.otherCpuS = otherCpuSeconds(other, otherCpuSnapshot());
-    const r = run.reload;
-    run.reloadMs = r.doneAt === null ? null : r.doneAt - r.triggerAt;
-    run.oldGoneMs = r.oldGoneAt === null ? null : r.oldGoneAt - r.triggerAt;
-    run.rpsBefore = rateBetween(run.load, r.triggerAt - 1000, r.triggerAt);
-    run.rpsDuring = rateBetween(run.load, r.triggerAt, r.doneAt);
-    run.load = strip(run.load);
-    run.problems = handle.problems();
-  } catch (error) {
-    run.error = String(error.stack ?? error);
-  } finally {
-    if (handle) run.stop = await handle.stop();
-  }
-  return run;
+  return measured({ name, mode, rep }, name, async (handle, port, run) => {
+      const load = startLoad({
+        mode,
+        port,
+        durationMs: P.reloadMs,
+        connections: mode === 'keepalive' ? P.connections : P.perConnectionLoops,
+        maxRequests: P.maxRequests,
+        binMs: P.binMs,
+      });
+      const startedAt = await load.started;
+      const other = otherCpuSnapshot();
+      await sleep(Math.max(0, startedAt + P.triggerAtMs - Date.now()));
+      run.reload = await handle.reload();
+      run.load = await load.result;
+      run.otherCpuS = otherCpuSeconds(other, otherCpuSnapshot());
+      const r = run.reload;
+      run.reloadMs = r.doneAt === null ? null : r.doneAt - r.triggerAt;
+      run.oldGoneMs = r.oldGoneAt === null ? null : r.oldGoneAt - r.triggerAt;
+      run.rpsBefore = rateBetween(run.load, r.triggerAt - 1000, r.triggerAt);
+      run.rpsDuring = rateBetween(run.load, r.triggerAt, r.doneAt);
+      run.load = strip(run.load);
+  });
 }
 
 function strip(load) {

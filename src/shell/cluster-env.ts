@@ -2,6 +2,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { KillSignal } from '../core/effects.ts';
 import type { WorkerId } from '../core/events.ts';
+import { classifyMessage, reachesReducer } from '../core/messages.ts';
 import type { Env, EventSink, ForkSpec } from './env.ts';
 import { StderrTails } from './stderr-tail.ts';
 
@@ -80,12 +81,13 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
         }),
       );
       worker.on('message', (message) => {
-        const type = (message as { type?: unknown } | null)?.type;
+        const kind = classifyMessage(message);
         // --sticky: a worker's app "listens" on the primary's port without binding it, so cluster
         // reports no 'listening'; the bootstrap does.
-        if (type === 'zd:listening') sink({ type: 'worker.listening', workerId });
-        // Metrics answers (tens of KB a scrape) are the metrics server's, not the reducer's.
-        else if (type !== 'zd:stats' && type !== 'prom-client:getMetricsRes') sink({ type: 'worker.message', workerId, message });
+        if (kind === 'listening') sink({ type: 'worker.listening', workerId });
+        // The app's own messages (one per request, for some apps) and the metrics server's answers
+        // (read from cluster by the metrics server) never queue an event.
+        else if (reachesReducer(kind)) sink({ type: 'worker.message', workerId, message });
       });
       worker.on('disconnect', () => sink({ type: 'worker.disconnect', workerId }));
       worker.on('error', (error) => options.onIoError(workerId, 'channel', error));

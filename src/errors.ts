@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   ZD_E_APP_MISSING: 'app file not found',
   ZD_E_APP_NOT_FILE: 'app is not a file',
   ZD_E_APP_UNREADABLE: 'app file unreadable',
+  ZD_E_TYPESCRIPT: 'TypeScript app cannot run on this Node',
   ZD_E_CONFIG: 'bad config file',
   ZD_E_PORT: 'health or metrics port unusable',
   ZD_E_PIDFILE: 'pid file unwritable',

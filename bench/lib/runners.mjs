@@ -157,7 +157,7 @@ function boots(phases, forked, ready, key) {
 const isCode = (code) => (line) => line.json?.code === code;
 const isEvent = (event) => (line) => line.json?.event === event;
 
-function zdRunner(command, label) {
+export function zdRunner(command, label) {
   return {
     label,
     async start({ port, workers }) {

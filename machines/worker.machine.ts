@@ -12,7 +12,9 @@
 // into effects, and its delays come back from xstate's pure `transition()` as `xstate.raise`
 // actions with a `delay`, which the runtime schedules as timers.
 import { assign, setup } from 'xstate';
-import type { ReadyOn } from '../src/core/config.ts';
+
+/** What makes a worker ready: its `listening`, or an explicit IPC `'ready'` message. */
+export type ReadyOn = 'listening' | 'message';
 
 export interface WorkerInput {
   id: number;

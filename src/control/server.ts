@@ -7,9 +7,10 @@ import type { MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
 import { statusView } from '../core/status.ts';
 import { ZdError } from '../errors.ts';
+import { VERSION } from '../version.ts';
 import type { Logger } from '../shell/logger.ts';
 import type { Runtime } from '../shell/runtime.ts';
-import { procSample, cpuPercent, type ProcSample } from './proc.ts';
+import { procSample, cpuPercent, type ProcSample } from '../shell/proc.ts';
 import { answers, lineReader } from './socket.ts';
 import { errorReply, MAX_REQUEST_BYTES, parseRequest, type ControlRequest } from './protocol.ts';
 
@@ -145,6 +146,7 @@ export class ControlServer {
     const now = Date.now();
     return {
       ...view,
+      version: VERSION,
       name: this.options.name,
       app: this.options.app,
       primary: { pid: process.pid, uptimeMs: now - this.startedAt, ...usage(process.pid) },

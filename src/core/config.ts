@@ -1,6 +1,8 @@
 // Every default in one place (pino's habit): the CLI, the tests and the docs read them from here.
 
-export type ReadyOn = 'listening' | 'message';
+import type { ReadyOn } from '../../machines/worker.machine.ts';
+
+export type { ReadyOn };
 
 export interface CoreConfig {
   /** Desired number of ready workers (N). */

@@ -5,7 +5,7 @@
 // Each returns the broken invariants as lines "I<n> <what>", empty when all hold.
 import { addressedWorker, type Effect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
-import { capacityFloor, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, readyCount } from './queries.ts';
+import { allTimers, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, readyCount } from './queries.ts';
 import { pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import type { PrimaryState, WorkerEntry } from './state.ts';
 
@@ -54,36 +54,39 @@ export function checkState(state: PrimaryState): string[] {
   if (state.phase !== 'exited') {
     for (const worker of live) {
       for (const [waiting, delay] of WAITS) {
-        if (matches(worker, waiting) && !hasTimer(state, `w${worker.id}:xstate.after.${delay}.`)) {
+        if (matches(worker, waiting) && !hasTimerPrefix(worker, `w${worker.id}:xstate.after.${delay}.`)) {
           fail('I4', `worker ${worker.id} is ${waiting} with no ${delay} deadline`);
         }
       }
     }
     if (state.phase === 'running') {
       state.slots.forEach((slot, index) => {
-        if (slot.worker === null && slot.next === null && !slot.parked && !state.timers[`respawn:${index}`]) {
+        if (slot.worker === null && slot.next === null && !slot.parked && !hasTimer(state, `respawn:${index}`)) {
           fail('I4', `slot ${index} is empty with no respawn pending`);
         }
       });
     }
-    if (state.retiring.length > 0 && !state.timers[STAGGER_TIMER]) {
+    if (state.retiring.length > 0 && !hasTimer(state, STAGGER_TIMER)) {
       fail('I4', `${state.retiring.length} worker(s) await a staggered drain with no stagger timer`);
     }
-    if (state.phase === 'stopping' && !state.draining && !state.timers[STOP_DELAY_TIMER]) {
+    if (state.phase === 'stopping' && !state.draining && !hasTimer(state, STOP_DELAY_TIMER)) {
       fail('I4', 'stopping, not draining yet, and no shutdown-delay timer');
     }
     if (config.heartbeatTimeoutMs > 0) {
       for (const worker of live) {
-        if (isReady(worker) && !state.timers[pingTimerId(worker.id)] && !state.timers[pongTimerId(worker.id)]) {
+        if (isReady(worker) && !hasTimer(state, pingTimerId(worker.id)) && !hasTimer(state, pongTimerId(worker.id))) {
           fail('I4', `ready worker ${worker.id} has no heartbeat pending`);
         }
       }
     }
   }
-  for (const [timerId, owner] of Object.entries(state.timers)) {
-    if (owner.kind === 'worker' && !state.workers[String(owner.workerId)]) {
+  for (const [timerId, owner] of allTimers(state)) {
+    if ((owner.kind === 'worker' || owner.kind === 'ping' || owner.kind === 'pong') && !getWorker(state, owner.workerId)) {
       fail('I4', `timer ${timerId} belongs to a worker that is gone`);
     }
+  }
+  for (let i = 1; i < state.workers.length; i++) {
+    if (state.workers[i - 1]!.id >= state.workers[i]!.id) fail('I7', `the worker list is not sorted by id at ${i}`);
   }
 
   // I5
@@ -101,14 +104,14 @@ export function checkState(state: PrimaryState): string[] {
   state.slots.forEach((slot, index) => {
     for (const [name, id] of [['worker', slot.worker], ['next', slot.next]] as const) {
       if (id === null) continue;
-      const worker = state.workers[String(id)];
+      const worker = getWorker(state, id);
       if (!worker || isDead(worker)) fail('I7', `slot ${index}.${name} points at worker ${id}, which is gone`);
       else if (worker.slot !== index) fail('I7', `slot ${index}.${name} points at worker ${id} of slot ${worker.slot}`);
       else if (isLeaving(worker)) fail('I7', `slot ${index}.${name} points at worker ${id}, which is leaving`);
       if (pointed.has(id)) fail('I7', `worker ${id} is pointed at twice (${pointed.get(id)}, slot ${index}.${name})`);
       pointed.set(id, `slot ${index}.${name}`);
     }
-    const next = slot.next === null ? undefined : state.workers[String(slot.next)];
+    const next = slot.next === null ? undefined : getWorker(state, slot.next);
     if (next && !isBooting(next)) fail('I7', `slot ${index}.next is worker ${next.id}, which is not booting`);
   });
   if (state.phase === 'running' || state.phase === 'starting') {
@@ -119,7 +122,7 @@ export function checkState(state: PrimaryState): string[] {
     }
   }
   for (const id of state.retiring) {
-    const worker = state.workers[String(id)];
+    const worker = getWorker(state, id);
     if (!worker || !isReady(worker)) fail('I7', `worker ${id} awaits a staggered drain but is not ready`);
     if (pointed.has(id)) fail('I7', `worker ${id} awaits a staggered drain yet ${pointed.get(id)} points at it`);
   }
@@ -156,13 +159,13 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   for (const effect of effects) {
     const id = addressedWorker(effect);
     if (id === undefined) continue;
-    const known: WorkerEntry | undefined = before.workers[String(id)] ?? after.workers[String(id)];
+    const known: WorkerEntry | undefined = getWorker(before, id) ?? getWorker(after, id);
     if (!known || isDead(known) || id === exiting) {
       fail('I3', `${effect.type} addressed to worker ${id}, which is dead`);
       continue;
     }
     if (effect.type === 'send' || effect.type === 'disconnect') {
-      const open = (before.workers[String(id)]?.machine.context.connected ?? true) && id !== disconnected && !disconnectedNow.has(id);
+      const open = (getWorker(before, id)?.machine.context.connected ?? true) && id !== disconnected && !disconnectedNow.has(id);
       if (!open) fail('I3', `${effect.type} on worker ${id}'s closed channel`);
       if (effect.type === 'disconnect') disconnectedNow.add(id);
     }
@@ -183,8 +186,8 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   return broken;
 }
 
-function hasTimer(state: PrimaryState, prefix: string): boolean {
-  return Object.keys(state.timers).some((id) => id.startsWith(prefix));
+function hasTimerPrefix(worker: WorkerEntry, prefix: string): boolean {
+  return Object.keys(worker.timers).some((id) => id.startsWith(prefix));
 }
 
 function deepEqual(a: unknown, b: unknown): boolean {

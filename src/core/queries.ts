@@ -3,7 +3,7 @@
 import { matchesState } from 'xstate';
 import { WORKER_OUTCOMES, type WorkerOutcome } from '../../machines/worker.machine.ts';
 import type { WorkerId } from './events.ts';
-import type { PrimaryState, WorkerEntry } from './state.ts';
+import type { PrimaryState, TimerOwner, WorkerEntry } from './state.ts';
 
 export function matches(entry: WorkerEntry, value: string): boolean {
   return matchesState(value, entry.machine.value);
@@ -34,16 +34,19 @@ export function valueName(value: unknown): string {
         .join(',');
 }
 
-export function workerList(state: PrimaryState): WorkerEntry[] {
-  return Object.values(state.workers).sort((a, b) => a.id - b.id);
+/** Every worker the primary still tracks, by id (the list is kept sorted). */
+export function workerList(state: PrimaryState): readonly WorkerEntry[] {
+  return state.workers;
 }
 
 export function liveWorkers(state: PrimaryState): WorkerEntry[] {
-  return workerList(state).filter((w) => !isDead(w));
+  return state.workers.filter((w) => !isDead(w));
 }
 
 export function readyCount(state: PrimaryState): number {
-  return workerList(state).filter(isReady).length;
+  let count = 0;
+  for (const w of state.workers) if (isReady(w)) count += 1;
+  return count;
 }
 
 /**
@@ -56,7 +59,43 @@ export function capacityFloor(state: PrimaryState): number {
 }
 
 export function getWorker(state: PrimaryState, id: WorkerId | null): WorkerEntry | undefined {
-  return id === null ? undefined : state.workers[String(id)];
+  if (id === null) return undefined;
+  const index = findWorkerIndex(state.workers, id);
+  return index < 0 ? undefined : state.workers[index];
+}
+
+/** Where worker `id` is in a list sorted by id (binary search), or -1. */
+export function findWorkerIndex(workers: readonly WorkerEntry[], id: WorkerId): number {
+  let lo = 0;
+  let hi = workers.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const at = workers[mid]!.id;
+    if (at === id) return mid;
+    if (at < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** The worker a timer belongs to (`w<id>:…`, `ping:<id>`, `pong:<id>`), or null for the primary's own. */
+export function workerIdOfTimer(timerId: string): WorkerId | null {
+  const match = /^(?:w|ping:|pong:)(\d+)(?::|$)/.exec(timerId);
+  return match ? Number(match[1]) : null;
+}
+
+/** Whether a timer is pending, wherever it is kept. */
+export function hasTimer(state: PrimaryState, timerId: string): boolean {
+  const workerId = workerIdOfTimer(timerId);
+  if (workerId === null) return state.timers[timerId] !== undefined;
+  return getWorker(state, workerId)?.timers[timerId] !== undefined;
+}
+
+/** Every pending timer: the primary's own, then each worker's. */
+export function allTimers(state: PrimaryState): Array<[string, TimerOwner]> {
+  const all = Object.entries(state.timers);
+  for (const worker of state.workers) all.push(...Object.entries(worker.timers));
+  return all;
 }
 
 /** Why a worker that never became ready ended, in words for a log line. */

@@ -24,6 +24,8 @@ export interface WorkerEntry {
   adopted: boolean;
   /** Last heartbeat sequence number sent. */
   pingSeq: number;
+  /** This worker's pending timers (its machine's deadlines, its heartbeat), by timer id. */
+  timers: Record<string, TimerOwner>;
   /** Where it first listened (`host:port` as cluster reports it). */
   address: string | null;
   /** Why it was stopped as unable to serve, in words, when its machine state cannot say. */
@@ -76,7 +78,8 @@ export interface PrimaryState {
   /** Newest generation asked for: forks (rollout replacements and respawns) load it. */
   generation: number;
   nextWorkerId: WorkerId;
-  workers: Record<string, WorkerEntry>;
+  /** Every worker not yet dead, sorted by id (ids only grow, so a new one is appended). */
+  workers: WorkerEntry[];
   slots: SlotState[];
   rollout: StoredSnapshot<RolloutContext> | null;
   /** The last rollout of either kind to end. */
@@ -91,7 +94,10 @@ export interface PrimaryState {
   retiring: WorkerId[];
   /** Stopping, and the shutdown delay is over (or there was none): workers are draining. */
   draining: boolean;
-  /** Pending timers by id; a firing whose id is not here is stale and ignored. */
+  /**
+   * The primary's own pending timers by id (respawn, stagger, shutdown delay); each worker keeps
+   * its own in its entry. A firing whose id is pending nowhere is stale and ignored.
+   */
   timers: Record<string, TimerOwner>;
   /** All N slots have had a ready worker at once (announced once). */
   allReadyAnnounced: boolean;

@@ -3,7 +3,7 @@
 // happens between scrapes (rollouts and their durations, exits) is counted as it happens.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { WORKER_OUTCOMES } from '../../machines/worker.machine.ts';
-import { procSample } from '../control/proc.ts';
+import { procSample } from '../shell/proc.ts';
 import type { Effect } from '../core/effects.ts';
 import type { Phase, PrimaryState } from '../core/state.ts';
 import { statusView } from '../core/status.ts';

@@ -1,6 +1,6 @@
 // Feeds the reducer each live worker's memory, so that --max-memory can replace a worker over it.
 // The core decides; this only measures.
-import { procSample } from '../control/proc.ts';
+import { procSample } from './proc.ts';
 import { liveWorkers } from '../core/queries.ts';
 import type { Runtime } from './runtime.ts';
 

@@ -2,7 +2,7 @@
 // IP hashes to (Socket.IO long-polling needs a client's requests to reach one process). A client
 // keeps its slot across reloads; while its slot has no ready worker, the next ready slot serves.
 import { createServer, type Server, type Socket } from 'node:net';
-import { isReady } from '../core/queries.ts';
+import { getWorker, isReady } from '../core/queries.ts';
 import type { PrimaryState } from '../core/state.ts';
 import type { Env } from './env.ts';
 import type { Logger } from './logger.ts';
@@ -28,7 +28,7 @@ export function pickWorker(state: PrimaryState | undefined, address: string): nu
   const start = hashAddress(address) % n;
   for (let k = 0; k < n; k++) {
     const id = state.slots[(start + k) % n]!.worker;
-    const entry = id === null ? undefined : state.workers[String(id)];
+    const entry = getWorker(state, id);
     if (entry && isReady(entry) && entry.machine.context.connected) return entry.id;
   }
   return null;

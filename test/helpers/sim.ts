@@ -6,6 +6,19 @@ import type { PrimaryEvent, WorkerId } from '../../src/core/events.ts';
 import { init, reduce, type MachineTransition, type Step } from '../../src/core/reduce.ts';
 import type { PrimaryState } from '../../src/core/state.ts';
 import { checkStep } from '../../src/core/invariants.ts';
+import { getWorker } from '../../src/core/queries.ts';
+
+/**
+ * Freezes a state and everything in it that is not frozen yet: the reducer shares what an event
+ * does not touch with the state before, so a write that skips its copy-on-write accessors would
+ * change history. Frozen, such a write throws (modules are strict) instead.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  return value;
+}
 
 export interface SimProcess {
   id: WorkerId;
@@ -41,7 +54,7 @@ export class Sim {
   constructor(config: CoreConfig, observer?: StepObserver) {
     if (observer) this.observers.push(observer);
     const step = init(config);
-    this.state = step.state;
+    this.state = deepFreeze(step.state);
     for (const observe of this.observers) observe(step.state, null, step);
     this.apply(step.effects);
   }
@@ -52,7 +65,7 @@ export class Sim {
     this.events.push(event);
     this.transitions.push(...step.transitions);
     for (const observe of this.observers) observe(before, event, step);
-    this.state = step.state;
+    this.state = deepFreeze(step.state);
     this.apply(step.effects);
     return step;
   }
@@ -135,7 +148,7 @@ export class Sim {
   /** Boots every forked process that has not come up yet. */
   bootAll(): void {
     for (const p of this.alive()) {
-      const entry = this.state.workers[String(p.id)];
+      const entry = getWorker(this.state, p.id);
       if (entry && JSON.stringify(entry.machine.value).includes('booting')) this.boot(p.id);
     }
   }
@@ -177,7 +190,7 @@ export class Sim {
   }
 
   readyIds(): WorkerId[] {
-    return Object.values(this.state.workers)
+    return this.state.workers
       .filter((w) => JSON.stringify(w.machine.value).includes('listening'))
       .map((w) => w.id);
   }

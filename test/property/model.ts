@@ -3,7 +3,7 @@
 // and a `settle` that delivers every pending outcome so convergence can be judged.
 import fc from 'fast-check';
 import type { CoreConfig } from '../../src/core/config.ts';
-import { isBooting, isLeaving, isReady, liveWorkers, matches } from '../../src/core/queries.ts';
+import { getWorker, isBooting, isLeaving, isReady, liveWorkers, matches } from '../../src/core/queries.ts';
 import { checkedSim, simConfig, type Sim } from '../helpers/sim.ts';
 
 /** CI runs this many sequences per property; ZD_PROPERTY_RUNS raises it for deep runs. */
@@ -33,7 +33,7 @@ function pick<T>(items: T[], index: number): T | undefined {
   return items.length === 0 ? undefined : items[index % items.length];
 }
 
-const entryOf = (sim: Sim, id: number) => sim.state.workers[String(id)];
+const entryOf = (sim: Sim, id: number) => getWorker(sim.state, id);
 
 function bootingProcs(sim: Sim) {
   return sim.alive().filter((p) => {

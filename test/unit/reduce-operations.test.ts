@@ -2,7 +2,7 @@
 // shutdown delay, heartbeats and memory limits. Every step is checked against the invariants.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isReady } from '../../src/core/queries.ts';
+import { getWorker, isReady } from '../../src/core/queries.ts';
 import { checkedSim, simConfig } from '../helpers/sim.ts';
 
 const drainingIds = (sim: ReturnType<typeof checkedSim>) =>
@@ -43,7 +43,7 @@ describe('staggered retirement', () => {
     sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
     for (const id of [4, 5, 6]) sim.boot(id);
     assert.deepEqual(drainingIds(sim), [1], 'only the first drains at once');
-    assert.ok(isReady(sim.state.workers['2']!) && isReady(sim.state.workers['3']!), 'the others still serve');
+    assert.ok(isReady(getWorker(sim.state, 2)!) && isReady(getWorker(sim.state, 3)!), 'the others still serve');
     sim.advance(499);
     assert.deepEqual(drainingIds(sim), [1]);
     sim.advance(1);

@@ -1,0 +1,222 @@
+// Rollouts: reloads (every slot to a new generation) and replacements (one slot's worker, same
+// code), both by the rollout machine's ready-before-drain procedure; and retiring the workers they
+// supersede, staggered when asked.
+import { initialTransition, transition } from 'xstate';
+import { rolloutMachine, type RolloutContext } from '../../machines/rollout.machine.ts';
+import type { StopReason } from '../../machines/worker.machine.ts';
+import { ids, persist, type Draft } from './draft.ts';
+import { capacityFloor, isBooting, isDead, isReady, readyCount, valueName } from './queries.ts';
+import type { WorkerEntry } from './state.ts';
+import { respawnTimerId, STAGGER_TIMER } from './timers.ts';
+import { fork, toWorker } from './workers.ts';
+
+export function requestReload(d: Draft, source: string): void {
+  const counters = d.counters();
+  counters.reloadsRequested += 1;
+  if (d.s.phase === 'stopping') {
+    counters.reloadsRefused += 1;
+    d.log('warn', 'ZD_RELOAD_REFUSED', `reload (${source}) refused: zd is shutting down`, { source });
+    return;
+  }
+  if (d.s.phase === 'starting' || d.s.rollout !== null) {
+    const why = d.s.phase === 'starting' ? 'no worker is ready yet' : 'a rollout is running';
+    if (d.s.reloadQueued) {
+      counters.reloadsCoalesced += 1;
+      d.log('info', 'ZD_RELOAD_QUEUED', `reload (${source}) coalesced into the one already queued (${why})`, {
+        source,
+        coalesced: true,
+      });
+    } else {
+      d.s.reloadQueued = true;
+      d.log('info', 'ZD_RELOAD_QUEUED', `reload (${source}) queued: it runs when the current one ends (${why})`, {
+        source,
+        coalesced: false,
+      });
+    }
+    return;
+  }
+  startReload(d);
+}
+
+/** A rolling restart of every slot to a new generation. */
+export function startReload(d: Draft): void {
+  const generation = ++d.s.generation;
+  d.counters().rolloutsStarted += 1;
+  d.s.replaceQueue = []; // the reload replaces every slot anyway
+  d.log('info', 'ZD_RELOAD_STARTED', `rolling restart to generation ${generation}`, {
+    generation,
+    workers: d.s.slots.length,
+  });
+  startRollout(d, 'reload', generation, d.s.slots.map((_, index) => index), d.config.maxSurge, d.config.maxUnavailable);
+}
+
+/** Replaces some slots' workers with the same code, one at a time, each ready before its predecessor drains. */
+function startReplacement(d: Draft, slots: number[]): void {
+  d.counters().replacementsStarted += 1;
+  d.log('info', 'ZD_REPLACE_STARTED', `replacing the worker of slot ${slots.join(', ')}`, { slots });
+  startRollout(d, 'replace', d.s.generation, slots, 1, 0);
+}
+
+function startRollout(d: Draft, kind: 'reload' | 'replace', generation: number, slots: number[], surge: number, unavailable: number): void {
+  const [initial] = initialTransition(rolloutMachine, { generation, slots, surge, unavailable, kind });
+  d.s.rollout = persist(initial);
+  d.rolloutQueue.push({ type: 'rollout.start' });
+}
+
+/** Whether a slot is already on its way to a new worker: in the running rollout, or queued for one. */
+export function replacementUnderway(d: Draft, slot: number): boolean {
+  const rollout = d.s.rollout?.context;
+  return d.s.replaceQueue.includes(slot) || rollout?.pending.includes(slot) === true || rollout?.booting.includes(slot) === true;
+}
+
+/** Memory or heartbeat: this slot's worker must go, by the ready-before-drain path. */
+export function requestReplace(d: Draft, slot: number): void {
+  if (d.s.phase !== 'running') return;
+  if (d.s.rollout) {
+    if (!replacementUnderway(d, slot)) d.s.replaceQueue = [...d.s.replaceQueue, slot];
+    return;
+  }
+  startReplacement(d, [slot]);
+}
+
+export function drainRolloutQueue(d: Draft): void {
+  while (d.rolloutQueue.length > 0) {
+    const event = d.rolloutQueue.shift()!;
+    if (d.s.rollout === null) continue; // it ended; late news of its workers
+    const from = d.s.rollout.value;
+    const [next, actions] = transition(rolloutMachine, rolloutMachine.resolveState(d.s.rollout), event);
+    d.s.rollout = persist(next);
+    d.transitions.push({
+      machine: 'rollout',
+      id: next.context.generation,
+      from: valueName(from),
+      event: event.type,
+      to: valueName(next.value),
+    });
+    for (const action of actions) {
+      const params = action.params as { slot?: number; retireFirst?: boolean } | undefined;
+      const slot = params?.slot;
+      if (action.type === 'replace') replaceSlot(d, slot!, params?.retireFirst === true);
+      else if (action.type === 'retire') retireSlot(d, slot!);
+      else if (action.type === 'stopReplacement') stopReplacement(d, slot!);
+    }
+    if (next.status === 'done') endRollout(d, next.context, next.value === 'done');
+  }
+}
+
+function replaceSlot(d: Draft, index: number, retireFirst: boolean): void {
+  const { generation, kind } = d.s.rollout!.context;
+  const current = d.worker(d.slot(index).worker);
+  if (kind === 'reload' && current && current.generation === generation && !isDead(current)) {
+    // Already running the new code (a crash respawn during this rollout): adopt it.
+    if (isReady(current)) d.rolloutQueue.push({ type: 'rollout.ready', slot: index });
+    else d.mutWorker(current.id).adopted = true;
+    return;
+  }
+  d.cancelTimer(respawnTimerId(index));
+  // maxUnavailable: the old worker may go first, if the pool keeps its floor without it.
+  if (retireFirst && current && isReady(current) && readyCount(d.s) - 1 >= capacityFloor(d.s)) {
+    d.mutSlot(index).worker = null;
+    retire(d, current, 'superseded');
+  }
+  const id = fork(d, index, generation);
+  d.mutSlot(index).next = id;
+}
+
+function retireSlot(d: Draft, index: number): void {
+  const current = d.slot(index).worker;
+  if (d.worker(current)) d.mutWorker(current!).adopted = false;
+  if (d.slot(index).next === null) return; // an adopted worker: nothing older to retire
+  const old = d.worker(current);
+  const slot = d.mutSlot(index);
+  slot.worker = slot.next;
+  slot.next = null;
+  slot.failures = 0;
+  slot.parked = false;
+  if (old) retire(d, old, 'superseded');
+}
+
+function stopReplacement(d: Draft, index: number): void {
+  const replacement = d.slot(index).next;
+  d.mutSlot(index).next = null;
+  if (d.worker(replacement)) toWorker(d, replacement!, { type: 'stop', reason: 'aborted' });
+  const adopted = d.slot(index).worker;
+  if (d.worker(adopted)) d.mutWorker(adopted!).adopted = false;
+}
+
+/**
+ * Takes a worker out of service: a serving one drains (after its staggered turn, when
+ * retirements are staggered), a booting one is stopped.
+ */
+export function retire(d: Draft, entry: WorkerEntry, reason: StopReason): void {
+  if (isBooting(entry)) {
+    toWorker(d, entry.id, { type: 'stop', reason });
+    return;
+  }
+  if (!isReady(entry)) return;
+  const staggered = d.config.retireStaggerMs > 0 && d.s.phase !== 'stopping';
+  if (staggered && (d.s.timers[STAGGER_TIMER] || d.s.retiring.length > 0)) {
+    d.s.retiring = [...d.s.retiring, entry.id]; // serves on until its turn
+    return;
+  }
+  drain(d, entry);
+  if (staggered) d.startTimer(STAGGER_TIMER, { kind: 'stagger' }, d.config.retireStaggerMs);
+}
+
+function drain(d: Draft, entry: WorkerEntry): void {
+  d.log('info', 'ZD_WORKER_DRAINING', `worker ${entry.id} draining`, {
+    ...ids(entry),
+    pid: entry.machine.context.pid,
+    drainTimeoutMs: d.config.drainTimeoutMs,
+  });
+  toWorker(d, entry.id, { type: 'drain' });
+}
+
+/**
+ * The stagger interval passed: the next superseded worker starts draining, unless a crash has
+ * left the pool short, in which case it keeps serving until capacity is back.
+ */
+export function nextRetirement(d: Draft): void {
+  const next = d.worker(d.s.retiring[0] ?? null);
+  if (!next) return;
+  if (readyCount(d.s) - 1 >= capacityFloor(d.s)) {
+    d.s.retiring = d.s.retiring.slice(1);
+    drain(d, next);
+  }
+  d.startTimer(STAGGER_TIMER, { kind: 'stagger' }, d.config.retireStaggerMs);
+}
+
+function endRollout(d: Draft, context: RolloutContext, done: boolean): void {
+  d.s.rollout = null;
+  const reason = context.failure?.reason ?? null;
+  const { generation, kind } = context;
+  d.s.lastRollout = { generation, outcome: done ? 'done' : 'aborted', reason, kind };
+  if (kind === 'reload') d.s.lastReload = d.s.lastRollout;
+  const failed = context.failure && context.failure.slot >= 0 ? d.s.lastBootFailure : null;
+  if (kind === 'replace') {
+    if (done) d.log('info', 'ZD_REPLACE_DONE', `replaced ${context.replaced} worker(s)`, { replaced: context.replaced });
+    else d.log('error', 'ZD_REPLACE_ABORTED', `replacement aborted: ${reason}; the worker it was to replace keeps serving`, { reason }, failed?.workerId);
+  } else if (done) {
+    d.log('info', 'ZD_RELOAD_DONE', `generation ${generation} serving on all ${context.total} slot(s)`, {
+      generation,
+      replaced: context.replaced,
+    });
+  } else {
+    d.log(
+      'error',
+      'ZD_RELOAD_ABORTED',
+      `rollout to generation ${generation} aborted: ${reason}; the previous workers keep serving`,
+      { generation, reason, slot: context.failure?.slot ?? null },
+      failed?.workerId,
+    );
+  }
+  if (d.s.phase !== 'running') return;
+  if (d.s.reloadQueued) {
+    d.s.reloadQueued = false;
+    startReload(d);
+  } else if (d.s.replaceQueue.length > 0) {
+    const slots = d.s.replaceQueue;
+    d.s.replaceQueue = [];
+    startReplacement(d, slots);
+  }
+}

@@ -5,6 +5,7 @@
 //
 //   node bench/reducer.mjs                       # 2 and 64 workers, 50,000 events of each kind
 //   node bench/reducer.mjs --workers 2,16,64 --events 20000
+//   node bench/reducer.mjs --ref f9eb305         # the core as of a commit (extracted to a temp dir)
 //   node bench/reducer.mjs --write before        # also write the table into bench/RESULTS.md
 //
 // It goes through the public entry points only (init, reduce, and the events and effects they
@@ -15,6 +16,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { releaseLock, takeLock } from './lib/lock.mjs';
 import { table, writeSection } from './lib/results-md.mjs';
+import { removeSnapshots, snapshot } from './lib/snapshot.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -23,6 +25,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '5000' },
     write: { type: 'string' }, // a label: writes the table into RESULTS.md under it
     json: { type: 'boolean', default: false },
+    ref: { type: 'string' },
   },
 });
 
@@ -42,14 +45,18 @@ const TARGET_RATIO = 0.5;
 
 const { register } = await import('tsx/esm/api');
 register();
-const core = await import('../src/core/reduce.ts');
+const REPO = new URL('..', import.meta.url).pathname;
+const snap = flags.ref ? snapshot(REPO, flags.ref) : null;
+process.on('exit', removeSnapshots);
+const root = snap ? `${snap.dir}/` : REPO;
+const core = await import(`${root}src/core/reduce.ts`);
 if (typeof core.init !== 'function' || typeof core.reduce !== 'function') {
   process.stderr.write('bench/reducer: src/core/reduce.ts no longer exports init and reduce: point this script at the module that does\n');
   process.exit(2);
 }
 let defaults = {};
 try {
-  ({ DEFAULTS: defaults } = await import('../src/core/config.ts'));
+  ({ DEFAULTS: defaults } = await import(`${root}src/core/config.ts`));
 } catch {
   // moved: the explicit settings below are all the reducer reads
 }
@@ -170,7 +177,10 @@ function run(p, count) {
     t = process.hrtime.bigint();
     for (const event of pongs) {
       const step = reduce(s, event);
-      if (!step.effects.some((e) => e.type === 'timer.start' && e.timerId === p.pingTimer.get(event.workerId))) fail('pong', event, step.effects);
+      // The next ping's timer (its id is whatever the reducer names it).
+      const next = step.effects.find((e) => e.type === 'timer.start' && e.ms === MS.interval);
+      if (!next) fail('pong', event, step.effects);
+      p.pingTimer.set(event.workerId, next.timerId);
       s = step.state;
     }
     ns.pong += process.hrtime.bigint() - t;
@@ -220,9 +230,11 @@ const KINDS = [
 takeLock('bench/reducer');
 process.on('exit', releaseLock);
 const results = {};
+// Every pool is warmed before any is measured: the first measured must not pay for the JIT.
+const pools = new Map(POOLS.map((n) => [n, pool(n)]));
+if (WARMUP > 0) for (const p of pools.values()) run(p, WARMUP);
 for (const n of POOLS) {
-  const p = pool(n);
-  if (WARMUP > 0) run(p, WARMUP);
+  const p = pools.get(n);
   const t0 = Date.now();
   results[n] = run(p, EVENTS);
   process.stderr.write(`bench/reducer: ${n} workers: ${KINDS.map(([k]) => `${k} ${Math.round(results[n][k])}/s`).join(', ')} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
@@ -256,15 +268,14 @@ const sh = (cmd, args) => {
     return '?';
   }
 };
-const repo = new URL('..', import.meta.url).pathname;
 const facts = {
   date: new Date().toISOString(),
   node: process.version,
   cpus: os.cpus().length,
   cpu: os.cpus()[0]?.model ?? '?',
   loadavg: os.loadavg().map((x) => x.toFixed(2)).join(' '),
-  commit: sh('git', ['-C', repo, 'rev-parse', '--short', 'HEAD']),
-  dirty: sh('git', ['-C', repo, 'status', '--porcelain', '--', 'src/core', 'machines']) !== '',
+  commit: snap?.sha ?? sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']),
+  dirty: !snap && sh('git', ['-C', REPO, 'status', '--porcelain', '--', 'src/core', 'machines']) !== '',
 };
 if (flags.json) process.stdout.write(`${JSON.stringify({ facts, events: EVENTS, warmup: WARMUP, results }, null, 1)}\n`);
 

@@ -6,6 +6,7 @@ import { Runtime } from '../shell/runtime.ts';
 import { ZdError } from '../errors.ts';
 import { MAIN_HELP, runHelp } from './help.ts';
 import { parseRunArgs } from './run-options.ts';
+import { typeScriptFor } from './typescript.ts';
 import { ControlServer } from '../control/server.ts';
 import { startHealthServer } from '../ops/health.ts';
 import { startMemorySampler } from '../shell/memory-sampler.ts';
@@ -53,13 +54,14 @@ const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 
 async function run(argv: string[]): Promise<number> {
   const options = parseRunArgs(argv, process.env);
+  const typescript = typeScriptFor(options.app, WORKER_BOOTSTRAP);
   const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr));
   const dir = runtimeDir();
   ensureRuntimeDir(dir);
   const env = createClusterEnv({
     app: options.app,
     args: options.args,
-    execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP],
+    execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP, ...typescript.execArgv],
     workerEnv: {
       ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs),
       ZD_KILL_TIMEOUT_MS: String(options.config.killTimeoutMs),
@@ -116,6 +118,7 @@ async function run(argv: string[]): Promise<number> {
       code: 'ZD_CONFIG',
       primaryPid: process.pid,
       node: process.version,
+      ...(typescript.mode ? { typescript: typescript.mode } : {}),
       app: options.app,
       args: options.args,
       configFile: options.configFile,

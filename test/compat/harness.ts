@@ -125,6 +125,7 @@ export function httpLoad(port: number, tally: Tally, { keepAlive = 8, fresh = 2,
         else tally.answer('keep-alive', sentAt, body);
       } catch (error) {
         tally.fail('keep-alive', error);
+        await sleep(5); // a refused port answers at once: no busy loop
       }
     }
   };
@@ -213,6 +214,9 @@ export interface Outcome {
   reloads: { generation: number; sighupAt: number; doneAt: number }[];
   loadStartedAt: number;
   loadStoppedAt: number;
+  /** From zd's start to its first ZD_READY, and from SIGTERM to its exit. */
+  bootMs: number;
+  stopMs: number;
 }
 
 export const DEFAULT_WINDOW_MS = 2000;
@@ -257,7 +261,7 @@ export async function runScenario(scenario: Scenario): Promise<Outcome> {
   const workers = scenario.workers ?? 2;
   const drainMs = scenario.drainMs ?? 5000;
   const windowMs = scenario.windowMs ?? (() => DEFAULT_WINDOW_MS);
-  const holdMs = scenario.holdMs ?? DEFAULT_WINDOW_MS + 1500;
+  const holdMs = scenario.holdMs ?? DEFAULT_WINDOW_MS + 1000;
   const port = await freePort();
   const version = versionFile();
   try {
@@ -269,10 +273,11 @@ export async function runScenario(scenario: Scenario): Promise<Outcome> {
       ...(scenario.sticky ? ['--sticky', String(port)] : []),
       ...(scenario.flags ?? []),
     ];
+    const startedAt = Date.now();
     const zd = runApp(compatApp(scenario.app), flags, {
       env: { PORT: String(port), VERSION_FILE: version.path, ...scenario.env },
     });
-    await zd.waitForLog('ZD_READY', undefined, 20_000);
+    const bootMs = timeOf(await zd.waitForLog('ZD_READY', undefined, 20_000)) - startedAt;
     const first = await eventually(() => (scenario.probe ?? probeHttp)(port), 10_000, `${scenario.app} on port ${port}`);
     assert.equal(first.version, 'v1', `generation 1 runs v1: ${JSON.stringify(first)}`);
 
@@ -300,9 +305,11 @@ export async function runScenario(scenario: Scenario): Promise<Outcome> {
       .catch(() => zd.logs('ZD_WORKER_EXITED').filter((log) => Number(log.generation) < 3));
 
     const pids = [...zd.treePids(), ...tally.answers.map((a) => a.pid)];
+    const sigtermAt = Date.now();
     zd.signal('SIGTERM');
     const exit = await zd.waitForExit(drainMs + KILL_TIMEOUT_MS + 10_000);
-    const outcome: Outcome = { zd, tally, port, reloads, loadStartedAt, loadStoppedAt };
+    const stopMs = Date.now() - sigtermAt;
+    const outcome: Outcome = { zd, tally, port, reloads, loadStartedAt, loadStoppedAt, bootMs, stopMs };
     scenario.diagnostic?.(describeOutcome(outcome));
 
     // Judged after the shutdown, so that a failed judgement still shows how zd ended.
@@ -334,7 +341,7 @@ export async function runScenario(scenario: Scenario): Promise<Outcome> {
  * One line of numbers for the test's diagnostics: answers by kind of client, how long each reload
  * took, and the last answer old code gave after each ZD_RELOAD_DONE (by when it was sent).
  */
-export function describeOutcome({ tally, reloads, loadStartedAt, loadStoppedAt }: Outcome): string {
+export function describeOutcome({ tally, reloads, loadStartedAt, loadStoppedAt, bootMs, stopMs }: Outcome): string {
   const byVia = new Map<string, number>();
   for (const a of tally.answers) byVia.set(a.via, (byVia.get(a.via) ?? 0) + 1);
   const perReload = reloads.map(({ generation, sighupAt, doneAt }, i) => {
@@ -344,7 +351,7 @@ export function describeOutcome({ tally, reloads, loadStartedAt, loadStoppedAt }
     return `reload ${generation}: done ${doneAt - sighupAt}ms after SIGHUP, last old-code answer after done ${last}`;
   });
   const kinds = [...byVia].map(([via, n]) => `${n} ${via}`).join(', ');
-  return `${tally.answers.length} answers in ${loadStoppedAt - loadStartedAt}ms (${kinds}), ${tally.failures.length} failed, ${tally.notes.length} notes; ${perReload.join('; ')}`;
+  return `ready ${bootMs}ms after start, SIGTERM to exit ${stopMs}ms; ${tally.answers.length} answers in ${loadStoppedAt - loadStartedAt}ms (${kinds}), ${tally.failures.length} failed, ${tally.notes.length} notes; ${perReload.join('; ')}`;
 }
 
 /**

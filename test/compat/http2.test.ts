@@ -61,7 +61,7 @@ function request(session: ClientHttp2Session): Promise<string> {
       if (settled) return;
       settled = true;
       if (status === 200) resolve(body);
-      else reject(new Error(`HTTP ${status}: ${body.slice(0, 120)}`));
+      else reject(new Error(status === 0 ? `stream ended without a response (rstCode ${stream.rstCode})` : `HTTP ${status}: ${body.slice(0, 120)}`));
     });
     stream.on('error', fail);
     stream.on('close', () => fail(Object.assign(new Error(`stream closed without an answer (rstCode ${stream.rstCode})`), { code: 'ESTREAMCLOSED' })));
@@ -76,15 +76,30 @@ function h2Load(authority: string, options: SecureClientSessionOptions, tally: T
   const started = Date.now();
   let stopped = false;
   const on = () => !stopped && Date.now() - started < maxMs;
-  const open: ClientHttp2Session[] = [];
+  const open = new Set<ClientHttp2Session>();
   const newSession = () => {
     const session = connect(authority, options);
     session.on('error', () => {}); // each stream reports its own failure
     session.on('goaway', () => tally.note('h2', 'GOAWAY'));
-    open.push(session);
+    open.add(session);
+    session.once('close', () => open.delete(session));
     return session;
   };
 
+  /** One answer, retrying up to twice a stream the server never took, as HTTP/2 clients do. */
+  const ask = async (via: string, session: () => ClientHttp2Session) => {
+    const sentAt = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        tally.answer(via, sentAt, await request(session()));
+        return;
+      } catch (error) {
+        if ((error as Retryable).retry && attempt < 3) continue;
+        tally.fail(via, error);
+        return;
+      }
+    }
+  };
   const client = async () => {
     let session: ClientHttp2Session | null = null;
     const current = () => {
@@ -92,33 +107,19 @@ function h2Load(authority: string, options: SecureClientSessionOptions, tally: T
       return session;
     };
     const loop = async () => {
-      while (on()) {
-        const sentAt = Date.now();
-        for (let attempt = 1; ; attempt++) {
-          try {
-            tally.answer('h2-session', sentAt, await request(current()));
-            break;
-          } catch (error) {
-            if ((error as Retryable).retry && attempt < 3) continue;
-            tally.fail('h2-session', error);
-            break;
-          }
-        }
-      }
+      while (on()) await ask('h2-session', current);
     };
     await Promise.all([loop(), loop()]);
   };
   const freshLoop = async () => {
     while (on()) {
-      const sentAt = Date.now();
-      const session = newSession();
-      try {
-        tally.answer('h2-fresh', sentAt, await request(session));
-      } catch (error) {
-        tally.fail('h2-fresh', error);
-      } finally {
-        session.close();
-      }
+      const used: ClientHttp2Session[] = [];
+      await ask('h2-fresh', () => {
+        const session = newSession();
+        used.push(session);
+        return session;
+      });
+      for (const session of used) session.close();
     }
   };
   const loops = Promise.all([...Array.from({ length: sessions }, client), ...Array.from({ length: fresh }, freshLoop)]);

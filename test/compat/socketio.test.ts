@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import { afterEach, test } from 'node:test';
 import { io } from 'socket.io-client';
+import { sleep } from '../helpers/wait.ts';
 import { compatCleanup, httpLoad, runScenario, track, type Identity, type Load, type Tally } from './harness.ts';
 
 afterEach(compatCleanup);
@@ -45,6 +46,8 @@ function socketIoClient(port: number, tally: Tally, localAddress: string): Load 
       stopped = true;
       clearInterval(ask);
       socket.disconnect();
+      // disconnect() still sends its close packet: let it go out before the agent's sockets do.
+      await sleep(300);
       agent.destroy();
     },
   });
@@ -57,7 +60,7 @@ test('Socket.IO long-polling under --sticky: clients stick between reloads, reco
     sticky: true,
     // A client on an old worker moves at its next polling request, then reconnects (100–500 ms).
     windowMs: (via) => (via === 'socket.io' ? 3000 : 2000),
-    holdMs: 4500,
+    holdMs: 4000,
     load: (port, tally) => [httpLoad(port, tally, { keepAlive: 4, fresh: 2 }), ...CLIENTS.map((address) => socketIoClient(port, tally, address))],
   });
   const firstSighup = outcome.reloads[0]!.sighupAt;

@@ -14,13 +14,21 @@
 // and once zd's drain has closed every server and the app's onShutdown hooks have settled, the
 // worker exits 0. What is still open at the drain deadline (a WebSocket, a hook that never settles)
 // is zd's to end, with SIGTERM then SIGKILL: the app's own SIGTERM handler still runs.
+//
+// HTTP/2 sessions get GOAWAY when their server closes (http2.cjs); SIGINT/SIGTERM/SIGHUP/SIGUSR2
+// sent to zd's whole process group are zd's to act on, not the worker's (signals.cjs).
 'use strict';
+
+// First, before anything of the app's can listen for a signal.
+const { armSignals, releaseStopSignals } = require('./signals.cjs');
+armSignals();
 
 const http = require('node:http');
 const https = require('node:https');
 const net = require('node:net');
 const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')));
 const { shared } = require('./shared.cjs');
+const { isHttp2Server, trackHttp2 } = require('./http2.cjs');
 
 const drainBudgetMs = Number(process.env.ZD_DRAIN_TIMEOUT_MS) || 30_000;
 const killTimeoutMs = Number(process.env.ZD_KILL_TIMEOUT_MS) || 5_000;
@@ -93,6 +101,7 @@ if (stickyPort !== null) {
 function track(server) {
   if (servers.has(server)) return;
   servers.add(server);
+  if (isHttp2Server(server)) return trackHttp2(server, http2Hooks);
   if (!(server instanceof http.Server || server instanceof https.Server)) return;
   const httpServer = /** @type {http.Server} */ (server);
   // Connections are tracked (once each: cheap under keep-alive); requests are not, so that serving
@@ -119,9 +128,7 @@ function track(server) {
   /** @param {((err?: Error) => void) | undefined} [callback] */
   httpServer.close = function close(callback) {
     if (closing.has(httpServer)) return originalClose.call(httpServer, callback);
-    closing.add(httpServer);
-    // cluster sets exitedAfterDisconnect before closing the worker's servers on zd's disconnect.
-    if (cluster.worker?.exitedAfterDisconnect || stickyServers.has(httpServer)) startDrain();
+    beginClose(httpServer);
     // From now on every response closes its connection: decided before the app writes its
     // headers, so Node sends `Connection: close` and closes the connection once it is done.
     httpServer.prependListener('request', (_req, res) => {
@@ -159,10 +166,28 @@ function track(server) {
   }
 }
 
+/** @param {net.Server} server */
+function beginClose(server) {
+  closing.add(server);
+  // cluster sets exitedAfterDisconnect before closing the worker's servers on zd's disconnect.
+  if (cluster.worker?.exitedAfterDisconnect || stickyServers.has(server)) startDrain();
+}
+
+/** @type {import('./http2.cjs').DrainHooks} */
+const http2Hooks = {
+  begin: beginClose,
+  end(server) {
+    servers.delete(server);
+    maybeExit();
+  },
+  bindsNothing: (server) => stickyServers.has(server),
+};
+
 /** zd began draining this worker: the app's onShutdown hooks run now. */
 function startDrain() {
   if (shared.draining) return;
   shared.draining = true;
+  releaseStopSignals(); // zd's SIGTERM at the drain deadline is the app's to handle, or dies of it
   shared.hooksDone = Promise.allSettled(shared.hooks.map((hook) => Promise.resolve().then(hook))).then(() => undefined);
   // zd ends a drain that overruns (SIGTERM, then SIGKILL). If zd itself is gone (SIGKILLed), no
   // one would: past both deadlines, the worker ends itself rather than serve on as an orphan.

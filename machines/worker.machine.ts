@@ -4,6 +4,9 @@
 // ends in `listening` or is stopped at the ready deadline; draining escalates to SIGTERM, then
 // SIGKILL; a process that outlives SIGKILL's deadline is given up as `lost`.
 //
+// A rollout's replacement may have to stay up a while before it counts (`warming`, Kubernetes'
+// minReadySeconds): it serves beside its predecessor, and dying then is a failed boot, not a crash.
+//
 // How a worker ended is a state, not a flag: `dead.exited` (planned and clean), `dead.killed`
 // (planned, forced at a deadline), `dead.crashed` (died while serving), `dead.bootFailed` (never
 // became ready) and `dead.lost`. The primary decides respawns and rollout aborts from those states.
@@ -11,7 +14,7 @@
 // The machine runs nothing: its actions are names with params that the primary's reducer turns
 // into effects, and its delays come back from xstate's pure `transition()` as `xstate.raise`
 // actions with a `delay`, which the runtime schedules as timers.
-import { assign, setup } from 'xstate';
+import { and, assign, setup } from 'xstate';
 
 /** What makes a worker ready: its `listening`, or an explicit IPC `'ready'` message. */
 export type ReadyOn = 'listening' | 'message';
@@ -21,17 +24,21 @@ export interface WorkerInput {
   slot: number;
   generation: number;
   readyOn: ReadyOn;
+  /** How long it must stay up once listening before it counts as ready (0: at once). */
+  minReadyMs: number;
   timeouts: { readyMs: number; drainMs: number; killMs: number; stableMs: number };
 }
 
 /** Why a worker was told to stop before it ever served. */
-export type StopReason = 'ready-timeout' | 'misconfigured' | 'aborted' | 'shutdown' | 'superseded';
+export type StopReason = 'ready-timeout' | 'unstable' | 'aborted' | 'shutdown' | 'superseded';
 
 export interface WorkerContext extends WorkerInput {
   pid: number | null;
   /** Whether the IPC channel is still open: nothing is sent or disconnected once it is not. */
   connected: boolean;
   stopReason: StopReason | null;
+  /** It died, or lost its channel, within its min-ready period. */
+  diedWarming: boolean;
   exit: { code: number | null; signal: string | null } | null;
 }
 
@@ -69,14 +76,16 @@ const base = setup({
     // Readiness travels over the IPC channel: with the channel gone, a worker can never serve.
     readyOnListening: ({ context }) => context.readyOn === 'listening' && context.connected,
     readyOnMessage: ({ context }) => context.readyOn === 'message' && context.connected,
-    // Stopped because it could not serve (missed its deadline, listens in the wrong place): a failed boot.
-    bootFailed: ({ context }) => context.stopReason === 'ready-timeout' || context.stopReason === 'misconfigured',
+    mustWarm: ({ context }) => context.minReadyMs > 0,
+    // Stopped because it could not serve (missed its deadline, or its min-ready period): a failed boot.
+    bootFailed: ({ context }) => context.stopReason === 'ready-timeout' || context.stopReason === 'unstable',
   },
   delays: {
     readyTimeout: ({ context }) => context.timeouts.readyMs,
     drainTimeout: ({ context }) => context.timeouts.drainMs,
     killTimeout: ({ context }) => context.timeouts.killMs,
     stableAfter: ({ context }) => context.timeouts.stableMs,
+    minReady: ({ context }) => context.minReadyMs,
   },
 });
 
@@ -104,6 +113,7 @@ export const workerMachine = base
     pid: null,
     connected: true,
     stopReason: null,
+    diedWarming: false,
     exit: null,
   }),
   initial: 'booting',
@@ -121,8 +131,14 @@ export const workerMachine = base
         },
       },
       on: {
-        'worker.listening': { guard: 'readyOnListening', target: 'listening' },
-        'worker.ready': { guard: 'readyOnMessage', target: 'listening' },
+        'worker.listening': [
+          { guard: and(['readyOnListening', 'mustWarm']), target: 'warming' },
+          { guard: 'readyOnListening', target: 'listening' },
+        ],
+        'worker.ready': [
+          { guard: and(['readyOnMessage', 'mustWarm']), target: 'warming' },
+          { guard: 'readyOnMessage', target: 'listening' },
+        ],
         'worker.exit': { target: 'dead.bootFailed', actions: 'recordExit' },
         stop: {
           target: 'stopping',
@@ -132,6 +148,21 @@ export const workerMachine = base
       states: {
         forking: { on: { 'worker.online': 'online' } },
         online: {},
+      },
+    },
+    // Serving beside its predecessor, not counted yet: it must stay up for minReadyMs.
+    warming: {
+      after: { minReady: 'listening' },
+      on: {
+        'worker.exit': { target: 'dead.bootFailed', actions: [base.assign({ diedWarming: true }), 'recordExit'] },
+        'worker.disconnect': {
+          target: 'stopping',
+          actions: base.assign({ connected: false, diedWarming: true, stopReason: 'unstable' as const }),
+        },
+        stop: {
+          target: 'stopping',
+          actions: assign({ stopReason: ({ event }) => event.reason }),
+        },
       },
     },
     listening: {

@@ -71,6 +71,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'workers', short: 'w', kind: 'count', core: 'workers', min: 1, max: MAX_WORKERS, help: 'number of workers', default: '$WORKER_COUNT, else the number of CPUs' },
   { flag: 'ready', kind: 'enum', values: ['listening', 'message'], core: 'readyOn', help: "ready on the worker's first `listening`, or on process.send('ready')", default: DEFAULTS.readyOn },
   { flag: 'ready-timeout', kind: 'duration', core: 'readyTimeoutMs', min: 1, help: 'a worker not ready this long after fork is a failed boot', default: d(DEFAULTS.readyTimeoutMs) },
+  { flag: 'min-ready', kind: 'duration', core: 'minReadyMs', min: 0, help: "a reload's replacement must stay up this long before its predecessor drains (0: off)", default: d(DEFAULTS.minReadyMs) },
   { flag: 'drain-timeout', kind: 'duration', core: 'drainTimeoutMs', min: 0, help: 'time a draining worker gets to finish before SIGTERM', default: d(DEFAULTS.drainTimeoutMs) },
   { flag: 'kill-timeout', kind: 'duration', core: 'killTimeoutMs', min: 1, help: 'time after SIGTERM before SIGKILL', default: d(DEFAULTS.killTimeoutMs) },
   { flag: 'max-restarts', kind: 'count', core: 'maxRestarts', min: 0, max: 1_000_000, help: 'consecutive unstable restarts of a worker before it is declared a crash loop', default: String(DEFAULTS.maxRestarts) },

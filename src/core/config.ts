@@ -11,6 +11,11 @@ export interface CoreConfig {
   readyOn: ReadyOn;
   /** Boot deadline: forked → ready. */
   readyTimeoutMs: number;
+  /**
+   * A rollout's replacement must stay up this long once ready before its predecessor drains and
+   * the rollout counts it (Kubernetes' minReadySeconds); dying within it aborts the rollout.
+   */
+  minReadyMs: number;
   /** Drain deadline: told to drain → exited, before SIGTERM. */
   drainTimeoutMs: number;
   /** Deadline after SIGTERM before SIGKILL (and after SIGKILL before giving the process up). */
@@ -42,6 +47,9 @@ export interface CoreConfig {
 export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
   readyOn: 'listening',
   readyTimeoutMs: 30_000,
+  // One second catches the deploy that dies right after it starts listening (a failed connection
+  // thrown once the server is up) for the cost of one second per slot in a rollout.
+  minReadyMs: 1_000,
   drainTimeoutMs: 30_000,
   killTimeoutMs: 5_000,
   stableAfterMs: 30_000,

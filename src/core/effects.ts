@@ -1,12 +1,12 @@
 // What the reducer asks the runtime to do: plain data, executed only by the shell.
-import type { WorkerId } from './events.ts';
+import type { Release, WorkerId } from './events.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export type KillSignal = 'SIGTERM' | 'SIGKILL';
 
 export type Effect =
-  | { type: 'fork'; workerId: WorkerId; slot: number; generation: number }
+  | { type: 'fork'; workerId: WorkerId; slot: number; generation: number; release: Release }
   | { type: 'send'; workerId: WorkerId; message: unknown }
   | { type: 'disconnect'; workerId: WorkerId }
   | { type: 'kill'; workerId: WorkerId; signal: KillSignal }

@@ -8,6 +8,22 @@ export type ExitSignal = string | null;
 export type TermSignal = 'SIGTERM' | 'SIGINT';
 export type ReloadSignal = 'SIGHUP' | 'SIGUSR2';
 
+/**
+ * What a generation runs: the app file and working directory with every symlink resolved (a
+ * release directory, not the `current` link that points at it), and the app's arguments. The
+ * shell resolves it when a reload is asked for; the core pins each generation to its own.
+ */
+export interface Release {
+  app: string;
+  cwd: string;
+  args: string[];
+}
+
+/** The shell could not resolve the release a reload asked for (a broken link, a missing file). */
+export interface ReleaseProblem {
+  problem: string;
+}
+
 export type PrimaryEvent =
   | { type: 'worker.forked'; workerId: WorkerId; pid: number }
   | { type: 'worker.online'; workerId: WorkerId }
@@ -17,9 +33,11 @@ export type PrimaryEvent =
   | { type: 'worker.exit'; workerId: WorkerId; code: number | null; signal: ExitSignal }
   /** A memory sample of a worker, taken by the runtime. */
   | { type: 'worker.memory'; workerId: WorkerId; rssBytes: number }
-  | { type: 'signal.hup'; signal: ReloadSignal }
+  | { type: 'signal.hup'; signal: ReloadSignal; release?: Release | ReleaseProblem }
   | { type: 'signal.term'; signal: TermSignal }
-  | { type: 'control.reload' }
+  | { type: 'control.reload'; release?: Release | ReleaseProblem }
+  /** `zd rollback`: a rolling restart back to the previous completed generation's release. */
+  | { type: 'control.rollback' }
   /** `zd stop`: the same graceful stop as SIGTERM. */
   | { type: 'control.stop' }
   | { type: 'timer.fired'; timerId: string };

@@ -5,7 +5,7 @@
 // Each returns the broken invariants as lines "I<n> <what>", empty when all hold.
 import { addressedWorker, type Effect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
-import { allTimers, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, readyCount } from './queries.ts';
+import { allTimers, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, readyCount } from './queries.ts';
 import { pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import type { PrimaryState, WorkerEntry } from './state.ts';
 
@@ -18,6 +18,7 @@ export const INVARIANTS = {
   I6: 'once stopping, nothing is forked; once exited, nothing is done',
   I7: 'slots point at live workers of their own slot, each worker from at most one pointer',
   I8: 'the state is plain data: a JSON round trip changes nothing',
+  I9: 'a worker counts as ready (or starts its min-ready period) only once it listens on every address the workers it replaces listen on',
 } as const;
 
 export type InvariantId = keyof typeof INVARIANTS;
@@ -25,6 +26,7 @@ export type InvariantId = keyof typeof INVARIANTS;
 /** Deadline-carrying `after` delays of each waiting worker state. */
 const WAITS: Array<[state: string, delay: string]> = [
   ['booting', 'readyTimeout'],
+  ['warming', 'minReady'],
   ['draining', 'drainTimeout'],
   ['disconnected', 'drainTimeout'],
   ['stopping', 'drainTimeout'],
@@ -168,6 +170,15 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
       const open = (getWorker(before, id)?.machine.context.connected ?? true) && id !== disconnected && !disconnectedNow.has(id);
       if (!open) fail('I3', `${effect.type} on worker ${id}'s closed channel`);
       if (effect.type === 'disconnect') disconnectedNow.add(id);
+    }
+  }
+
+  // I9
+  for (const worker of after.workers) {
+    const was = getWorker(before, worker.id);
+    const arrived = (isReady(worker) || matches(worker, 'warming')) && (!was || matches(was, 'booting'));
+    if (arrived && missingAddresses(worker).length > 0) {
+      fail('I9', `worker ${worker.id} left booting without listening on ${missingAddresses(worker).join(', ')}`);
     }
   }
 

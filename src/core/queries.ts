@@ -2,7 +2,7 @@
 // views (status, inspect). Pure.
 import { matchesState } from 'xstate';
 import { WORKER_OUTCOMES, type WorkerOutcome } from '../../machines/worker.machine.ts';
-import type { WorkerId } from './events.ts';
+import type { Release, WorkerId } from './events.ts';
 import type { PrimaryState, TimerOwner, WorkerEntry } from './state.ts';
 
 export function matches(entry: WorkerEntry, value: string): boolean {
@@ -10,7 +10,8 @@ export function matches(entry: WorkerEntry, value: string): boolean {
 }
 
 export const isReady = (entry: WorkerEntry): boolean => matches(entry, 'listening');
-export const isBooting = (entry: WorkerEntry): boolean => matches(entry, 'booting');
+/** Not counted as ready yet: starting up, or serving out its min-ready period. */
+export const isBooting = (entry: WorkerEntry): boolean => matches(entry, 'booting') || matches(entry, 'warming');
 export const isDead = (entry: WorkerEntry): boolean => matches(entry, 'dead');
 /** Told to go and on its way out: draining, or being stopped or killed. */
 export const isLeaving = (entry: WorkerEntry): boolean =>
@@ -100,10 +101,45 @@ export function allTimers(state: PrimaryState): Array<[string, TimerOwner]> {
 
 /** Why a worker that never became ready ended, in words for a log line. */
 export function bootFailureReason(entry: WorkerEntry): string {
-  if (entry.misconfigured) return entry.misconfigured;
-  const { stopReason, exit, timeouts } = entry.machine.context;
-  if (stopReason === 'ready-timeout') return `not ready within ${timeouts.readyMs}ms`;
+  const { stopReason, exit, timeouts, diedWarming, minReadyMs } = entry.machine.context;
+  if (diedWarming) {
+    const how = exit ? exitDescription(exit) : 'lost its IPC channel';
+    return `${how} within its ${minReadyMs}ms min-ready period`;
+  }
+  if (stopReason === 'ready-timeout') {
+    const missing = missingAddresses(entry);
+    // It listens, but not everywhere its predecessors do (a deploy on the wrong port, or a
+    // public server that never came up): name both.
+    if (missing.length > 0 && entry.addresses.length > 0) {
+      return `listens on ${entry.addresses.join(', ')} but not on ${missing.join(', ')}, where the workers it replaces listen, within ${timeouts.readyMs}ms`;
+    }
+    return `not ready within ${timeouts.readyMs}ms`;
+  }
   return exitDescription(exit);
+}
+
+/** What `zd rollback` would go back to: the completed generation before the serving one. */
+export function rollbackTarget(state: PrimaryState): { generation: number; release: Release } | { refused: string } {
+  if (state.phase !== 'running') return { refused: state.phase === 'starting' ? 'no worker is ready yet' : 'zd is shutting down' };
+  if (state.rollout !== null) return { refused: `a rollout to generation ${state.rollout.context.generation} is running: wait for it (zd reload --wait), then roll back` };
+  const generation = state.completed[state.completed.length - 2];
+  const release = generation === undefined ? undefined : state.releases[String(generation)];
+  if (generation === undefined || release === undefined) {
+    return { refused: `there is no previous generation to go back to (generation ${state.completed.at(-1) ?? state.generation} is the first that served)` };
+  }
+  return { generation, release };
+}
+
+/** The release the serving generation runs (the newest to complete). */
+export function servingRelease(state: PrimaryState): Release {
+  const serving = state.completed[state.completed.length - 1] ?? 1;
+  return state.releases[String(serving)] ?? state.releases['1']!;
+}
+
+/** The addresses a booting worker must still listen on before it counts as ready. */
+export function missingAddresses(entry: WorkerEntry): string[] {
+  if (entry.expects === null) return [];
+  return entry.expects.filter((address) => !entry.addresses.includes(address));
 }
 
 export function exitDescription(exit: { code: number | null; signal: string | null } | null): string {

@@ -10,9 +10,9 @@
 // stopping.ts (graceful and forced stops). draft.ts is the copy-on-write state they share.
 import type { CoreConfig } from './config.ts';
 import { Draft, type Step } from './draft.ts';
-import { isReadyMessage, pongSeq, type PrimaryEvent } from './events.ts';
+import { isReadyMessage, pongSeq, type PrimaryEvent, type Release } from './events.ts';
 import { memorySample, ping, pong, pongOverdue } from './health.ts';
-import { drainRolloutQueue, nextRetirement, requestReload } from './rollouts.ts';
+import { drainRolloutQueue, nextRetirement, requestReload, requestRollback } from './rollouts.ts';
 import type { PrimaryState } from './state.ts';
 import { drainAll, terminate } from './stopping.ts';
 import { fork, listening, reconcile, respawn, toWorker } from './workers.ts';
@@ -21,7 +21,10 @@ import type { WorkerEvent } from '../../machines/worker.machine.ts';
 export type { MachineTransition, Step } from './draft.ts';
 export { EXIT } from './stopping.ts';
 
-export function init(config: CoreConfig): Step {
+/** Where the tests and benchmarks run: no file is ever loaded from it. */
+const NO_RELEASE: Release = { app: 'app.js', cwd: '.', args: [] };
+
+export function init(config: CoreConfig, release: Release = NO_RELEASE): Step {
   const d = new Draft({
     config,
     phase: 'starting',
@@ -35,11 +38,15 @@ export function init(config: CoreConfig): Step {
       failures: 0,
       restarts: 0,
       parked: false,
+      generation: 1,
     })),
     rollout: null,
     lastRollout: null,
     lastReload: null,
     reloadQueued: false,
+    queuedRelease: null,
+    releases: { '1': release },
+    completed: [],
     replaceQueue: [],
     retiring: [],
     draining: false,
@@ -58,7 +65,7 @@ export function init(config: CoreConfig): Step {
   });
   d.log('info', 'ZD_STARTING', `starting ${config.workers} worker(s)`, { workers: config.workers });
   for (let slot = 0; slot < config.workers; slot++) {
-    const id = fork(d, slot, 1);
+    const id = fork(d, slot, 1, false);
     d.mutSlot(slot).worker = id;
   }
   return finish(d);
@@ -100,7 +107,9 @@ function handle(d: Draft, event: PrimaryEvent): void {
       return toWorker(d, event.workerId, { type: 'worker.exit', code: event.code, signal: event.signal });
     case 'signal.hup':
     case 'control.reload':
-      return requestReload(d, event.type === 'signal.hup' ? event.signal : 'control');
+      return requestReload(d, event.type === 'signal.hup' ? event.signal : 'control', event.release);
+    case 'control.rollback':
+      return requestRollback(d);
     case 'signal.term':
       return terminate(d, event.signal, event.signal);
     case 'control.stop':

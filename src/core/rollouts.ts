@@ -5,12 +5,17 @@ import { initialTransition, transition } from 'xstate';
 import { rolloutMachine, type RolloutContext } from '../../machines/rollout.machine.ts';
 import type { StopReason } from '../../machines/worker.machine.ts';
 import { ids, persist, type Draft } from './draft.ts';
-import { capacityFloor, isBooting, isDead, isReady, readyCount, valueName } from './queries.ts';
+import type { Release, ReleaseProblem } from './events.ts';
+import { capacityFloor, isBooting, isDead, isReady, readyCount, rollbackTarget, servingRelease, valueName } from './queries.ts';
 import type { WorkerEntry } from './state.ts';
 import { respawnTimerId, STAGGER_TIMER } from './timers.ts';
 import { fork, toWorker } from './workers.ts';
 
-export function requestReload(d: Draft, source: string): void {
+/**
+ * A reload asked for by a signal or `zd reload`, with the release the shell resolved for it (none:
+ * the serving generation's, as when files are edited in place).
+ */
+export function requestReload(d: Draft, source: string, asked?: Release | ReleaseProblem): void {
   const counters = d.counters();
   counters.reloadsRequested += 1;
   if (d.s.phase === 'stopping') {
@@ -18,6 +23,15 @@ export function requestReload(d: Draft, source: string): void {
     d.log('warn', 'ZD_RELOAD_REFUSED', `reload (${source}) refused: zd is shutting down`, { source });
     return;
   }
+  if (asked && 'problem' in asked) {
+    counters.reloadsRefused += 1;
+    d.log('error', 'ZD_RELOAD_REFUSED', `reload (${source}) refused: ${asked.problem}; the running generation serves on`, {
+      source,
+      reason: asked.problem,
+    });
+    return;
+  }
+  const release = asked ?? null;
   if (d.s.phase === 'starting' || d.s.rollout !== null) {
     const why = d.s.phase === 'starting' ? 'no worker is ready yet' : 'a rollout is running';
     if (d.s.reloadQueued) {
@@ -26,8 +40,10 @@ export function requestReload(d: Draft, source: string): void {
         source,
         coalesced: true,
       });
+      if (release) d.s.queuedRelease = release; // the newest ask wins
     } else {
       d.s.reloadQueued = true;
+      d.s.queuedRelease = release;
       d.log('info', 'ZD_RELOAD_QUEUED', `reload (${source}) queued: it runs when the current one ends (${why})`, {
         source,
         coalesced: false,
@@ -35,17 +51,40 @@ export function requestReload(d: Draft, source: string): void {
     }
     return;
   }
-  startReload(d);
+  startReload(d, release);
 }
 
-/** A rolling restart of every slot to a new generation. */
-export function startReload(d: Draft): void {
+/** `zd rollback`: a reload back to the previous completed generation's release; never queued. */
+export function requestRollback(d: Draft): void {
+  const counters = d.counters();
+  counters.reloadsRequested += 1;
+  const target = rollbackTarget(d.s);
+  if ('refused' in target) {
+    counters.reloadsRefused += 1;
+    d.log('warn', 'ZD_ROLLBACK_REFUSED', `rollback refused: ${target.refused}`, { reason: target.refused });
+    return;
+  }
+  startReload(d, target.release, target.generation);
+}
+
+/** A rolling restart of every slot to a new generation, pinned to `release`. */
+export function startReload(d: Draft, asked: Release | null = d.s.queuedRelease, rollbackOf: number | null = null): void {
   const generation = ++d.s.generation;
+  const was = servingRelease(d.s);
+  const release = asked ?? was;
+  d.s.queuedRelease = null;
+  d.s.releases = { ...d.s.releases, [generation]: release };
   d.counters().rolloutsStarted += 1;
   d.s.replaceQueue = []; // the reload replaces every slot anyway
-  d.log('info', 'ZD_RELOAD_STARTED', `rolling restart to generation ${generation}`, {
+  const moved = release.cwd !== was.cwd || release.app !== was.app;
+  const what = rollbackOf !== null ? `rolling back to generation ${rollbackOf}'s release` : 'rolling restart';
+  d.log('info', 'ZD_RELOAD_STARTED', `${what} to generation ${generation}${moved ? `: release ${release.cwd} (was ${was.cwd})` : ''}`, {
     generation,
     workers: d.s.slots.length,
+    release: release.cwd,
+    app: release.app,
+    ...(moved ? { previousRelease: was.cwd } : {}),
+    ...(rollbackOf !== null ? { rollbackOf } : {}),
   });
   startRollout(d, 'reload', generation, d.s.slots.map((_, index) => index), d.config.maxSurge, d.config.maxUnavailable);
 }
@@ -119,7 +158,8 @@ function replaceSlot(d: Draft, index: number, retireFirst: boolean): void {
     d.mutSlot(index).worker = null;
     retire(d, current, 'superseded');
   }
-  const id = fork(d, index, generation);
+  // A replacement (memory, heartbeat) runs the code its slot runs; a reload's, its new generation.
+  const id = fork(d, index, kind === 'replace' ? d.slot(index).generation : generation, true);
   d.mutSlot(index).next = id;
 }
 
@@ -130,6 +170,7 @@ function retireSlot(d: Draft, index: number): void {
   const old = d.worker(current);
   const slot = d.mutSlot(index);
   slot.worker = slot.next;
+  slot.generation = d.worker(slot.next)?.generation ?? slot.generation;
   slot.next = null;
   slot.failures = 0;
   slot.parked = false;
@@ -186,12 +227,29 @@ export function nextRetirement(d: Draft): void {
   d.startTimer(STAGGER_TIMER, { kind: 'stagger' }, d.config.retireStaggerMs);
 }
 
+/** Completed generations remembered (the serving one, and what a rollback returns to). */
+const KEEP_COMPLETED = 5;
+
+/** Forgets the releases no worker runs and no rollback can return to. */
+function pruneReleases(d: Draft): void {
+  const keep = new Set<number>([d.s.generation, ...d.s.completed]);
+  for (const w of d.s.workers) keep.add(w.generation);
+  for (const slot of d.s.slots) keep.add(slot.generation);
+  const releases: Record<string, Release> = {};
+  for (const [generation, release] of Object.entries(d.s.releases)) if (keep.has(Number(generation))) releases[generation] = release;
+  d.s.releases = releases;
+}
+
 function endRollout(d: Draft, context: RolloutContext, done: boolean): void {
   d.s.rollout = null;
   const reason = context.failure?.reason ?? null;
   const { generation, kind } = context;
   d.s.lastRollout = { generation, outcome: done ? 'done' : 'aborted', reason, kind };
-  if (kind === 'reload') d.s.lastReload = d.s.lastRollout;
+  if (kind === 'reload') {
+    d.s.lastReload = d.s.lastRollout;
+    if (done) d.s.completed = [...d.s.completed, generation].slice(-KEEP_COMPLETED);
+    pruneReleases(d);
+  }
   const failed = context.failure && context.failure.slot >= 0 ? d.s.lastBootFailure : null;
   if (kind === 'replace') {
     if (done) d.log('info', 'ZD_REPLACE_DONE', `replaced ${context.replaced} worker(s)`, { replaced: context.replaced });

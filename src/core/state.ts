@@ -4,7 +4,7 @@ import type { StateValue } from 'xstate';
 import type { RolloutContext } from '../../machines/rollout.machine.ts';
 import type { WorkerContext, WorkerOutcome } from '../../machines/worker.machine.ts';
 import type { CoreConfig } from './config.ts';
-import type { WorkerId } from './events.ts';
+import type { Release, WorkerId } from './events.ts';
 
 export interface StoredSnapshot<TContext> {
   value: StateValue;
@@ -26,10 +26,13 @@ export interface WorkerEntry {
   pingSeq: number;
   /** This worker's pending timers (its machine's deadlines, its heartbeat), by timer id. */
   timers: Record<string, TimerOwner>;
-  /** Where it first listened (`host:port` as cluster reports it). */
-  address: string | null;
-  /** Why it was stopped as unable to serve, in words, when its machine state cannot say. */
-  misconfigured: string | null;
+  /** Every address it listens on (`host:port` as cluster reports it), in the order it began. */
+  addresses: string[];
+  /**
+   * The addresses it must listen on, all of them, before it counts as ready: those of the
+   * workers it replaces. null: its first `listening` will do (the first generation).
+   */
+  expects: string[] | null;
 }
 
 /**
@@ -46,6 +49,8 @@ export interface SlotState {
   restarts: number;
   /** Given up after too many consecutive failures; a rollout revives it. */
   parked: boolean;
+  /** The generation its worker runs: a crash respawn loads this one's release, not the newest. */
+  generation: number;
 }
 
 export type TimerOwner =
@@ -69,6 +74,14 @@ export interface RolloutRecord {
   kind: 'reload' | 'replace';
 }
 
+/** A reload asked for while another runs (or before the first worker is ready). */
+export interface QueuedReload {
+  /** The release it was asked for with (resolved then); null: the serving generation's. */
+  release: Release | null;
+  /** A rollback rolls back to whatever is previous when it starts, and says so. */
+  source: string;
+}
+
 export interface PrimaryState {
   config: CoreConfig;
   /** starting: no worker has been ready yet; stopping: draining everything before exit. */
@@ -88,6 +101,15 @@ export interface PrimaryState {
   lastReload: RolloutRecord | null;
   /** A reload asked for while one runs (or before the first worker is ready): runs next. */
   reloadQueued: boolean;
+  /** What the queued reload runs: the newest release asked for. */
+  queuedRelease: Release | null;
+  /** Each generation's release, for the generations still running or worth going back to. */
+  releases: Record<string, Release>;
+  /**
+   * Generations that came to serve every slot, oldest first (the first one once it is ready):
+   * the last is serving, the one before it is what `zd rollback` goes back to. Only a few kept.
+   */
+  completed: number[];
   /** Slots whose worker must be replaced (memory, no heartbeat) once the current rollout ends. */
   replaceQueue: number[];
   /** Superseded workers, still ready and serving, waiting their staggered turn to drain. */

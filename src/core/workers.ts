@@ -3,7 +3,7 @@
 import { initialTransition, matchesState, transition } from 'xstate';
 import { workerMachine, type WorkerEvent } from '../../machines/worker.machine.ts';
 import { backoffMs } from './config.ts';
-import { ids, persist, type Draft } from './draft.ts';
+import { persist, ids, type Draft } from './draft.ts';
 import type { WorkerId } from './events.ts';
 import {
   bootFailureReason,
@@ -14,6 +14,7 @@ import {
   isReady,
   liveWorkers,
   matches,
+  missingAddresses,
   outcomeOf,
   readyCount,
   valueName,
@@ -24,7 +25,11 @@ import type { WorkerEntry } from './state.ts';
 import { beginStop, EXIT, exit } from './stopping.ts';
 import { respawnTimerId } from './timers.ts';
 
-export function fork(d: Draft, slot: number, generation: number): WorkerId {
+/**
+ * Starts a worker of `generation` (its pinned release) in `slot`. A rollout's replacement serves
+ * out the min-ready period before it counts, and must listen wherever its predecessor does.
+ */
+export function fork(d: Draft, slot: number, generation: number, replacement: boolean): WorkerId {
   const id = d.s.nextWorkerId++;
   const { config } = d;
   const [snapshot, actions] = initialTransition(workerMachine, {
@@ -32,6 +37,7 @@ export function fork(d: Draft, slot: number, generation: number): WorkerId {
     slot,
     generation,
     readyOn: config.readyOn,
+    minReadyMs: replacement ? config.minReadyMs : 0,
     timeouts: {
       readyMs: config.readyTimeoutMs,
       drainMs: config.drainTimeoutMs,
@@ -47,36 +53,38 @@ export function fork(d: Draft, slot: number, generation: number): WorkerId {
     adopted: false,
     pingSeq: 0,
     timers: {},
-    address: null,
-    misconfigured: null,
+    addresses: [],
+    expects: config.readyOn === 'listening' ? expectedAddresses(d, slot, replacement) : null,
   });
-  d.effects.push({ type: 'fork', workerId: id, slot, generation });
+  d.effects.push({ type: 'fork', workerId: id, slot, generation, release: d.s.releases[String(generation)]! });
   workerActions(d, id, actions);
   return id;
 }
 
 /**
- * A worker listens. zd cannot know which port the app is meant to use, but it knows where the
- * workers already serving listen: a worker that listens elsewhere (a deploy on the wrong port)
- * would pass for ready and serve nothing, so it is a failed boot instead.
+ * Where a new worker must listen before it counts as ready. zd cannot know which ports the app is
+ * meant to use, but it knows where the workers already serving listen: a replacement must serve
+ * wherever its predecessor does (an app may open its public port after an admin one, in either
+ * order, so its first `listening` proves little); a respawn wherever the others do. With nothing
+ * serving yet (the first generation), its first `listening` will do.
  */
+function expectedAddresses(d: Draft, slot: number, replacement: boolean): string[] | null {
+  const predecessor = replacement ? d.worker(d.slot(slot).worker) : undefined;
+  if (predecessor && isReady(predecessor) && predecessor.addresses.length > 0) return predecessor.addresses;
+  const serving = d.s.workers.find((w) => isReady(w) && w.addresses.length > 0);
+  return serving ? serving.addresses : null;
+}
+
+/** A worker listens on one more address; it is ready once it listens on every one it must. */
 export function listening(d: Draft, id: WorkerId, address: string | null): void {
   const found = d.worker(id);
-  if (found && !isDead(found) && found.address === null && address !== null) {
+  if (!found || isDead(found)) return;
+  if (address !== null && !found.addresses.includes(address)) {
     const entry = d.mutWorker(id);
-    entry.address = address;
-    const expected = d.s.workers.find((w) => w.id !== id && isReady(w) && w.address !== null)?.address ?? null;
-    if (d.config.readyOn === 'listening' && isBooting(entry) && expected !== null && expected !== address) {
-      entry.misconfigured = `listens on ${address}, where the workers serving now listen on ${expected}`;
-      d.log('error', 'ZD_WORKER_WRONG_ADDRESS', `worker ${id} ${entry.misconfigured}: stopping it`, {
-        ...ids(entry),
-        pid: entry.machine.context.pid,
-        address,
-        expected,
-      });
-      return toWorker(d, id, { type: 'stop', reason: 'misconfigured' });
-    }
+    entry.addresses = [...entry.addresses, address];
   }
+  // Not everywhere yet: it keeps booting, and its ready deadline names what is missing.
+  if (missingAddresses(d.worker(id)!).length > 0) return;
   toWorker(d, id, { type: 'worker.listening' });
 }
 
@@ -149,6 +157,7 @@ function onReady(d: Draft, entry: WorkerEntry): void {
   }
   if (d.s.phase === 'starting') {
     d.s.phase = 'running';
+    d.s.completed = [entry.generation]; // the first generation serves: what a rollback may return to
     if (d.s.reloadQueued) {
       d.s.reloadQueued = false;
       startReload(d);
@@ -190,7 +199,7 @@ function onDead(d: Draft, entry: WorkerEntry): void {
 function releaseSlot(d: Draft, entry: WorkerEntry): void {
   const slot = d.mutSlot(entry.slot);
   const { stopReason } = entry.machine.context;
-  const neverReady = outcomeOf(entry) === 'bootFailed' || stopReason === 'ready-timeout' || stopReason === 'misconfigured';
+  const neverReady = outcomeOf(entry) === 'bootFailed' || stopReason === 'ready-timeout' || stopReason === 'unstable';
   if (slot.next === entry.id) {
     // A rollout's replacement failed before it was ready.
     slot.next = null;
@@ -250,10 +259,15 @@ export function noteBootFailure(d: Draft, entry: WorkerEntry): void {
 export function respawn(d: Draft, index: number): void {
   const slot = d.slot(index);
   if (d.s.phase !== 'running' || slot.worker !== null || slot.next !== null || slot.parked) return;
-  const id = fork(d, index, d.s.generation);
+  // The slot's own generation, never whatever a link points at now: after an aborted rollout the
+  // old code respawns. During a reload the new generation's, which the rollout then adopts.
+  const rollout = d.s.rollout?.context;
+  const generation = rollout && rollout.kind === 'reload' ? rollout.generation : slot.generation;
+  const id = fork(d, index, generation, false);
   const writable = d.mutSlot(index);
   writable.restarts += 1;
   writable.worker = id;
+  writable.generation = generation;
 }
 
 /**

@@ -37,7 +37,7 @@ export interface SimProcess {
 export type StepObserver = (before: PrimaryState, event: PrimaryEvent | null, step: Step) => void;
 
 export function simConfig(overrides: Partial<CoreConfig> = {}): CoreConfig {
-  return { ...DEFAULTS, workers: 2, readyTimeoutMs: 1000, drainTimeoutMs: 1000, killTimeoutMs: 500, ...overrides };
+  return { ...DEFAULTS, workers: 2, readyTimeoutMs: 1000, minReadyMs: 0, drainTimeoutMs: 1000, killTimeoutMs: 500, ...overrides };
 }
 
 export class Sim {

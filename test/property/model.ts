@@ -39,7 +39,7 @@ function bootingProcs(sim: Sim) {
   return sim.alive().filter((p) => {
     if (!p.connected) return false; // readiness needs the channel
     const entry = entryOf(sim, p.id);
-    return entry !== undefined && isBooting(entry);
+    return entry !== undefined && matches(entry, 'booting');
   });
 }
 
@@ -48,12 +48,13 @@ export function makeReady(sim: Sim, id: number): void {
   const entry = entryOf(sim, id)!;
   if (matches(entry, 'booting.forking')) sim.dispatch({ type: 'worker.online', workerId: id });
   if (sim.exitCode !== null) return;
-  if (sim.state.config.readyOn === 'message') {
-    sim.dispatch({ type: 'worker.listening', workerId: id, address: ':3000' });
-    sim.dispatch({ type: 'worker.message', workerId: id, message: 'ready' });
-  } else {
-    sim.dispatch({ type: 'worker.listening', workerId: id, address: ':3000' });
+  // A healthy app listens wherever its predecessors do (the first one on :3000).
+  for (const address of entry.expects ?? [':3000']) {
+    if (sim.exitCode !== null || !entryOf(sim, id)) return;
+    sim.dispatch({ type: 'worker.listening', workerId: id, address });
   }
+  if (sim.exitCode !== null) return;
+  if (sim.state.config.readyOn === 'message') sim.dispatch({ type: 'worker.message', workerId: id, message: 'ready' });
 }
 
 export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
@@ -134,6 +135,14 @@ export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
         if (sim.exitCode === null) sim.dispatch({ type: 'worker.listening', workerId: p.id, address: ':9999' });
       }),
   ),
+  fc.tuple(fc.nat(), fc.constantFrom(':3000', ':9100')).map(
+    ([i, address]) =>
+      new Act(`listenOn(${i}, ${address})`, (sim) => {
+        // An app with two servers (public and admin) that start in either order, or one late.
+        const p = pick(sim.alive().filter((q) => q.connected), i);
+        if (p) sim.dispatch({ type: 'worker.listening', workerId: p.id, address });
+      }),
+  ),
   fc.tuple(fc.nat(), fc.boolean()).map(
     ([i, over]) =>
       new Act(`memory(${i}, ${over ? 'over' : 'under'})`, (sim) => {
@@ -167,6 +176,7 @@ export const configArb: fc.Arbitrary<CoreConfig> = fc
     shutdownDelayMs: fc.constantFrom(0, 0, 400),
     heartbeatTimeoutMs: fc.constantFrom(0, 0, 700),
     maxMemoryBytes: fc.constantFrom(0, 0, 100 * 1024 * 1024),
+    minReadyMs: fc.constantFrom(0, 600),
   })
   // Kubernetes refuses maxSurge 0 with maxUnavailable 0, and so does zd's CLI.
   .map((c) => (c.maxSurge === 0 && c.maxUnavailable === 0 ? { ...c, maxSurge: 1 } : c))
@@ -203,8 +213,8 @@ export function settle(sim: Sim): void {
         sim.die(p.id, null, 'SIGKILL'); // given up as lost by the primary: the kernel reaps it
       } else if (p.connected && p.messages.some((m) => (m as { type?: string; seq?: number }).type === 'zd:ping' && (m as { seq: number }).seq > (p.answered ?? 0))) {
         answerPings(sim, p.id);
-      } else if (isBooting(entry) && p.connected) {
-        makeReady(sim, p.id);
+      } else if (matches(entry, 'booting') && p.connected) {
+        makeReady(sim, p.id); // a warming worker only needs time to pass
       } else if (isLeaving(entry)) {
         sim.die(p.id, 0);
       } else {

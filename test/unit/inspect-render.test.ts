@@ -121,7 +121,7 @@ describe('the worker and rollout states listed', () => {
     for (const state of model.states.filter((s) => s.kind === 'final')) {
       assert.equal(chipOf(CHIPS.worker, state.id.slice('worker.'.length)), 'dead.*');
     }
-    assert.deepEqual(CHIPS.worker.slice(0, 4), ['booting.forking', 'booting.online', 'listening.fresh', 'listening.stable']);
+    assert.deepEqual(CHIPS.worker.slice(0, 4), ['booting.forking', 'booting.online', 'warming', 'listening.fresh']);
     assert.deepEqual(stateChips(MACHINES.rollout), ['idle', 'replacing', 'done', 'aborted']);
   });
 });

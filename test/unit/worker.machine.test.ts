@@ -15,7 +15,7 @@ import {
 } from '../../machines/worker.machine.ts';
 
 type Snapshot = ReturnType<typeof initialTransition<typeof workerMachine>>[0];
-type Delay = 'readyTimeout' | 'drainTimeout' | 'killTimeout' | 'stableAfter';
+type Delay = 'readyTimeout' | 'drainTimeout' | 'killTimeout' | 'stableAfter' | 'minReady';
 interface Action {
   type: string;
   params?: unknown;
@@ -33,6 +33,7 @@ const input = (overrides: Partial<WorkerInput> = {}): WorkerInput => ({
   slot: 0,
   generation: 1,
   readyOn: 'listening',
+  minReadyMs: 0,
   timeouts,
   ...overrides,
 });
@@ -235,6 +236,47 @@ describe('worker machine: booting', () => {
   });
 });
 
+// Issue #10: a rollout's replacement serves out a min-ready period before it counts.
+describe('worker machine: min-ready', () => {
+  const warmInput = () => input({ minReadyMs: 600 });
+  const listening = () => new Driver(warmInput()).send({ type: 'worker.online' }).send({ type: 'worker.listening' });
+
+  it('listening starts the min-ready period instead of counting at once, and the ready deadline is cancelled', () => {
+    const w = listening();
+    assert.equal(w.state, 'warming');
+    assert.deepEqual([...w.pending.values()].map((r) => r.id.split('.').slice(0, 3).join('.')), ['xstate.after.minReady']);
+  });
+
+  it('counts as listening once the period is over', () => {
+    assert.equal(listening().fire('minReady').state, 'listening.fresh');
+  });
+
+  it('on a ready message too, with --ready message', () => {
+    const w = new Driver(input({ minReadyMs: 600, readyOn: 'message' })).send({ type: 'worker.ready' });
+    assert.equal(w.state, 'warming');
+  });
+
+  it('an exit within the period is a failed boot, even with code 0', () => {
+    const w = listening().send({ type: 'worker.exit', code: 0, signal: null });
+    assert.equal(w.state, 'dead.bootFailed');
+    assert.equal(w.snapshot.context.diedWarming, true);
+  });
+
+  it('a channel lost within the period stops it as a failed boot, with the drain deadline', () => {
+    const w = listening().send({ type: 'worker.disconnect' });
+    assert.equal(w.state, 'stopping');
+    assert.deepEqual(w.effects(), [], 'nothing is sent on the closed channel');
+    assert.equal(w.send({ type: 'worker.exit', code: 0, signal: null }).state, 'dead.bootFailed');
+  });
+
+  it('stopped within the period (an aborted rollout, a shutdown) it drains like a booting worker', () => {
+    const w = listening().send({ type: 'stop', reason: 'aborted' });
+    assert.equal(w.state, 'stopping');
+    assert.deepEqual(w.effects().map((a) => a.type), ['sendShutdown', 'disconnect']);
+    assert.equal(w.send({ type: 'worker.exit', code: 0, signal: null }).state, 'dead.exited');
+  });
+});
+
 describe('worker machine: serving', () => {
   it('stableAfter: listening.fresh becomes listening.stable with no timer left', () => {
     const w = listeningWorker().fire('stableAfter');
@@ -414,6 +456,7 @@ describe('worker machine: graph', () => {
     'worker.booting',
     'worker.booting.forking',
     'worker.booting.online',
+    'worker.warming',
     'worker.listening',
     'worker.listening.fresh',
     'worker.listening.stable',
@@ -433,6 +476,7 @@ describe('worker machine: graph', () => {
   // traversal only sends events it is given, so the timers are listed alongside the real events.
   const TIMERS = [
     'xstate.after.readyTimeout.worker.booting',
+    'xstate.after.minReady.worker.warming',
     'xstate.after.stableAfter.worker.listening.fresh',
     'xstate.after.drainTimeout.worker.disconnected',
     'xstate.after.drainTimeout.worker.draining',
@@ -459,7 +503,8 @@ describe('worker machine: graph', () => {
 
   const pathsFor = (readyOn: WorkerInput['readyOn']) =>
     getShortestPaths(workerMachine, {
-      input: input({ readyOn }),
+      // With a min-ready period, so that warming is on the way to listening.
+      input: input({ readyOn, minReadyMs: 500 }),
       events: (snapshot) => EVENTS.filter((e) => snapshot.can(e as WorkerEvent)) as WorkerEvent[],
     });
 
@@ -493,7 +538,7 @@ describe('worker machine: graph', () => {
       const paths = pathsFor(readyOn);
       assert.ok(paths.length > 20, `only ${paths.length} paths`);
       for (const path of paths) {
-        const w = new Driver(input({ readyOn }));
+        const w = new Driver(input({ readyOn, minReadyMs: 500 }));
         for (const { event } of path.steps) {
           // The first step is xstate's own init event; the machine's event types do not name it.
           const type: string = event.type;

@@ -4,17 +4,17 @@
 // the server refused (REFUSED_STREAM, or a request on a session already going away) on a new
 // session, as HTTP/2 clients do; any other failure counts.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, constants, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { compatApp, compatCleanup, runScenario, track, type Load, type Tally } from './harness.ts';
+import { compatApp, compatCleanup, runScenario, track, type Identity, type Load, type Tally } from './harness.ts';
 
 afterEach(compatCleanup);
 
 /** A fresh self-signed pair for 127.0.0.1 if openssl is installed; else the test-only pair shipped. */
-function tlsPair(): { key: string; cert: string } {
+function tlsPair(): { key: string; cert: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'zd-compat-tls-'));
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
@@ -24,8 +24,9 @@ function tlsPair(): { key: string; cert: string } {
       '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
     { stdio: 'ignore', timeout: 10_000 },
   );
-  if (made.status === 0) return { key, cert };
-  return { key: compatApp('tls/key.pem'), cert: compatApp('tls/cert.pem') };
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  if (made.status === 0) return { key, cert, remove };
+  return { key: compatApp('tls/key.pem'), cert: compatApp('tls/cert.pem'), remove };
 }
 
 type Retryable = Error & { retry?: boolean };
@@ -132,16 +133,14 @@ function h2Load(authority: string, options: SecureClientSessionOptions, tally: T
   });
 }
 
-function h2Probe(authority: string, options: SecureClientSessionOptions) {
-  return async () => {
-    const session = connect(authority, options);
-    session.on('error', () => {});
-    try {
-      return JSON.parse(await request(session));
-    } finally {
-      session.destroy();
-    }
-  };
+async function h2Probe(authority: string, options: SecureClientSessionOptions): Promise<Identity> {
+  const session = connect(authority, options);
+  session.on('error', () => {});
+  try {
+    return JSON.parse(await request(session)) as Identity;
+  } finally {
+    session.destroy();
+  }
 }
 
 test('node:http2 cleartext (h2c): sessions move to the new code within seconds (GOAWAY), no stream fails', async (t) => {
@@ -149,20 +148,24 @@ test('node:http2 cleartext (h2c): sessions move to the new code within seconds (
   await runScenario({
     diagnostic: (line) => t.diagnostic(line),
     app: 'http2.cjs',
-    probe: (port) => h2Probe(authority(port), {})(),
+    probe: (port) => h2Probe(authority(port), {}),
     load: (port, tally) => [h2Load(authority(port), {}, tally)],
   });
 });
 
 test('node:http2 over TLS (createSecureServer): sessions move to the new code within seconds (GOAWAY), no stream fails', async (t) => {
-  const { key, cert } = tlsPair();
-  const options: SecureClientSessionOptions = { ca: readFileSync(cert) };
-  const authority = (port: number) => `https://127.0.0.1:${port}`;
-  await runScenario({
-    diagnostic: (line) => t.diagnostic(line),
-    app: 'http2.cjs',
-    env: { TLS_KEY: key, TLS_CERT: cert },
-    probe: (port) => h2Probe(authority(port), options)(),
-    load: (port, tally) => [h2Load(authority(port), options, tally)],
-  });
+  const { key, cert, remove } = tlsPair();
+  try {
+    const options: SecureClientSessionOptions = { ca: readFileSync(cert) };
+    const authority = (port: number) => `https://127.0.0.1:${port}`;
+    await runScenario({
+      diagnostic: (line) => t.diagnostic(line),
+      app: 'http2.cjs',
+      env: { TLS_KEY: key, TLS_CERT: cert },
+      probe: (port) => h2Probe(authority(port), options),
+      load: (port, tally) => [h2Load(authority(port), options, tally)],
+    });
+  } finally {
+    remove();
+  }
 });

@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-// zd is written in TypeScript. `npm run build` bundles it to dist/zd.mjs (plus chunks loaded on use) (what a published package
-// ships: a lighter primary, no compiler in memory); without a build, or with one older than the
-// source, tsx compiles the source in memory, so `npm ci` needs no build step and no install
-// script, and a stale build is never what runs. Workers never load either: they run the app on
-// plain node.
-import { readdirSync, statSync } from 'node:fs';
+// zd is written in TypeScript. The published package ships the bundle (dist/zd.mjs, plus chunks
+// loaded on use) and no source: it runs that, with no compiler. In a git checkout, `npm run build`
+// makes the same bundle; without one, or with one older than the source, tsx (a devDependency)
+// compiles the source in memory, so `npm ci` needs no build step and a stale build never runs.
+// Workers load neither: they run the app on plain node.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const built = join(root, 'dist', 'zd.mjs');
+const source = join(root, 'src', 'cli', 'main.ts');
 
 function newestSource(dir) {
   let newest = 0;
@@ -28,10 +29,17 @@ function freshBuild() {
   }
 }
 
-if (freshBuild()) {
-  await import(built);
+if (!existsSync(source) || freshBuild()) {
+  // An installed package: the build is all there is.
+  await import(pathToFileURL(built).href);
 } else {
-  const { register } = await import('tsx/esm/api');
+  let register;
+  try {
+    ({ register } = await import('tsx/esm/api'));
+  } catch {
+    process.stderr.write('zd: this checkout has no fresh build and no tsx to run its source: run `npm ci`, or `npm run build` [ZD_E_NO_BUILD]\n');
+    process.exit(1);
+  }
   register();
   await import('../src/cli/main.ts');
 }

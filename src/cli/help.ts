@@ -11,6 +11,7 @@ Usage:
   zd list [--json]                          running instances
   zd inspect [name] [--json | --web [--port P]] | zd inspect --machine worker|rollout
   zd --help | zd run --help
+  zd --version | zd -v                      zd's version
 
 The name may be left out when one instance runs. Instances are found through control sockets in
 $XDG_RUNTIME_DIR/zd (else <tmp>/zd-<uid>), a directory only you can enter.

@@ -1,14 +1,15 @@
 // zd's entry point: parses the command line, starts the runtime, and owns the only process.exit.
 import { createRequire } from 'node:module';
 import { createClusterEnv } from '../shell/cluster-env.ts';
+import { releaseSource, resolveRelease } from '../shell/release.ts';
 import { createLogger, defaultLogFormat } from '../shell/logger.ts';
 import { Runtime } from '../shell/runtime.ts';
 import { ZdError } from '../errors.ts';
 import { MAIN_HELP, runHelp } from './help.ts';
+import { VERSION } from '../version.ts';
 import { parseRunArgs } from './run-options.ts';
 import { typeScriptFor } from './typescript.ts';
 import { ControlServer } from '../control/server.ts';
-import { startHealthServer } from '../ops/health.ts';
 import { startMemorySampler } from '../shell/memory-sampler.ts';
 import { startStickyRouter } from '../shell/sticky-router.ts';
 import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
@@ -17,13 +18,17 @@ import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
  * Preloaded into every worker: drains keep-alive connections with no change to the app. Resolved
  * through the package's own exports, so the source and the dist/ bundle find the same file.
  */
-const WORKER_BOOTSTRAP = createRequire(import.meta.url).resolve('zd/worker-bootstrap');
+const WORKER_BOOTSTRAP = createRequire(import.meta.url).resolve('zd-runner/worker-bootstrap');
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined) throw new ZdError('ZD_E_USAGE', 'no command: try zd run <app.js>, or zd --help');
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(MAIN_HELP);
+    return 0;
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(`${VERSION}\n`);
     return 0;
   }
   if (command === 'run') {
@@ -43,7 +48,8 @@ async function main(argv: string[]): Promise<number> {
   throw new ZdError('ZD_E_USAGE', `unknown command '${command}' (see zd --help)`);
 }
 
-// Loaded on demand: a running primary never pays for the client side (nor prom-client, below).
+// Loaded on demand: a running primary never pays for the client side (nor node:http and
+// prom-client for the health and metrics servers, below, unless asked for).
 const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   status: async (argv) => (await import('./control-commands.ts')).statusCommand(argv),
   reload: async (argv) => (await import('./control-commands.ts')).reloadCommand(argv),
@@ -58,9 +64,11 @@ async function run(argv: string[]): Promise<number> {
   const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr));
   const dir = runtimeDir();
   ensureRuntimeDir(dir);
+  const source = releaseSource(options.app, options.args);
+  const release = resolveRelease(source);
+  if ('problem' in release) throw new ZdError('ZD_E_APP_MISSING', release.problem, 2);
   const env = createClusterEnv({
-    app: options.app,
-    args: options.args,
+    source,
     execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP, ...typescript.execArgv],
     workerEnv: {
       ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs),
@@ -71,6 +79,11 @@ async function run(argv: string[]): Promise<number> {
     },
     sched: options.shell.sched,
     stderr: process.stderr,
+    onReleaseGone: (workerId, generation, gone) =>
+      logger.error(
+        { code: 'ZD_RELEASE_GONE', workerId, generation, release: gone.cwd, app: gone.app },
+        `worker ${workerId} cannot start: generation ${generation}'s release ${gone.cwd} is gone (${gone.app} is missing); reload or roll back to a release that exists`,
+      ),
     onIoError: (workerId, what, error) =>
       logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),
   });
@@ -89,6 +102,7 @@ async function run(argv: string[]): Promise<number> {
   const closers: Array<() => void> = [() => control.close()];
   try {
     if (options.shell.healthPort !== null) {
+      const { startHealthServer } = await import('../ops/health.ts');
       const health = await startHealthServer({ host: options.shell.healthHost, port: options.shell.healthPort, runtime });
       closers.push(health.close);
     }
@@ -116,6 +130,7 @@ async function run(argv: string[]): Promise<number> {
   logger.info(
     {
       code: 'ZD_CONFIG',
+      version: VERSION,
       primaryPid: process.pid,
       node: process.version,
       ...(typescript.mode ? { typescript: typescript.mode } : {}),
@@ -129,7 +144,7 @@ async function run(argv: string[]): Promise<number> {
       metricsPort: options.shell.metricsPort,
       sched: options.shell.sched,
     },
-    `zd ${process.pid} running ${options.app} as '${options.shell.name}'`,
+    `zd ${VERSION} (pid ${process.pid}) running ${options.app} as '${options.shell.name}'`,
   );
   if (runtime.stopRequested) {
     // Stopped while starting up: nothing was forked, so nothing to drain.
@@ -137,7 +152,7 @@ async function run(argv: string[]): Promise<number> {
     logger.info({ code: 'ZD_STOPPED', exitCode: 0 }, 'stopped before any worker started');
     return 0;
   }
-  runtime.start(options.config);
+  runtime.start(options.config, release);
   try {
     return await runtime.exited;
   } finally {

@@ -7,6 +7,8 @@ export interface ProcUsage {
 }
 
 export type DecoratedStatus = Omit<StatusView, 'workers'> & {
+  /** The running primary's zd version. */
+  version: string;
   name: string;
   app: string;
   primary: { pid: number; uptimeMs: number } & ProcUsage;
@@ -15,7 +17,7 @@ export type DecoratedStatus = Omit<StatusView, 'workers'> & {
 
 export function formatStatus(s: DecoratedStatus): string {
   const lines = [
-    `zd '${s.name}' — ${s.app}`,
+    `zd '${s.name}' — ${s.app} (zd ${s.version})`,
     `primary pid ${s.primary.pid}, up ${duration(s.primary.uptimeMs)}, ${bytes(s.primary.rssBytes)}; ${s.phase}, generation ${s.generation}, ${s.ready}/${s.desired} ready`,
     '',
   ];

@@ -1,6 +1,6 @@
 // @ts-check
-// `zd/worker`: what an app may say to zd, if it wants to. An app that never imports this still
-// drains without dropping a request; this is for readiness that is not "listening", for closing
+// `zd-runner/worker`: what an app may say to zd, if it wants to. An app that never imports this
+// still drains without dropping a request; this is for readiness that is not "listening", for closing
 // pools and long-lived connections on drain, and for asking whether a drain has begun.
 // Outside zd (plain `node app.js`) every call is harmless.
 'use strict';

@@ -1,6 +1,6 @@
 // @ts-check
-// State shared by the bootstrap zd preloads and the `zd/worker` API an app may import, kept on a
-// global symbol: the app can load its own copy of the API from its node_modules.
+// State shared by the bootstrap zd preloads and the `zd-runner/worker` API an app may import, kept
+// on a global symbol: the app can load its own copy of the API from its node_modules.
 'use strict';
 
 /**

@@ -45,6 +45,8 @@ export interface Exit {
 export interface StartOptions {
   env?: Record<string, string | undefined>;
   cwd?: string;
+  /** Another zd to run than this checkout's (an installed package's bin). */
+  bin?: string;
 }
 
 type Predicate = (log: ZdLog) => boolean;
@@ -86,7 +88,7 @@ export class Zd {
     // node --test marks its children; zd and its workers are not test files.
     delete env.NODE_TEST_CONTEXT;
     for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
-    this.child = spawn(process.execPath, [zdBin, ...args], {
+    this.child = spawn(process.execPath, [options.bin ?? zdBin, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: env as NodeJS.ProcessEnv,
       stdio: ['ignore', 'pipe', 'pipe'],

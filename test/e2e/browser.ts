@@ -1,0 +1,77 @@
+// Which Chromium the browser test drives. playwright-core downloads no browser, so: a system
+// Chromium when the machine has one, else the one @sparticuz/chromium ships inside its npm package
+// (a devDependency), so that `npm ci && npm test` needs nothing else. ZD_TEST_CHROMIUM overrides
+// the lookup: a path to a browser, or `packaged` for the npm one even where a system one exists.
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/zd.ts';
+
+export const SYSTEM_CHROMIUMS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+
+export interface Browser {
+  executablePath: string;
+  /** Where it came from, for the test's diagnostics. */
+  source: 'ZD_TEST_CHROMIUM' | 'system' | '@sparticuz/chromium';
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function findChromium(env: NodeJS.ProcessEnv = process.env, system: string[] = SYSTEM_CHROMIUMS): Browser {
+  const override = env.ZD_TEST_CHROMIUM;
+  if (override && override !== 'packaged') {
+    if (!executable(override)) throw new Error(`ZD_TEST_CHROMIUM=${override}: not an executable file`);
+    return { executablePath: override, source: 'ZD_TEST_CHROMIUM' };
+  }
+  if (override !== 'packaged') {
+    const found = system.find(executable);
+    if (found) return { executablePath: found, source: 'system' };
+  }
+  return { executablePath: packagedChromium(), source: '@sparticuz/chromium' };
+}
+
+/**
+ * The browser @sparticuz/chromium ships (brotli-compressed in its package), unpacked once per
+ * version into node_modules/.cache. Its `executablePath()` unpacks into the temporary directory
+ * and trusts any file already named `chromium` there, so it runs in a child with TMPDIR set to a
+ * fresh staging directory, which is renamed into place only once complete: an interrupted unpack
+ * is never mistaken for a browser, and two test runs never write the same files.
+ */
+export function packagedChromium(): string {
+  const pkg = join(repoRoot, 'node_modules', '@sparticuz', 'chromium');
+  const { version } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { version: string };
+  const cache = join(repoRoot, 'node_modules', '.cache');
+  const dir = join(cache, `zd-chromium-${version}`);
+  const browser = join(dir, 'chromium');
+  if (executable(browser)) return browser;
+
+  rmSync(dir, { recursive: true, force: true }); // an incomplete copy, should one have been left
+  mkdirSync(cache, { recursive: true });
+  const staging = mkdtempSync(join(cache, 'zd-chromium-unpacking-'));
+  try {
+    const unpack = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', "const { default: c } = await import('@sparticuz/chromium'); process.stdout.write(await c.executablePath())"],
+      { cwd: repoRoot, env: { ...process.env, TMPDIR: staging }, encoding: 'utf8', timeout: 120_000 },
+    );
+    if (unpack.status !== 0 || unpack.stdout !== join(staging, 'chromium')) {
+      throw new Error(`could not unpack @sparticuz/chromium ${version} (exit ${unpack.status ?? unpack.signal}): ${unpack.stderr || unpack.stdout}`);
+    }
+    try {
+      renameSync(staging, dir);
+    } catch (error) {
+      // Another run finished first: use its copy.
+      if (!existsSync(browser)) throw error;
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return browser;
+}

@@ -5,11 +5,13 @@ import type { WorkerId } from '../core/events.ts';
 import { classifyMessage, reachesReducer } from '../core/messages.ts';
 import type { Env, EventSink, ForkSpec } from './env.ts';
 import { StderrTails } from './stderr-tail.ts';
+import { resolveRelease, type ReleaseSource } from './release.ts';
+import type { Release } from '../core/events.ts';
+import { existsSync } from 'node:fs';
 
 export interface ClusterEnvOptions {
-  /** Absolute path of the app's entry file. */
-  app: string;
-  args: string[];
+  /** The app as the user named it: each reload resolves it again (see release.ts). */
+  source: ReleaseSource;
   /** Node flags for the workers. */
   execArgv: string[];
   /** Added to every worker's environment. */
@@ -18,6 +20,8 @@ export interface ClusterEnvOptions {
   stderr: NodeJS.WritableStream;
   /** cluster's scheduling: the primary's round robin, or the operating system's. */
   sched: 'rr' | 'none';
+  /** A generation's pinned release is gone from disk: its worker cannot start. */
+  onReleaseGone: (workerId: WorkerId, generation: number, release: Release) => void;
   /** Reports an I/O failure the core does not model (a failed send, a channel error). */
   onIoError: (workerId: WorkerId, what: string, error: Error) => void;
 }
@@ -29,15 +33,25 @@ export interface ClusterEnvOptions {
  */
 const STDERR_GRACE_MS = 250;
 
+/**
+ * A write to a worker that has closed its end of the IPC channel (it is exiting: on its own, or of
+ * a signal sent to the whole process group) fails with one of these, reported up to three times
+ * (the send, the channel, the process). The worker is leaving, not zd failing: its disconnect and
+ * exit reach the core as events of their own, so these are not I/O errors.
+ */
+const CHANNEL_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED', 'ERR_IPC_DISCONNECTED']);
+const channelGone = (error: Error) => CHANNEL_GONE.has((error as NodeJS.ErrnoException).code ?? '');
+
 export function createClusterEnv(options: ClusterEnvOptions): Env {
   const workers = new Map<WorkerId, Worker>();
   const tails = new StderrTails();
+  const ioError: ClusterEnvOptions['onIoError'] = (workerId, what, error) => {
+    if (!channelGone(error)) options.onIoError(workerId, what, error);
+  };
 
   // Must be set before the first setupPrimary()/fork().
   cluster.schedulingPolicy = options.sched === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   cluster.setupPrimary({
-    exec: options.app,
-    args: options.args,
     execArgv: options.execArgv,
     // stdout passes straight through; stderr is piped so its tail can be quoted, and forwarded.
     stdio: ['inherit', 'inherit', 'pipe', 'ipc'],
@@ -45,11 +59,23 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
 
   return {
     fork(spec: ForkSpec, sink: EventSink) {
-      const { workerId } = spec;
+      const { workerId, release } = spec;
+      // A release directory deleted under a running generation (a deploy tool pruning old
+      // releases): the worker could only fail to load, so it is reported as one that could not
+      // start, with its own line, and the slot's backoff and crash-loop parking apply.
+      if (!existsSync(release.app)) {
+        options.onReleaseGone(workerId, spec.generation, release);
+        queueMicrotask(() => sink({ type: 'worker.exit', workerId, code: null, signal: null }));
+        return;
+      }
       let worker: Worker;
       try {
+        // Each generation runs its own release: cluster reads these settings at every fork.
+        cluster.setupPrimary({ exec: release.app, args: release.args, cwd: release.cwd });
         worker = cluster.fork({
           ...options.workerEnv,
+          // The release directory, not the link the primary was started through.
+          PWD: release.cwd,
           ZD_WORKER_ID: String(workerId),
           ZD_WORKER_SLOT: String(spec.slot),
           ZD_GENERATION: String(spec.generation),
@@ -90,7 +116,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
         else if (reachesReducer(kind)) sink({ type: 'worker.message', workerId, message });
       });
       worker.on('disconnect', () => sink({ type: 'worker.disconnect', workerId }));
-      worker.on('error', (error) => options.onIoError(workerId, 'channel', error));
+      worker.on('error', (error) => ioError(workerId, 'channel', error));
       worker.process.once('exit', (code, signal) => {
         const timer = setTimeout(() => reportExit(code, signal), STDERR_GRACE_MS);
         worker.process.once('close', () => {
@@ -100,7 +126,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
       });
       // spawn itself failed (no pid): no exit event will follow.
       worker.process.once('error', (error) => {
-        options.onIoError(workerId, 'process', error);
+        ioError(workerId, 'process', error);
         if (worker.process.pid === undefined) reportExit(null, null);
       });
       if (worker.process.pid !== undefined) {
@@ -114,11 +140,11 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
       if (!worker || !worker.isConnected()) return false;
       try {
         worker.send(message as never, undefined, (error: Error | null) => {
-          if (error) options.onIoError(workerId, 'send', error);
+          if (error) ioError(workerId, 'send', error);
         });
         return true;
       } catch (error) {
-        options.onIoError(workerId, 'send', error as Error);
+        ioError(workerId, 'send', error as Error);
         return false;
       }
     },
@@ -158,6 +184,8 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
     },
 
     stderrTail: (workerId) => tails.get(workerId),
+
+    resolveRelease: () => resolveRelease(options.source),
 
     setTimer(ms, fire) {
       const handle = setTimeout(fire, ms);

@@ -6,10 +6,12 @@
 // drain. So, as Puma's workers ignore SIGINT:
 //   - SIGINT/SIGTERM while zd has not begun stopping this worker cannot be zd's (zd signals a
 //     worker only after it has told it to disconnect): it is the group's, zd will drain us for
-//     it, and it neither kills the worker nor runs the app's handlers. Once zd has begun stopping
-//     the worker (the disconnect order, or the channel gone), these signals do what the app
-//     expects: its handlers run, or without one the default action ends the worker — zd's
-//     SIGTERM at the drain deadline is one of these.
+//     it, and it neither kills the worker nor runs the app's handlers. Nor does one that arrives
+//     just after zd's disconnect order: zd may well have acted on the group's signal before this
+//     worker read it, and zd's own SIGTERM comes no sooner than the drain deadline. From
+//     `GRACE_MS` after the order on (half the drain deadline, at most 1 s), these signals do what
+//     the app expects: its handlers run, or without one the default action ends the worker —
+//     zd's SIGTERM at the drain deadline is one of these.
 //   - SIGHUP/SIGUSR2 never end a worker (their default action would): an app's own handlers run,
 //     otherwise nothing happens.
 // Node binds `process.emit` into a signal's native watcher when the first listener of that signal
@@ -38,9 +40,26 @@ const guards = {
 const released = new Set();
 let arming = false;
 
-/** Whether zd has begun stopping this worker (or is gone): signals are the app's again. */
+const drainMs = Number(process.env.ZD_DRAIN_TIMEOUT_MS ?? 30_000);
+const GRACE_MS = Number.isFinite(drainMs) ? Math.max(0, Math.min(1000, drainMs / 2)) : 1000;
+/** When this worker first saw that zd is stopping it. @type {number | null} */
+let leavingSince = null;
+
+/** Whether zd has begun stopping this worker (or is gone), and since when. */
 function leaving() {
-  return !process.connected || cluster.worker?.exitedAfterDisconnect === true;
+  if (leavingSince === null && (!process.connected || cluster.worker?.exitedAfterDisconnect === true)) startLeaving();
+  return leavingSince !== null;
+}
+
+function startLeaving() {
+  if (leavingSince !== null) return;
+  leavingSince = performance.now();
+  if (GRACE_MS === 0) return releaseNow();
+  setTimeout(releaseNow, GRACE_MS).unref();
+}
+
+function releaseNow() {
+  for (const signal of STOP) release(signal);
 }
 
 /** @param {Guarded} signal */
@@ -57,7 +76,8 @@ function deliver(type, ...args) {
   const emit = process.emit === /** @type {unknown} */ (deliver) ? originalEmit : process.emit;
   if (!isGuarded(type)) return emit.call(process, type, ...args);
   if (RELOAD.includes(type)) return appListeners(type) > 0 ? emit.call(process, type, ...args) : false;
-  if (!leaving()) return false; // the group's: zd is draining us for it
+  // The group's: zd is draining us for it.
+  if (!leaving() || performance.now() - /** @type {number} */ (leavingSince) < GRACE_MS) return false;
   if (appListeners(type) > 0) return emit.call(process, type, ...args);
   // No handler of the app's: die of it, as without zd. Arrived before release() could run.
   release(type);
@@ -96,11 +116,12 @@ function arm(signal) {
 }
 
 /**
- * zd has begun stopping this worker: SIGINT/SIGTERM get their default action back unless the app
- * handles them (a handler of the app's still shares the watcher, and `deliver` passes it on).
+ * zd has begun stopping this worker: after GRACE_MS, SIGINT/SIGTERM get their default action back
+ * unless the app handles them (a handler of the app's still shares the watcher, and `deliver`
+ * passes it on).
  */
 function releaseStopSignals() {
-  for (const signal of STOP) release(signal);
+  startLeaving();
 }
 
 /** @param {Guarded} signal */

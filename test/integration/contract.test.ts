@@ -551,14 +551,14 @@ test('the health server binds 127.0.0.1 by default; --health-host 0.0.0.0 answer
 
 /**
  * Builds what the Dockerfile's COPY lines build, under `root`: the zd stage's files become
- * <app>/node_modules/zd (the packed-and-installed package), the app stage's files land in its
+ * <app>/node_modules/<package name> (the packed-and-installed package), the app stage's files land in its
  * WORKDIR. zd's own dependencies are this checkout's node_modules, linked. Not built: dist/, so
  * bin/zd.js runs the copied source through tsx (the image runs the bundle; both load the same src/).
  */
 function materialize(stages: Stage[], root: string): string {
   const image = stages.at(-1)!;
   const appDir = join(root, image.workdir);
-  const packageDir = join(appDir, 'node_modules', 'zd');
+  const packageDir = join(appDir, 'node_modules', (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { name: string }).name);
   const place = (copy: Stage['copies'][number], into: string) => {
     for (const source of copy.sources) {
       const dest = copy.dest.endsWith('/') || copy.sources.length > 1 ? join(into, copy.dest, basename(source)) : join(into, copy.dest);

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   ZD_E_CONTROL: 'control request failed',
   ZD_E_RELOAD_ABORTED: 'reload aborted',
   ZD_E_RELOAD_REFUSED: 'reload refused',
+  ZD_E_ROLLBACK_REFUSED: 'rollback refused',
   ZD_E_INSPECT_SERVER: 'inspect web server unusable',
 } as const;
 

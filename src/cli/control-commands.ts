@@ -21,7 +21,8 @@ function parse(argv: string[], command: string, options: Record<string, { type: 
 function failed(message: Record<string, unknown>): ZdError | null {
   if (message.ok !== false) return null;
   const error = message.error as { code?: string; message?: string } | undefined;
-  const code = error?.code === 'ZD_E_RELOAD_ABORTED' || error?.code === 'ZD_E_RELOAD_REFUSED' ? error.code : 'ZD_E_CONTROL';
+  const known = ['ZD_E_RELOAD_ABORTED', 'ZD_E_RELOAD_REFUSED', 'ZD_E_ROLLBACK_REFUSED'] as const;
+  const code = known.find((c) => c === error?.code) ?? 'ZD_E_CONTROL';
   return new ZdError(code, error?.message ?? 'the request failed', 1);
 }
 
@@ -41,26 +42,30 @@ export async function statusCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-export async function reloadCommand(argv: string[]): Promise<number> {
-  const { values, name } = parse(argv, 'reload', { wait: { type: 'boolean' }, timeout: { type: 'string' } });
+export const reloadCommand = (argv: string[]) => rolloutCommand(argv, 'reload');
+/** `zd rollback`: a rolling restart back to the previous completed generation's release. */
+export const rollbackCommand = (argv: string[]) => rolloutCommand(argv, 'rollback');
+
+async function rolloutCommand(argv: string[], cmd: 'reload' | 'rollback'): Promise<number> {
+  const { values, name } = parse(argv, cmd, { wait: { type: 'boolean' }, timeout: { type: 'string' } });
   const timeoutMs = values.timeout === undefined ? 10 * 60_000 : parseDuration(String(values.timeout));
   if (timeoutMs === null) throw new ZdError('ZD_E_BAD_DURATION', `--timeout '${values.timeout}' is not a duration (use 30s, 5m, …)`);
   if (values.timeout !== undefined && !values.wait) throw new ZdError('ZD_E_USAGE', '--timeout goes with --wait');
   const instance = await findInstance(name);
   const wait = values.wait === true;
   let outcome: Record<string, unknown> | null = null;
-  await request(instance, { cmd: 'reload', wait }, (message) => {
+  await request(instance, { cmd, wait }, (message) => {
     outcome = message;
     return false;
   }, wait ? timeoutMs : REPLY_TIMEOUT_MS);
-  if (!outcome) throw new ZdError('ZD_E_CONTROL', `'${instance.name}' closed the connection before the reload ended`, 1);
+  if (!outcome) throw new ZdError('ZD_E_CONTROL', `'${instance.name}' closed the connection before the ${cmd} ended`, 1);
   const error = failed(outcome);
   if (error) throw error;
   const reply = outcome as { generation: number; queued?: boolean; outcome?: string };
   process.stdout.write(
     wait
       ? `zd: '${instance.name}' now serves generation ${reply.generation}\n`
-      : `zd: '${instance.name}' ${reply.queued ? 'queued' : 'started'} a rolling restart to generation ${reply.generation}\n`,
+      : `zd: '${instance.name}' ${reply.queued ? 'queued' : 'started'} a ${cmd === 'rollback' ? 'rollback' : 'rolling restart'} to generation ${reply.generation}\n`,
   );
   return 0;
 }

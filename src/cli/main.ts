@@ -1,6 +1,7 @@
 // zd's entry point: parses the command line, starts the runtime, and owns the only process.exit.
 import { createRequire } from 'node:module';
 import { createClusterEnv } from '../shell/cluster-env.ts';
+import { releaseSource, resolveRelease } from '../shell/release.ts';
 import { createLogger, defaultLogFormat } from '../shell/logger.ts';
 import { Runtime } from '../shell/runtime.ts';
 import { ZdError } from '../errors.ts';
@@ -52,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
 const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   status: async (argv) => (await import('./control-commands.ts')).statusCommand(argv),
   reload: async (argv) => (await import('./control-commands.ts')).reloadCommand(argv),
+  rollback: async (argv) => (await import('./control-commands.ts')).rollbackCommand(argv),
   stop: async (argv) => (await import('./control-commands.ts')).stopCommand(argv),
   list: async (argv) => (await import('./control-commands.ts')).listCommand(argv),
   inspect: async (argv) => (await import('./inspect.ts')).inspectCommand(argv),
@@ -63,9 +65,11 @@ async function run(argv: string[]): Promise<number> {
   const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr));
   const dir = runtimeDir();
   ensureRuntimeDir(dir);
+  const source = releaseSource(options.app, options.args);
+  const release = resolveRelease(source);
+  if ('problem' in release) throw new ZdError('ZD_E_APP_MISSING', release.problem, 2);
   const env = createClusterEnv({
-    app: options.app,
-    args: options.args,
+    source,
     execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP, ...typescript.execArgv],
     workerEnv: {
       ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs),
@@ -76,6 +80,11 @@ async function run(argv: string[]): Promise<number> {
     },
     sched: options.shell.sched,
     stderr: process.stderr,
+    onReleaseGone: (workerId, generation, gone) =>
+      logger.error(
+        { code: 'ZD_RELEASE_GONE', workerId, generation, release: gone.cwd, app: gone.app },
+        `worker ${workerId} cannot start: generation ${generation}'s release ${gone.cwd} is gone (${gone.app} is missing); reload or roll back to a release that exists`,
+      ),
     onIoError: (workerId, what, error) =>
       logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),
   });
@@ -144,7 +153,7 @@ async function run(argv: string[]): Promise<number> {
     logger.info({ code: 'ZD_STOPPED', exitCode: 0 }, 'stopped before any worker started');
     return 0;
   }
-  runtime.start(options.config);
+  runtime.start(options.config, release);
   try {
     return await runtime.exited;
   } finally {

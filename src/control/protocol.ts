@@ -7,6 +7,7 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export type ControlRequest =
   | { cmd: 'status' }
   | { cmd: 'reload'; wait?: boolean }
+  | { cmd: 'rollback'; wait?: boolean }
   | { cmd: 'stop' }
   | { cmd: 'inspect' };
 
@@ -16,14 +17,15 @@ export type ControlErrorCode =
   | 'ZD_E_UNKNOWN_COMMAND'
   | 'ZD_E_TOO_LARGE'
   | 'ZD_E_RELOAD_REFUSED'
-  | 'ZD_E_RELOAD_ABORTED';
+  | 'ZD_E_RELOAD_ABORTED'
+  | 'ZD_E_ROLLBACK_REFUSED';
 
 export interface ControlError {
   ok: false;
   error: { code: ControlErrorCode; message: string };
 }
 
-export const COMMANDS = ['status', 'reload', 'stop', 'inspect'] as const;
+export const COMMANDS = ['status', 'reload', 'rollback', 'stop', 'inspect'] as const;
 
 export function errorReply(code: ControlErrorCode, message: string): ControlError {
   return { ok: false, error: { code, message } };
@@ -45,10 +47,11 @@ export function parseRequest(line: string): ControlRequest | ControlError {
   if (!(COMMANDS as readonly string[]).includes(cmd)) {
     return errorReply('ZD_E_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(cmd).slice(0, 60)}: use one of ${COMMANDS.join(', ')}`);
   }
-  const allowed = cmd === 'reload' ? ['wait'] : [];
+  const waits = cmd === 'reload' || cmd === 'rollback';
+  const allowed = waits ? ['wait'] : [];
   const extra = Object.keys(rest).filter((key) => !allowed.includes(key));
   if (extra.length > 0) return errorReply('ZD_E_BAD_REQUEST', `unexpected field ${JSON.stringify(extra[0]).slice(0, 60)} for ${cmd}`);
-  if (cmd === 'reload') {
+  if (waits) {
     if (rest.wait !== undefined && typeof rest.wait !== 'boolean') {
       return errorReply('ZD_E_BAD_REQUEST', '"wait" must be true or false');
     }

@@ -1,7 +1,10 @@
 // The running primary's control socket: status, reload (optionally waiting for the outcome),
 // stop, and a live stream of steps for `zd inspect`. Part of the shell: it reads the runtime's
 // state and dispatches events; every decision stays in the reducer.
-import { lstatSync, unlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, unlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import type { Effect } from '../core/effects.ts';
+import type { PrimaryEvent } from '../core/events.ts';
+import { rollbackTarget } from '../core/queries.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
@@ -12,7 +15,7 @@ import type { Logger } from '../shell/logger.ts';
 import type { Runtime } from '../shell/runtime.ts';
 import { procSample, cpuPercent, type ProcSample } from '../shell/proc.ts';
 import { answers, lineReader } from './socket.ts';
-import { errorReply, MAX_REQUEST_BYTES, parseRequest, type ControlRequest } from './protocol.ts';
+import { errorReply, MAX_REQUEST_BYTES, parseRequest, type ControlErrorCode, type ControlRequest } from './protocol.ts';
 
 export interface ControlServerOptions {
   path: string;
@@ -33,9 +36,11 @@ export class ControlServer {
   /** When each worker last became ready (the core has no clock). */
   private readonly readySince = new Map<number, number>();
   private readonly sockets = new Set<Socket>();
+  /** The core's words for the last refused reload or rollback, answered to the one who asked. */
+  private lastRefusal: string | null = null;
 
   constructor(private readonly options: ControlServerOptions) {
-    options.runtime.subscribe((_state, _event, _effects, transitions) => this.onStep(transitions));
+    options.runtime.subscribe((_state, _event, effects, transitions) => this.onStep(effects, transitions));
   }
 
   async listen(): Promise<void> {
@@ -69,7 +74,10 @@ export class ControlServer {
     if (this.options.pidfile) rmSync(this.options.pidfile, { force: true });
   }
 
-  private onStep(transitions: MachineTransition[]): void {
+  private onStep(effects: Effect[], transitions: MachineTransition[]): void {
+    for (const effect of effects) {
+      if (effect.type === 'log' && (effect.code === 'ZD_RELOAD_REFUSED' || effect.code === 'ZD_ROLLBACK_REFUSED')) this.lastRefusal = effect.msg;
+    }
     const now = Date.now();
     for (const t of transitions) {
       if (t.machine !== 'worker') continue;
@@ -125,6 +133,8 @@ export class ControlServer {
         return;
       case 'reload':
         return this.reload(socket, request.wait === true);
+      case 'rollback':
+        return this.rollback(socket, request.wait === true);
       case 'inspect':
         return this.inspect(socket);
     }
@@ -158,13 +168,38 @@ export class ControlServer {
     };
   }
 
+  /**
+   * `zd rollback`: checked here first (the core knows what to go back to, only the shell can see
+   * whether that release is still on disk), then decided by the core like any reload.
+   */
+  private rollback(socket: Socket, wait: boolean): void {
+    const target = rollbackTarget(this.options.runtime.snapshot);
+    if ('refused' in target) {
+      reply(socket, errorReply('ZD_E_ROLLBACK_REFUSED', `rollback refused: ${target.refused}`));
+      return;
+    }
+    const { release, generation } = target;
+    if (!existsSync(release.cwd) || !existsSync(release.app)) {
+      reply(socket, errorReply('ZD_E_ROLLBACK_REFUSED', `rollback refused: generation ${generation}'s release ${release.cwd} is gone (${release.app} is missing)`));
+      return;
+    }
+    this.startRollout(socket, wait, { type: 'control.rollback' }, 'ZD_E_ROLLBACK_REFUSED');
+  }
+
   private reload(socket: Socket, wait: boolean): void {
+    this.startRollout(socket, wait, { type: 'control.reload' }, 'ZD_E_RELOAD_REFUSED');
+  }
+
+  /** Dispatches a reload or rollback and answers at once, or (`wait`) with its outcome. */
+  private startRollout(socket: Socket, wait: boolean, event: PrimaryEvent, refusedCode: ControlErrorCode): void {
     const { runtime } = this.options;
     const before = runtime.snapshot;
-    runtime.dispatch({ type: 'control.reload' });
+    runtime.dispatch(event);
     const after = runtime.snapshot;
     if (after.counters.reloadsRefused > before.counters.reloadsRefused) {
-      reply(socket, errorReply('ZD_E_RELOAD_REFUSED', 'reload refused: zd is shutting down'));
+      // The core logged why; the same words go back to whoever asked.
+      const why = this.lastRefusal ?? 'zd is shutting down';
+      reply(socket, errorReply(refusedCode, why));
       return;
     }
     const started = after.counters.rolloutsStarted > before.counters.rolloutsStarted;

@@ -1,6 +1,7 @@
 // What `zd status` and `zd inspect` show of the primary: a pure, serialisable projection of its
 // state. The shell adds what only it can know (times, memory, CPU).
 import { isReady, stateName, workerList } from './queries.ts';
+import type { Release } from './events.ts';
 import type { Phase, PrimaryState, RolloutRecord } from './state.ts';
 
 export interface WorkerStatus {
@@ -36,6 +37,10 @@ export interface StatusView {
   reloadQueued: boolean;
   parkedSlots: number[];
   counters: PrimaryState['counters'];
+  /** The generation serving every slot (the newest to complete its rollout). */
+  serving: number | null;
+  /** Each remembered generation's release: what it runs, and where. */
+  releases: Array<{ generation: number } & Release>;
 }
 
 export function statusView(state: PrimaryState): StatusView {
@@ -68,5 +73,9 @@ export function statusView(state: PrimaryState): StatusView {
     reloadQueued: state.reloadQueued,
     parkedSlots: state.slots.flatMap((slot, index) => (slot.parked ? [index] : [])),
     counters: state.counters,
+    serving: state.completed[state.completed.length - 1] ?? null,
+    releases: Object.entries(state.releases)
+      .map(([generation, release]) => ({ generation: Number(generation), ...release }))
+      .sort((a, b) => a.generation - b.generation),
   };
 }

@@ -1,12 +1,14 @@
 // What the runtime needs from the world, injected (tableflip's `env`): the real one drives
 // node:cluster, signals and timers; tests can hand the runtime a fake one.
 import type { KillSignal } from '../core/effects.ts';
-import type { PrimaryEvent, WorkerId } from '../core/events.ts';
+import type { PrimaryEvent, Release, ReleaseProblem, WorkerId } from '../core/events.ts';
 
 export interface ForkSpec {
   workerId: WorkerId;
   slot: number;
   generation: number;
+  /** What this worker runs: its generation's release. */
+  release: Release;
 }
 
 export type EventSink = (event: PrimaryEvent) => void;
@@ -22,6 +24,8 @@ export interface Env {
   kill(workerId: WorkerId, signal: KillSignal): void;
   /** The worker's last stderr lines (kept a while after it exits). */
   stderrTail(workerId: WorkerId): string | undefined;
+  /** The release the app's links point at now: what a reload asked for now would run. */
+  resolveRelease(): Release | ReleaseProblem;
   setTimer(ms: number, fire: () => void): () => void;
   /** Subscribes to the primary's own signals; returns the unsubscribe. */
   onSignal(signal: NodeJS.Signals, handler: () => void): () => void;

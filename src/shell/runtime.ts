@@ -2,7 +2,7 @@
 // the world to the pure reducer and carries out the effects it returns; it decides nothing.
 import type { CoreConfig } from '../core/config.ts';
 import type { Effect } from '../core/effects.ts';
-import type { PrimaryEvent } from '../core/events.ts';
+import type { PrimaryEvent, Release } from '../core/events.ts';
 import { init, reduce, type MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
 import type { Env } from './env.ts';
@@ -47,10 +47,10 @@ export class Runtime {
     }
   }
 
-  start(config: CoreConfig): void {
+  start(config: CoreConfig, release: Release): void {
     this.running = true; // effects of init may report events at once: queue them, don't re-enter
     try {
-      const step = init(config);
+      const step = init(config, release);
       this.commit(step.state, null, step.effects, step.transitions);
     } finally {
       this.running = false;
@@ -74,6 +74,11 @@ export class Runtime {
 
   /** Queues an event; events are reduced one at a time, in arrival order. */
   dispatch = (event: PrimaryEvent): void => {
+    // A reload runs the release its links point at when it is asked for: resolved here, once, so
+    // the core stays free of I/O and a queued reload keeps what it was asked with.
+    if ((event.type === 'signal.hup' || event.type === 'control.reload') && event.release === undefined) {
+      event = { ...event, release: this.env.resolveRelease() };
+    }
     this.queue.push(event);
     this.drain();
   };

@@ -103,7 +103,7 @@ export function allTimers(state: PrimaryState): Array<[string, TimerOwner]> {
 export function bootFailureReason(entry: WorkerEntry): string {
   const { stopReason, exit, timeouts, diedWarming, minReadyMs } = entry.machine.context;
   if (diedWarming) {
-    const how = exit ? exitDescription(exit) : 'lost its IPC channel';
+    const how = exit ? exitDescription(exit) : 'went away (its IPC channel closed)';
     return `${how} within its ${minReadyMs}ms min-ready period`;
   }
   if (stopReason === 'ready-timeout') {

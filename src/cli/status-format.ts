@@ -47,6 +47,10 @@ export function formatStatus(s: DecoratedStatus): string {
   if (s.lastRollout) {
     lines.push(`last rollout: generation ${s.lastRollout.generation} ${s.lastRollout.outcome}${s.lastRollout.reason ? ` (${s.lastRollout.reason})` : ''}`);
   }
+  for (const r of s.releases ?? []) {
+    const role = r.generation === s.serving ? ' (serving)' : '';
+    lines.push(`generation ${r.generation}${role}: ${r.app}${r.args.length ? ` ${r.args.join(' ')}` : ''} in ${r.cwd}`);
+  }
   if (s.parkedSlots.length) lines.push(`crash loop: slot ${s.parkedSlots.join(', ')} parked until the next reload`);
   return `${lines.join('\n')}\n`;
 }

@@ -45,6 +45,9 @@ export function renderTty(status: StatusView | null, recent: readonly RecentEven
     lines.push(fit(`  worker ${worker.id}  ${facts.join('  ')}  ${worker.state}`, w));
     lines.push(...chipLines(CHIPS.worker, worker.state, w));
   }
+  for (const r of status.releases ?? []) {
+    lines.push(fit(`  generation ${r.generation}${r.generation === status.serving ? ' (serving)' : ''}: ${r.cwd}`, w));
+  }
   if (status.parkedSlots.length > 0) lines.push(fit(`  crash loop: slot ${status.parkedSlots.join(', ')} parked until the next reload`, w));
   lines.push('');
 

@@ -161,7 +161,8 @@ const CLIENT = `
     var status = view.status;
     if (view.hello) text(byId('instance'), "'" + view.hello.name + "' · pid " + view.hello.pid + ' · ' + view.hello.app);
     if (!status) return;
-    text(byId('summary'), status.phase + ' · generation ' + status.generation + ' · ' + status.ready + '/' + status.desired + ' ready' + (view.at ? ' · ' + clock(view.at) : ''));
+    var serving = (status.releases || []).filter(function (r) { return r.generation === status.serving; })[0];
+    text(byId('summary'), status.phase + ' · generation ' + status.generation + ' · ' + status.ready + '/' + status.desired + ' ready' + (serving ? ' · release ' + serving.cwd : '') + (view.at ? ' · ' + clock(view.at) : ''));
 
     var workerChart = byId('worker-machine');
     reset(workerChart);

@@ -64,6 +64,7 @@ export class ZdMetrics {
   private readonly desired: Gauge;
   private readonly ready: Gauge;
   private readonly generation: Gauge;
+  private readonly releaseInfo: Gauge;
   private readonly parked: Gauge;
   private readonly phase: Gauge<'phase'>;
   private readonly crashes: Counter;
@@ -105,6 +106,12 @@ export class ZdMetrics {
     this.desired = new Gauge({ name: 'zd_workers_desired', help: 'Number of slots (--workers)', registers });
     this.ready = new Gauge({ name: 'zd_workers_ready', help: 'Workers ready and serving', registers });
     this.generation = new Gauge({ name: 'zd_generation', help: 'Newest generation asked for (1 at start, +1 per reload)', registers });
+    this.releaseInfo = new Gauge({
+      name: 'zd_generation_release_info',
+      help: "1 for each remembered generation, labelled with the release it runs (the resolved app path and directory); serving=\"true\" for the one serving every slot",
+      labelNames: ['generation', 'release', 'app', 'serving'],
+      registers,
+    });
     this.parked = new Gauge({ name: 'zd_slots_crash_looping', help: 'Slots left empty after a crash loop, until the next reload', registers });
     this.phase = new Gauge({ name: 'zd_phase', help: "1 for the primary's current phase", labelNames: ['phase'], registers });
     this.crashes = new Counter({ name: 'zd_worker_crashes_total', help: 'Unplanned worker exits and failed respawns while running (not during the first boot or a stop)', registers });
@@ -196,6 +203,10 @@ export class ZdMetrics {
     this.desired.set(view.desired);
     this.ready.set(view.ready);
     this.generation.set(view.generation);
+    this.releaseInfo.reset();
+    for (const r of view.releases) {
+      this.releaseInfo.set({ generation: r.generation, release: r.cwd, app: r.app, serving: String(r.generation === view.serving) }, 1);
+    }
     this.parked.set(view.parkedSlots.length);
     for (const phase of PHASES) this.phase.set({ phase }, phase === view.phase ? 1 : 0);
     this.crashes.reset();

@@ -1,0 +1,314 @@
+#!/usr/bin/env node
+// The primary's memory (issue #11): zd as a user installs it (this checkout packed with `npm pack`,
+// the tarball installed into a fresh app) against PM2's daemon and a hand-written node:cluster
+// script, each idle with 2 workers of bench/apps/app.cjs, in one run; then where a primary's memory
+// goes: what each dependency costs a node process that loads it the way zd does (or did).
+//
+//   npm --prefix bench ci && node bench/memory.mjs              # 3 repetitions, prints the tables
+//   node bench/memory.mjs --before 3f45839                      # also that commit's built primary
+//   node bench/memory.mjs --write                               # also the RESULTS.md section
+//
+// RSS is read from /proc/<pid>/smaps_rollup twice: 5 s after the runner is ready, and once V8's
+// memory reducer has run on an idle heap (--settle, 20 s). RSS counts the pages of the node binary
+// a process has touched; they are shared with every other node process (the workers), so the
+// private part (USS: private clean + dirty) is given too. Every process is tracked by pid and
+// killed by pid, on failure and on SIGINT.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { releaseLock, takeLock } from './lib/lock.mjs';
+import { killTracked, runTracked } from './lib/procs.mjs';
+import { percentile, table, writeSection } from './lib/results-md.mjs';
+import { BENCH, pm2Homes, REPO, RUNNERS, zdRunner } from './lib/runners.mjs';
+
+const NAME = 'bench/memory';
+const { values: flags } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '3' },
+    settle: { type: 'string', default: '20' },
+    before: { type: 'string' },
+    write: { type: 'boolean', default: false },
+    'skip-modules': { type: 'boolean', default: false },
+  },
+});
+const REPS = Number(flags.reps);
+const SETTLE_S = Number(flags.settle);
+if (!Number.isInteger(REPS) || REPS < 1 || REPS > 20 || !Number.isInteger(SETTLE_S) || SETTLE_S < 6 || SETTLE_S > 120) {
+  process.stderr.write(`${NAME}: --reps takes 1 to 20, --settle 6 to 120 (seconds)\n`);
+  process.exit(2);
+}
+const WORKERS = 2;
+const say = (text) => process.stderr.write(`${text}\n`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const MB = (kb) => (kb === null || kb === undefined ? null : kb / 1024);
+const fmt = (x, digits = 1) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
+
+const scratch = [];
+function cleanupNow() {
+  killTracked('SIGKILL');
+  for (const home of pm2Homes) rmSync(home, { recursive: true, force: true });
+  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+  releaseLock();
+}
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(signal, () => {
+    say(`\n${NAME}: ${signal}: killing every process it started`);
+    cleanupNow();
+    process.exit(code);
+  });
+}
+process.on('uncaughtException', (error) => {
+  say(`${NAME}: ${error.stack ?? error}`);
+  cleanupNow();
+  process.exit(1);
+});
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Rss, Pss, private (USS) and anonymous memory of a process, in kB, from smaps_rollup. */
+function smaps(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+    return { rss: field('Rss'), pss: field('Pss'), uss: field('Private_Clean') + field('Private_Dirty'), anon: field('Anonymous') };
+  } catch {
+    return null;
+  }
+}
+
+async function run(command, args, cwd, timeoutMs = 180_000) {
+  const result = await runTracked(command, args, { cwd, env: { ...process.env, npm_config_update_notifier: 'false' } }, timeoutMs);
+  if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} (in ${cwd}) exited ${result.code ?? result.signal}:\n${result.stderr}${result.stdout}`);
+  return result.stdout;
+}
+
+/** This checkout as a user gets it: npm pack (prepack builds), the tarball installed into a fresh app. */
+async function installPacked() {
+  const dir = mkdtempSync(join(os.tmpdir(), 'zd-bench-memory-'));
+  scratch.push(dir);
+  const out = await run('npm', ['pack', '--pack-destination', dir, '--json'], REPO);
+  const { filename } = JSON.parse(out.slice(out.indexOf('[\n')))[0];
+  const app = join(dir, 'app');
+  mkdirSync(app);
+  writeFileSync(join(app, 'package.json'), '{ "name": "zd-bench-memory-app", "private": true }\n');
+  await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefer-offline', join(dir, filename)], app);
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
+  return { app, bin: join(app, 'node_modules', pkg.name, 'bin', 'zd.js'), tarball: filename };
+}
+
+/** zd as of `ref`, built in a temp dir beside this checkout's node_modules (bin/zd.js then runs its dist/). */
+async function builtAt(ref) {
+  const sha = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', `${ref}^{commit}`], { encoding: 'utf8' }).trim();
+  const dir = mkdtempSync(join(os.tmpdir(), 'zd-bench-memory-ref-'));
+  scratch.push(dir);
+  execFileSync('tar', ['-x', '-C', dir], { input: execFileSync('git', ['-C', REPO, 'archive', '--format=tar', sha], { maxBuffer: 256 * 2 ** 20 }) });
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  await run('npm', ['run', 'build'], dir);
+  return { sha, bin: join(dir, 'bin', 'zd.js') };
+}
+
+/** Starts a runner, samples its primary at ready + 5 s and ready + SETTLE_S, always stops it. */
+async function idle(name, runner) {
+  const port = await freePort();
+  const sample = { name, port };
+  let handle;
+  try {
+    handle = await runner.start({ port, workers: WORKERS });
+    const ready = Date.now();
+    const { primary, workers } = handle.rssPids();
+    sample.workers = workers.length;
+    await sleep(5000 - (Date.now() - ready));
+    sample.at5s = smaps(primary);
+    await sleep(SETTLE_S * 1000 - (Date.now() - ready));
+    sample.settled = smaps(primary);
+    sample.workerRss = workers.map((pid) => smaps(pid)?.rss ?? null);
+  } catch (error) {
+    sample.error = String(error.stack ?? error);
+  } finally {
+    if (handle) sample.stop = await handle.stop();
+  }
+  return sample;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a dependency costs: a fresh node process (in this checkout, where the devDependencies zd
+// no longer ships, pino and xstate, are installed too) with node:cluster, net and child_process
+// loaded, plus the module loaded and used the way zd loads it (or did); minus the same process
+// without it. Sampled 3 s after start.
+const MODULES = [
+  ['(the baseline: node with cluster, net, child_process)', ''],
+  ['node:http (the health server, loaded eagerly before #11)', "await import('node:http');"],
+  ['pino, as zd used it (required, sync destination, one line)', "const { pino } = require('pino'); pino({ name: 'zd' }, pino.destination({ fd: 1, sync: true })).info({ code: 'X' }, 'x');"],
+  ['pino, imported from an ES module (as the bundle did before #11)', "const { pino } = await import('pino'); pino({ name: 'zd' }, pino.destination({ fd: 1, sync: true })).info({ code: 'X' }, 'x');"],
+  ['pino-pretty (a terminal only: prettyFactory, one line)', "require('pino-pretty').prettyFactory({ colorize: true })('{\"level\":30,\"time\":1,\"msg\":\"x\"}');"],
+  ["xstate, imported by Node (its CommonJS build, lexed for exports; one transition)", "const x = await import('xstate'); const m = x.setup({}).createMachine({ initial: 'a', states: { a: { on: { go: 'b' } }, b: {} } }); x.transition(m, x.initialTransition(m)[0], { type: 'go' });"],
+  ['immer (a runtime dependency; one produce)', "const { produce } = await import('immer'); produce({ a: 1 }, (d) => { d.a = 2; });"],
+  ['prom-client (--metrics-port only: a registry, default metrics)', "const c = require('prom-client'); c.collectDefaultMetrics({ register: new c.Registry() });"],
+  ['@hpcc-js/wasm-graphviz (zd inspect --machine --format svg only: loaded, one layout)', "const { Graphviz } = await import('@hpcc-js/wasm-graphviz'); (await Graphviz.load()).dot('digraph { a -> b }');"],
+  ['sucrase (workers of a .ts app on Node 20 only; never the primary)', "require('sucrase').transform('const a: number = 1', { transforms: ['typescript'] });"],
+];
+
+async function moduleCost(cwd, code) {
+  const script = `import { createRequire } from 'node:module'; import 'node:cluster'; import 'node:net'; import 'node:child_process';
+const require = createRequire(process.cwd() + '/');
+${code}
+setTimeout(() => process.stdout.write(require('node:fs').readFileSync('/proc/self/smaps_rollup', 'utf8')), 3000);`;
+  const out = await run(process.execPath, ['--input-type=module', '-e', script], cwd, 60_000);
+  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(out)?.[1] ?? NaN);
+  return { rss: field('Rss'), uss: field('Private_Clean') + field('Private_Dirty') };
+}
+
+// ---------------------------------------------------------------------------------------------
+async function main() {
+  if (!RUNNERS.pm2 || !readFileSync(join(BENCH, 'package.json'), 'utf8')) throw new Error('bench/lib/runners.mjs has no PM2 runner');
+  try {
+    readFileSync(join(BENCH, 'node_modules', 'pm2', 'package.json'));
+  } catch {
+    say(`${NAME}: run \`npm --prefix bench ci\` first`);
+    process.exit(2);
+  }
+  takeLock(NAME);
+  const began = Date.now();
+  const git = (...args) => {
+    try {
+      return execFileSync('git', ['-C', REPO, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null; // not a git checkout (an exported tree)
+    }
+  };
+  const commit = git('rev-parse', '--short', 'HEAD') ?? 'unknown';
+  const dirty = Boolean(git('status', '--porcelain', '--', 'src', 'machines', 'bin', 'scripts', 'package.json'));
+  const pm2Version = JSON.parse(readFileSync(join(BENCH, 'node_modules', 'pm2', 'package.json'), 'utf8')).version;
+  say(`${NAME}: npm pack + install into a fresh app (zd ${commit}${dirty ? ', with uncommitted changes' : ''})`);
+  const installed = await installPacked();
+  const runners = [
+    ['zd', `zd (${installed.tarball}, installed)`, zdRunner([installed.bin], 'zd installed')],
+    ['pm2', `PM2 ${pm2Version}, cluster mode (its daemon)`, RUNNERS.pm2],
+    ['seed-cluster', 'hand-written node:cluster script (no runner logic)', RUNNERS['seed-cluster']],
+  ];
+  if (flags.before) {
+    const before = await builtAt(flags.before);
+    say(`${NAME}: zd ${before.sha} built for comparison`);
+    runners.push(['zd-before', `zd ${before.sha} (built, bin/zd.js → dist/)`, zdRunner([before.bin], 'zd before')]);
+  }
+
+  const samples = [];
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (let i = 0; i < runners.length; i++) {
+      const [key, , runner] = runners[(i + rep - 1) % runners.length];
+      say(`${NAME}: ${key} rep ${rep}/${REPS} (idle ${SETTLE_S} s)`);
+      const sample = await idle(key, runner);
+      samples.push({ ...sample, rep });
+      say(sample.error ? `  failed: ${sample.error.split('\n')[0]}` : `  RSS ${fmt(MB(sample.at5s?.rss))} MB at 5 s, ${fmt(MB(sample.settled?.rss))} MB settled (USS ${fmt(MB(sample.settled?.uss))} MB)`);
+    }
+  }
+
+  const modules = [];
+  if (!flags['skip-modules']) {
+    for (const [label, code] of MODULES) {
+      const reps = [];
+      for (let rep = 0; rep < 3; rep++) reps.push(await moduleCost(REPO, code));
+      modules.push({ label, rss: percentile(reps.map((r) => r.rss), 50), uss: percentile(reps.map((r) => r.uss), 50) });
+      say(`${NAME}: ${label}: RSS ${fmt(MB(modules.at(-1).rss))} MB`);
+    }
+  }
+  cleanupNow();
+
+  const context = {
+    date: new Date().toISOString(),
+    commit,
+    dirty,
+    node: process.version,
+    nproc: os.availableParallelism(),
+    loadavg: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    reps: REPS,
+    settleS: SETTLE_S,
+    pm2: pm2Version,
+    elapsedS: Math.round((Date.now() - began) / 1000),
+  };
+  const { markdown, summary } = render(context, runners, samples, modules);
+  process.stdout.write(`${summary}\n`);
+  if (flags.write) {
+    writeFileSync(join(BENCH, 'RESULTS-memory.json'), `${JSON.stringify({ context, samples, modules }, null, 1)}\n`);
+    say(`${NAME}: wrote ${writeSection('memory', markdown)} and bench/RESULTS-memory.json`);
+  }
+}
+
+function render(context, runners, samples, modules) {
+  const med = (key, pick) => percentile(samples.filter((s) => s.name === key && !s.error).map(pick), 50);
+  const rows = runners.map(([key, label]) => [
+    label,
+    fmt(MB(med(key, (s) => s.at5s?.rss))),
+    fmt(MB(med(key, (s) => s.settled?.rss))),
+    fmt(MB(med(key, (s) => s.settled?.uss))),
+    fmt(MB(med(key, (s) => s.settled?.pss))),
+    String(samples.filter((s) => s.name === key && !s.error).length),
+  ]);
+  const ratio = (pick) => {
+    const z = med('zd', pick);
+    const p = med('pm2', pick);
+    return z && p ? z / p : null;
+  };
+  const r5 = ratio((s) => s.at5s?.rss);
+  const rs = ratio((s) => s.settled?.rss);
+  const ru = ratio((s) => s.settled?.uss);
+  const base = modules[0];
+  const moduleRows = modules.map((m, i) =>
+    i === 0 ? [m.label, fmt(MB(m.rss)), fmt(MB(m.uss))] : [m.label, `+${fmt(MB(m.rss - base.rss))}`, `+${fmt(MB(m.uss - base.uss))}`],
+  );
+  const failures = samples.filter((s) => s.error).map((s) => `- ${s.name} rep ${s.rep}: ${s.error.split('\n')[0]}`);
+  const verdict = (r) => (r === null ? '–' : `**${fmt(r, 2)} ×** (${r <= 0.8 ? 'met' : 'missed'})`);
+  const markdown = `## Memory: the installed primary, idle with ${WORKERS} workers, against PM2's daemon
+
+\`node bench/memory.mjs${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\` — ${context.date}, zd ${context.commit}${context.dirty ? ' (with uncommitted changes)' : ''}, Node ${context.node}, ${context.nproc} cores, load average ${context.loadavg}; ${context.reps} repetitions per runner, medians; ${context.elapsedS} s.
+zd is this checkout packed by \`npm pack\` and installed from the tarball into a fresh app, as a user gets it. Each
+runner serves \`bench/apps/app.cjs\` with ${WORKERS} workers and no load. RSS at 5 s after ready, and once idle for ${context.settleS} s
+(V8's memory reducer has shrunk the heap by then, in every runner). USS is the private part (the rest of RSS is the node binary's pages,
+shared with every node process on the machine, the workers included); PSS shares those out. Raw: \`bench/RESULTS-memory.json\`.
+
+${table(['primary', 'RSS 5 s', `RSS ${context.settleS} s`, `USS ${context.settleS} s`, `PSS ${context.settleS} s`, 'runs'], rows)}
+
+Target (issue #11): zd's primary ≤ 0.8 × PM2's daemon (RSS). At 5 s: ${verdict(r5)}; settled: ${verdict(rs)}; private memory (USS), settled: ${ru === null ? '–' : `${fmt(ru, 2)} ×`}.
+${failures.length ? `\nFailed runs:\n${failures.join('\n')}\n` : ''}
+### Where a primary's memory goes
+
+What loading each module costs a node process, loaded and used the way zd loads it (median of 3, RSS 3 s after start, MB over the
+baseline's). The costs do not add up: the first CommonJS package imported from an ES module brings Node's export lexer, and enough of
+it runs to get V8's optimising compiler going, whose code is then part of the RSS too.
+
+${loadedNote()}
+${modules.length ? table(['loaded', 'RSS MB', 'USS MB'], moduleRows) : '(not measured: --skip-modules)'}
+`;
+  const summary = [
+    ...rows.map((r) => `${r[0]}: RSS ${r[1]} MB at 5 s, ${r[2]} MB settled, USS ${r[3]} MB`),
+    `zd / PM2 (RSS): ${fmt(r5, 2)} at 5 s, ${fmt(rs, 2)} settled; USS ${fmt(ru, 2)}`,
+    ...moduleRows.map((r) => `${r[0]}: ${r[1]} MB`),
+  ].join('\n');
+  return { markdown, summary };
+}
+
+function loadedNote() {
+  return `What zd's primary loads since issue #11: its bundle (\`dist/zd.mjs\`, with xstate's ES module build inside it) and, on an
+idle \`zd run\`, no other package. Its log lines are written by 60 lines of its own in pino's format (pino itself is a devDependency, for
+the test that holds the two to the same output). pino-pretty loads only on a terminal, node:http only with --health-port or
+--metrics-port, prom-client only with --metrics-port, the WASM Graphviz only in \`zd inspect\`, sucrase only in the workers of a
+TypeScript app on Node 20.`;
+}
+
+main().catch((error) => {
+  say(`${NAME}: ${error.stack ?? error}`);
+  cleanupNow();
+  process.exit(1);
+});

@@ -261,7 +261,7 @@ export async function runScenario(scenario: Scenario): Promise<Outcome> {
   const workers = scenario.workers ?? 2;
   const drainMs = scenario.drainMs ?? 5000;
   const windowMs = scenario.windowMs ?? (() => DEFAULT_WINDOW_MS);
-  const holdMs = scenario.holdMs ?? DEFAULT_WINDOW_MS + 1000;
+  const holdMs = scenario.holdMs ?? DEFAULT_WINDOW_MS + 700;
   const port = await freePort();
   const version = versionFile();
   try {
@@ -284,7 +284,7 @@ export async function runScenario(scenario: Scenario): Promise<Outcome> {
     const tally = new Tally();
     const loadStartedAt = Date.now();
     const loads = await scenario.load(port, tally);
-    await sleep(700);
+    await sleep(500);
     const reloads: Outcome['reloads'] = [];
     for (const generation of [2, 3]) {
       version.deploy(`v${generation}`);

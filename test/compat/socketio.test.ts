@@ -60,7 +60,7 @@ test('Socket.IO long-polling under --sticky: clients stick between reloads, reco
     sticky: true,
     // A client on an old worker moves at its next polling request, then reconnects (100–500 ms).
     windowMs: (via) => (via === 'socket.io' ? 3000 : 2000),
-    holdMs: 4000,
+    holdMs: 3700,
     load: (port, tally) => [httpLoad(port, tally, { keepAlive: 4, fresh: 2 }), ...CLIENTS.map((address) => socketIoClient(port, tally, address))],
   });
   const firstSighup = outcome.reloads[0]!.sighupAt;

@@ -60,7 +60,7 @@ test('ws: WebSocket clients reconnect to the new code by the drain deadline; no 
     drainMs: DRAIN_MS,
     // A WebSocket on an old worker ends at the drain deadline at the latest; 1 s for the reconnect.
     windowMs: (via) => (via === 'ws' ? DRAIN_MS + 1000 : 2000),
-    holdMs: DRAIN_MS + 1000 + 1000,
+    holdMs: DRAIN_MS + 1000 + 700,
     drainsByItself: false,
     load: (port, tally) => [httpLoad(port, tally, { keepAlive: 4, fresh: 2 }), ...Array.from({ length: 4 }, () => wsClient(port, tally))],
   });

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   ZD_E_CONFIG: 'bad config file',
   ZD_E_PORT: 'health or metrics port unusable',
   ZD_E_PIDFILE: 'pid file unwritable',
+  ZD_E_RECORD: 'journal file unwritable',
   ZD_E_RUNTIME_DIR: 'runtime directory unusable',
   ZD_E_CONTROL_SOCKET: 'control socket unusable',
   ZD_E_NAME_TAKEN: 'instance name taken',
@@ -25,6 +26,9 @@ export const ERROR_CODES = {
   ZD_E_RELOAD_REFUSED: 'reload refused',
   ZD_E_ROLLBACK_REFUSED: 'rollback refused',
   ZD_E_INSPECT_SERVER: 'inspect web server unusable',
+  ZD_E_JOURNAL: 'not a usable journal',
+  ZD_E_JOURNAL_VERSION: 'journal of another zd',
+  ZD_E_JOURNAL_CORRUPT: 'journal damaged mid-file',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,4 +1,6 @@
-// `zd status | reload | stop | list`: requests to a running primary over its control socket.
+// `zd status | reload | stop | list | dump`: requests to a running primary over its control socket.
+import { renameSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findInstance, liveInstances, request } from '../control/client.ts';
 import { ZdError } from '../errors.ts';
@@ -103,5 +105,39 @@ export async function listCommand(argv: string[]): Promise<number> {
     const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
     process.stdout.write(`${cells.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')}\n`);
   }
+  return 0;
+}
+
+/** `zd dump [name] FILE`: the instance's last events (kept in memory) written to FILE as a journal. */
+export async function dumpCommand(argv: string[]): Promise<number> {
+  let positionals: string[];
+  try {
+    ({ positionals } = parseArgs({ args: argv, options: {}, allowPositionals: true, strict: true }));
+  } catch (error) {
+    throw new ZdError('ZD_E_UNKNOWN_FLAG', `${(error as Error).message.split('\n')[0]!.split('. ')[0]} (see zd --help)`);
+  }
+  if (positionals.length < 1 || positionals.length > 2) throw new ZdError('ZD_E_USAGE', 'zd dump [name] FILE: where to write the journal is missing (see zd --help)');
+  const [name, file] = positionals.length === 2 ? [positionals[0], positionals[1]!] : [undefined, positionals[0]!];
+  const instance = await findInstance(name);
+  let reply: Record<string, unknown> | null = null;
+  await request(instance, { cmd: 'dump' }, (message) => {
+    reply = message;
+    return false;
+  }, REPLY_TIMEOUT_MS);
+  if (!reply) throw new ZdError('ZD_E_CONTROL', `'${instance.name}' closed the connection without an answer`, 1);
+  const error = failed(reply);
+  if (error) throw error;
+  const { journal, events, from } = reply as { journal: string; events: number; from: string };
+  const path = resolve(file);
+  try {
+    // Private, like the journal it copies: it holds the config and the app's stderr tails.
+    const next = `${path}.${process.pid}.tmp`;
+    writeFileSync(next, journal, { mode: 0o600 });
+    renameSync(next, path);
+  } catch (err) {
+    throw new ZdError('ZD_E_RECORD', `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 1);
+  }
+  const start = from === 'init' ? 'from its start' : 'from a snapshot (older events were dropped from memory)';
+  process.stdout.write(`zd: wrote the last ${events} events of '${instance.name}' to ${file}, ${start}: zd replay ${file}\n`);
   return 0;
 }

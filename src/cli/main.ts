@@ -13,6 +13,8 @@ import { ControlServer } from '../control/server.ts';
 import { startMemorySampler } from '../shell/memory-sampler.ts';
 import { startStickyRouter } from '../shell/sticky-router.ts';
 import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
+import { Recorder } from '../record/recorder.ts';
+import { openRecording, writeExitDump } from '../record/attach.ts';
 
 /**
  * Preloaded into every worker: drains keep-alive connections with no change to the app. Resolved
@@ -57,6 +59,8 @@ const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   stop: async (argv) => (await import('./control-commands.ts')).stopCommand(argv),
   list: async (argv) => (await import('./control-commands.ts')).listCommand(argv),
   inspect: async (argv) => (await import('./inspect.ts')).inspectCommand(argv),
+  dump: async (argv) => (await import('./control-commands.ts')).dumpCommand(argv),
+  replay: async (argv) => (await import('./replay.ts')).replayCommand(argv),
 };
 
 async function run(argv: string[]): Promise<number> {
@@ -88,7 +92,14 @@ async function run(argv: string[]): Promise<number> {
     onIoError: (workerId, what, error) =>
       logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),
   });
-  const runtime = new Runtime(env, logger);
+  // Every event the primary takes, kept in memory (and with --record, in a file): src/record/.
+  const recorder = new Recorder({
+    name: options.shell.name,
+    app: options.app,
+    stderrTail: env.stderrTail,
+    onError: (what, error) => logger.warn({ code: 'ZD_JOURNAL_ERROR', what, err: error.message }, `the journal could not ${what}: ${error.message}`),
+  });
+  const runtime = new Runtime(env, logger, recorder);
   const control = new ControlServer({
     path: socketPath(dir, options.shell.name),
     name: options.shell.name,
@@ -96,11 +107,22 @@ async function run(argv: string[]): Promise<number> {
     pidfile: options.shell.pidfile,
     runtime,
     logger,
+    dump: (reason) => recorder.dump(reason),
   });
   // Before any fork: a name clash, an unusable runtime directory or a taken health or metrics
   // port fails with nothing to clean up.
   await control.listen();
   const closers: Array<() => void> = [() => control.close()];
+  try {
+    openRecording(recorder, options.shell.record, logger);
+  } catch (error) {
+    for (const close of closers) close();
+    throw error;
+  }
+  closers.push(() => recorder.close());
+  // Exit 1 (no worker ever ready, a crash loop, or zd's own failure): the last events go next to
+  // the control socket, for zd replay and a bug report.
+  process.once('exit', (code) => writeExitDump(recorder, code, options.shell.record, socketPath(dir, options.shell.name), logger));
   try {
     if (options.shell.healthPort !== null) {
       const { startHealthServer } = await import('../ops/health.ts');
@@ -144,6 +166,7 @@ async function run(argv: string[]): Promise<number> {
       healthPort: options.shell.healthPort,
       metricsPort: options.shell.metricsPort,
       sched: options.shell.sched,
+      record: options.shell.record,
     },
     `zd ${VERSION} (pid ${process.pid}) running ${options.app} as '${options.shell.name}'`,
   );

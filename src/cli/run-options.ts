@@ -25,6 +25,8 @@ export interface ShellOptions {
   sched: 'rr' | 'none';
   /** --sticky PORT: the primary owns PORT and routes each client IP to one worker. */
   stickyPort: number | null;
+  /** --record FILE: the journal of every event the primary takes (src/record/). */
+  record: string | null;
 }
 
 export interface RunOptions {
@@ -46,6 +48,7 @@ const SHELL_DEFAULTS: ShellOptions = {
   metricsHost: '127.0.0.1',
   sched: 'rr',
   stickyPort: null,
+  record: null,
 };
 
 /** A sane ceiling: beyond it a typo (`-w 4000`) would fork-bomb the host. */
@@ -91,6 +94,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'log-format', kind: 'enum', values: ['json', 'pretty'], shell: 'logFormat', help: "zd's own log lines on stderr", default: 'pretty on a terminal, else json' },
   { flag: 'name', kind: 'text', shell: 'name', help: 'instance name for zd status/reload/stop/inspect', default: "the app file's name" },
   { flag: 'pidfile', kind: 'text', shell: 'pidfile', help: "write the primary's pid here (for kill -HUP $(cat FILE))", default: 'none' },
+  { flag: 'record', kind: 'text', shell: 'record', help: 'append every event the primary takes to FILE, a journal for zd replay (rotated to FILE.1 at 16 MB)', default: 'off: the last 5000 events kept in memory for zd dump' },
 ];
 
 /** `--drain-timeout` → `drainTimeout`: the config file's key for a flag. */
@@ -146,7 +150,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
     app,
     args,
     config,
-    shell: { ...shell, name: shell.name ?? defaultName(app), pidfile: shell.pidfile && resolve(cwd, shell.pidfile) },
+    shell: { ...shell, name: shell.name ?? defaultName(app), pidfile: shell.pidfile && resolve(cwd, shell.pidfile), record: shell.record && resolve(cwd, shell.record) },
     configFile: file?.path ?? null,
   };
 }

@@ -9,7 +9,9 @@ export type ControlRequest =
   | { cmd: 'reload'; wait?: boolean }
   | { cmd: 'rollback'; wait?: boolean }
   | { cmd: 'stop' }
-  | { cmd: 'inspect' };
+  | { cmd: 'inspect' }
+  /** The events kept in memory, as a journal (src/record/). */
+  | { cmd: 'dump' };
 
 export type ControlErrorCode =
   | 'ZD_E_BAD_JSON'
@@ -25,7 +27,7 @@ export interface ControlError {
   error: { code: ControlErrorCode; message: string };
 }
 
-export const COMMANDS = ['status', 'reload', 'rollback', 'stop', 'inspect'] as const;
+export const COMMANDS = ['status', 'reload', 'rollback', 'stop', 'inspect', 'dump'] as const;
 
 export function errorReply(code: ControlErrorCode, message: string): ControlError {
   return { ok: false, error: { code, message } };

@@ -24,6 +24,8 @@ export interface ControlServerOptions {
   pidfile: string | null;
   runtime: Runtime;
   logger: Logger;
+  /** `zd dump`: the recorder's events as a journal's text, null before the first step. */
+  dump?: (reason: string) => { text: string; events: number; from: string } | null;
 }
 
 /** A slow inspector is dropped rather than buffered without bound. */
@@ -137,6 +139,12 @@ export class ControlServer {
         return this.rollback(socket, request.wait === true);
       case 'inspect':
         return this.inspect(socket);
+      case 'dump': {
+        const dump = this.options.dump?.('zd dump') ?? null;
+        if (dump === null) reply(socket, errorReply('ZD_E_BAD_REQUEST', 'nothing recorded yet: zd has not started its workers'));
+        else reply(socket, { ok: true, journal: dump.text, events: dump.events, from: dump.from });
+        return;
+      }
     }
   }
 

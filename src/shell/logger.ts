@@ -57,6 +57,8 @@ export function createLogger(
   format: LogFormat,
   level = process.env.ZD_LOG_LEVEL ?? 'info',
   write: (line: string) => void = (line) => writeAll(2, line),
+  /** The line's time: now, or (zd replay) when the recorded event happened. */
+  now: () => Date = () => new Date(),
 ): Logger {
   const threshold = LEVELS[level];
   if (threshold === undefined) {
@@ -76,7 +78,7 @@ export function createLogger(
     return (fields: object, msg: string) => {
       if (number < threshold) return;
       const body = stringify({ ...fields, msg });
-      out(`{"level":${number},"time":"${new Date().toISOString()}","name":"zd",${body.slice(1)}\n`);
+      out(`{"level":${number},"time":"${now().toISOString()}","name":"zd",${body.slice(1)}\n`);
     };
   };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };

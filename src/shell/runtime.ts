@@ -7,6 +7,7 @@ import { init, reduce, type MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
 import type { Env } from './env.ts';
 import type { Logger } from './logger.ts';
+import { logFields } from './log-fields.ts';
 
 export type StateListener = (
   state: PrimaryState,
@@ -14,6 +15,15 @@ export type StateListener = (
   effects: Effect[],
   transitions: MachineTransition[],
 ) => void;
+
+/**
+ * Sees what init() is given and every step before its effects run, so that a journal holds each
+ * decision before it is carried out (the flight recorder, src/record/).
+ */
+export interface RuntimeJournal {
+  start(config: CoreConfig, release: Release): void;
+  step: StateListener;
+}
 
 const SIGNALS = ['SIGHUP', 'SIGUSR2', 'SIGTERM', 'SIGINT'] as const;
 
@@ -31,6 +41,7 @@ export class Runtime {
   constructor(
     private readonly env: Env,
     private readonly logger: Logger,
+    private readonly journal: RuntimeJournal | null = null,
   ) {
     // Signals are heard from the start, before any port is bound (zd may be PID 1 in a container,
     // where an unhandled SIGTERM is simply dropped); until start() they wait in the queue.
@@ -50,6 +61,7 @@ export class Runtime {
   start(config: CoreConfig, release: Release): void {
     this.running = true; // effects of init may report events at once: queue them, don't re-enter
     try {
+      this.journal?.start(config, release);
       const step = init(config, release);
       this.commit(step.state, null, step.effects, step.transitions);
     } finally {
@@ -99,6 +111,7 @@ export class Runtime {
 
   private commit(state: PrimaryState, event: PrimaryEvent | null, effects: Effect[], transitions: MachineTransition[]): void {
     this.state = state;
+    this.journal?.step(state, event, effects, transitions);
     for (const effect of effects) this.execute(effect);
     for (const listener of this.listeners) listener(state, event, effects, transitions);
   }
@@ -130,13 +143,9 @@ export class Runtime {
         this.timers.get(effect.timerId)?.();
         this.timers.delete(effect.timerId);
         return;
-      case 'log': {
-        // The stable code goes last: no field may overwrite it.
-        const fields: Record<string, unknown> = { ...effect.fields, code: effect.code };
-        if (effect.stderrOf !== undefined) fields.stderr = this.env.stderrTail(effect.stderrOf) ?? '';
-        this.logger[effect.level](fields, effect.msg);
+      case 'log':
+        this.logger[effect.level](logFields(effect, (workerId) => this.env.stderrTail(workerId)), effect.msg);
         return;
-      }
       case 'exit':
         for (const cancel of this.timers.values()) cancel();
         this.timers.clear();

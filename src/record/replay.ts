@@ -1,0 +1,67 @@
+// Replay: the journal's events through the same pure reducer, one step at a time. No process, no
+// timer, no file but the journal: the reducer decides again exactly what it decided live, and the
+// shell's only additions to those decisions (the stderr tails of log lines) come from the journal.
+import type { Effect } from '../core/effects.ts';
+import type { PrimaryEvent } from '../core/events.ts';
+import { init, reduce, type MachineTransition } from '../core/reduce.ts';
+import type { PrimaryState } from '../core/state.ts';
+import type { Journal, StepTime } from './format.ts';
+
+export interface ReplayStep extends StepTime {
+  kind: 'step';
+  /** null for step 0, init(). */
+  event: PrimaryEvent | null;
+  state: PrimaryState;
+  effects: Effect[];
+  transitions: MachineTransition[];
+  /** The stderr tails the live shell attached to this step's log lines, by worker id. */
+  stderr: Record<string, string> | null;
+}
+
+/** Where the replay took a recorded state instead of deciding one. */
+export interface ReplayResume extends StepTime {
+  kind: 'resume';
+  why: 'snapshot' | 'dropped';
+  /** For `dropped`: how many events were not recorded. */
+  count: number;
+  state: PrimaryState;
+}
+
+export type ReplayItem = ReplayStep | ReplayResume;
+
+export function* replayJournal(journal: Journal): Generator<ReplayItem> {
+  const { header } = journal;
+  let state: PrimaryState | null = null;
+  if (header.from === 'init') {
+    const step = init(header.config, header.release);
+    state = step.state;
+    yield { kind: 'step', n: 0, t: 0, at: header.start, event: null, state, effects: step.effects, transitions: step.transitions, stderr: null };
+  }
+  for (const line of journal.lines) {
+    switch (line.k) {
+      case 'snapshot':
+      case 'dropped':
+        state = line.state;
+        yield { kind: 'resume', why: line.k, count: line.k === 'dropped' ? line.count : 0, n: line.n, t: line.t, at: line.at, state };
+        break;
+      case 'event': {
+        if (state === null) break; // parseJournal guarantees a snapshot first
+        const step = reduce(state, line.event);
+        state = step.state;
+        yield { kind: 'step', n: line.n, t: line.t, at: line.at, event: line.event, state, effects: step.effects, transitions: step.transitions, stderr: line.stderr ?? null };
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * `--until T`: a number is ms since the primary started (`90000`, or a duration: `90s`, `1.5m` is
+ * not one); anything Date.parse reads (`2024-06-10T06:14:50Z`) is a wall-clock time.
+ */
+export type Until = { t: number } | { at: number };
+
+export function reached(item: StepTime, until: Until | null): boolean {
+  if (until === null) return false;
+  return 't' in until ? item.t > until.t : item.at > until.at;
+}

@@ -1,0 +1,238 @@
+// `zd run --record FILE`: appends journal lines to FILE, bounded in size and in memory, without
+// ever letting a slow disk hold up the primary for more than one write.
+//
+// Flush policy. The file is opened O_APPEND and each step's lines are written with one
+// writeSync() as soon as the reducer has taken the event, before its effects run: once written,
+// a line is in the kernel, and a SIGKILL of the primary (or the OOM killer) loses nothing already
+// written (it is not fsync'ed: a power cut may lose what the page cache held). A write that takes
+// longer than SLOW_WRITE_MS switches the writer to the background: lines queue in memory (at most
+// MAX_PENDING_BYTES) and go out through asynchronous writes, one at a time and in order, until
+// the queue is empty and the disk fast again. A line that does not fit in the queue is dropped
+// and counted; the next line written says how many were lost (a `dropped` line, with the state
+// to resume from), never silently. At exit, whatever is queued is written synchronously.
+//
+// Rotation. When FILE would grow past maxBytes, it is renamed FILE.1 (replacing the previous
+// FILE.1) and a new FILE begins with a header and a snapshot of the state, so each file replays on
+// its own. At most two files, 2 × maxBytes on disk. A FILE left by an earlier run becomes FILE.1.
+import { closeSync, existsSync, fstatSync, openSync, renameSync, statSync, write, writeSync } from 'node:fs';
+
+/** One file's size limit: FILE is rotated to FILE.1 beyond it. */
+export const RECORD_MAX_BYTES = 16 * 1024 * 1024;
+/** Lines waiting for a slow disk: beyond this, lines are dropped (and counted). */
+export const MAX_PENDING_BYTES = 1024 * 1024;
+/** A write slower than this moves the writer to the background. */
+export const SLOW_WRITE_MS = 20;
+
+export interface WriterOptions {
+  path: string;
+  maxBytes?: number;
+  maxPendingBytes?: number;
+  slowWriteMs?: number;
+  /** A write or rotation failed: said once per kind of failure until a write succeeds again. */
+  onError?: (what: string, error: Error) => void;
+  /** For tests: the clock that judges a write slow. */
+  now?: () => number;
+}
+
+interface Batch {
+  text: string;
+  bytes: number;
+  /** Events the batch records: what a failed write loses. */
+  events: number;
+  /** Start a new file before this batch, with these lines first. */
+  rotate: string | null;
+}
+
+export class JournalWriter {
+  readonly path: string;
+  private fd: number;
+  private readonly maxBytes: number;
+  private readonly maxPendingBytes: number;
+  private readonly slowWriteMs: number;
+  private readonly now: () => number;
+  private readonly onError: (what: string, error: Error) => void;
+  /** Bytes the current file holds once everything queued is written. */
+  private size: number;
+  private readonly queue: Batch[] = [];
+  private pendingBytes = 0;
+  private inFlight = false;
+  private background = false;
+  private closed = false;
+  private reported = new Set<string>();
+  /** Events lost since the last line written: the next batch must begin with a `dropped` line. */
+  dropped = 0;
+  /** Totals, for tests and the bench. */
+  readonly stats = { batches: 0, bytes: 0, rotations: 0, dropped: 0, slowWrites: 0, backgroundWrites: 0 };
+
+  constructor(options: WriterOptions) {
+    this.path = options.path;
+    this.maxBytes = options.maxBytes ?? RECORD_MAX_BYTES;
+    this.maxPendingBytes = options.maxPendingBytes ?? MAX_PENDING_BYTES;
+    this.slowWriteMs = options.slowWriteMs ?? SLOW_WRITE_MS;
+    this.now = options.now ?? (() => performance.now());
+    this.onError = options.onError ?? (() => undefined);
+    // The journal of an earlier run is kept, as the previous file.
+    if (existsSync(this.path) && statSync(this.path).size > 0) renameSync(this.path, `${this.path}.1`);
+    // Private: it holds the config and the app's stderr tails.
+    this.fd = openSync(this.path, 'a', 0o600);
+    this.size = fstatSync(this.fd).size;
+  }
+
+  /**
+   * Appends one step's lines (`events` of them record events). `reopen` gives the lines a new file
+   * starts with (a header and a snapshot of the state before this step), called only on rotation.
+   * Returns false if the lines were dropped: the queue for a slow disk is full.
+   */
+  append(text: string, events: number, reopen: () => string): boolean {
+    if (this.closed) return false;
+    const bytes = Buffer.byteLength(text);
+    if (this.pendingBytes + bytes > this.maxPendingBytes) {
+      this.dropped += events;
+      this.stats.dropped += events;
+      return false;
+    }
+    let rotate: string | null = null;
+    if (this.size > 0 && this.size + bytes > this.maxBytes) {
+      rotate = reopen();
+      this.size = Buffer.byteLength(rotate);
+    }
+    this.size += bytes;
+    this.dropped = 0;
+    this.queue.push({ text, bytes, events, rotate });
+    this.pendingBytes += bytes;
+    this.pump();
+    return true;
+  }
+
+  private pump(): void {
+    if (this.inFlight || this.closed) return;
+    if (!this.background) {
+      this.writeQueuedSync(true);
+      return;
+    }
+    const batch = this.takeForBackground();
+    if (!batch) return;
+    this.inFlight = true;
+    const started = this.now();
+    const buffer = Buffer.from(batch.text);
+    const onWritten = (error: Error | null, written: number, offset: number): void => {
+      if (this.closed) return;
+      if (!error && offset + written < buffer.length) {
+        write(this.fd, buffer, offset + written, buffer.length - offset - written, null, (e, w) => onWritten(e, w, offset + written));
+        return;
+      }
+      this.inFlight = false;
+      this.pendingBytes -= batch.bytes;
+      this.stats.backgroundWrites++;
+      if (error) this.lost(batch, 'write', error);
+      else this.wrote(batch);
+      // Back to writing in line with the primary once the disk has caught up.
+      if (this.queue.length === 0 && this.now() - started < this.slowWriteMs) this.background = false;
+      this.pump();
+    };
+    write(this.fd, buffer, 0, buffer.length, null, (error, written) => onWritten(error, written, 0));
+  }
+
+  /** The queued batches up to the next rotation, joined into one write. */
+  private takeForBackground(): Batch | null {
+    const first = this.queue[0];
+    if (!first) return null;
+    if (first.rotate !== null) {
+      this.rotate(first.rotate);
+      first.rotate = null;
+    }
+    let end = 1;
+    while (end < this.queue.length && this.queue[end]!.rotate === null) end++;
+    const taken = this.queue.splice(0, end);
+    return {
+      text: taken.map((b) => b.text).join(''),
+      bytes: taken.reduce((sum, b) => sum + b.bytes, 0),
+      events: taken.reduce((sum, b) => sum + b.events, 0),
+      rotate: null,
+    };
+  }
+
+  private writeQueuedSync(mayGoBackground: boolean): void {
+    while (this.queue.length > 0) {
+      const batch = this.queue.shift()!;
+      if (batch.rotate !== null) this.rotate(batch.rotate);
+      const started = this.now();
+      try {
+        writeAllSync(this.fd, batch.text);
+        this.wrote(batch);
+      } catch (error) {
+        this.lost(batch, 'write', error as Error);
+      }
+      this.pendingBytes -= batch.bytes;
+      if (mayGoBackground && this.now() - started > this.slowWriteMs) {
+        this.stats.slowWrites++;
+        this.background = true;
+        this.pump();
+        return;
+      }
+    }
+  }
+
+  private rotate(opening: string): void {
+    try {
+      closeSync(this.fd);
+      renameSync(this.path, `${this.path}.1`);
+    } catch (error) {
+      this.report('rotate', error as Error);
+    }
+    try {
+      this.fd = openSync(this.path, 'a', 0o600);
+      writeAllSync(this.fd, opening);
+      this.stats.rotations++;
+    } catch (error) {
+      this.report('rotate', error as Error);
+    }
+  }
+
+  private wrote(batch: Batch): void {
+    this.stats.batches++;
+    this.stats.bytes += batch.bytes;
+    this.reported.clear();
+  }
+
+  private lost(batch: Batch, what: string, error: Error): void {
+    // Counted like a line that did not fit: the next line written says so.
+    this.dropped += batch.events;
+    this.stats.dropped += batch.events;
+    this.report(what, error);
+  }
+
+  private report(what: string, error: Error): void {
+    const key = `${what}:${(error as NodeJS.ErrnoException).code ?? error.message}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.onError(what, error);
+  }
+
+  /** Writes what is queued, synchronously: at exit, blocking is the lesser evil. */
+  flush(): void {
+    if (this.closed) return;
+    // A background write still in flight finishes on its own; what queued behind it follows it.
+    this.writeQueuedSync(false);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    // A write still in flight would go to whatever file reused the descriptor: left open, it is
+    // closed by the exit that follows.
+    if (this.inFlight) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Writes all of `text`, however many writes it takes (a regular file rarely needs more than one). */
+function writeAllSync(fd: number, text: string): void {
+  let buffer = Buffer.from(text);
+  while (buffer.length > 0) buffer = buffer.subarray(writeSync(fd, buffer));
+}

@@ -3,13 +3,14 @@
 // finish, and the client opens its next session on a new worker. The clients here retry a stream
 // the server refused (REFUSED_STREAM, or a request on a session already going away) on a new
 // session, as HTTP/2 clients do; any other failure counts.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, constants, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { compatApp, compatCleanup, runScenario, track, type Identity, type Load, type Tally } from './harness.ts';
+import { compatApp, compatCleanup, runScenario, track, type Identity, type Load, type Outcome, type Tally } from './harness.ts';
 
 afterEach(compatCleanup);
 
@@ -143,14 +144,24 @@ async function h2Probe(authority: string, options: SecureClientSessionOptions): 
   }
 }
 
+/** Every reload told some client session to go away: the sessions moved because of GOAWAY. */
+function assertGoaway({ tally, reloads, loadStoppedAt }: Outcome): void {
+  reloads.forEach(({ generation, sighupAt }, i) => {
+    const until = reloads[i + 1]?.sighupAt ?? loadStoppedAt;
+    const goaways = tally.notes.filter((n) => n.what === 'GOAWAY' && n.at >= sighupAt && n.at < until);
+    assert.ok(goaways.length > 0, `no client session got GOAWAY during the reload to generation ${generation}`);
+  });
+}
+
 test('node:http2 cleartext (h2c): sessions move to the new code within seconds (GOAWAY), no stream fails', async (t) => {
   const authority = (port: number) => `http://127.0.0.1:${port}`;
-  await runScenario({
+  const outcome = await runScenario({
     diagnostic: (line) => t.diagnostic(line),
     app: 'http2.cjs',
     probe: (port) => h2Probe(authority(port), {}),
     load: (port, tally) => [h2Load(authority(port), {}, tally)],
   });
+  assertGoaway(outcome);
 });
 
 test('node:http2 over TLS (createSecureServer): sessions move to the new code within seconds (GOAWAY), no stream fails', async (t) => {
@@ -158,13 +169,14 @@ test('node:http2 over TLS (createSecureServer): sessions move to the new code wi
   try {
     const options: SecureClientSessionOptions = { ca: readFileSync(cert) };
     const authority = (port: number) => `https://127.0.0.1:${port}`;
-    await runScenario({
+    const outcome = await runScenario({
       diagnostic: (line) => t.diagnostic(line),
       app: 'http2.cjs',
       env: { TLS_KEY: key, TLS_CERT: cert },
       probe: (port) => h2Probe(authority(port), options),
       load: (port, tally) => [h2Load(authority(port), options, tally)],
     });
+    assertGoaway(outcome);
   } finally {
     remove();
   }

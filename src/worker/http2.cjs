@@ -11,19 +11,20 @@
 // does none of this: it waits for the clients to leave.
 'use strict';
 
-/** @type {object[] | undefined} */
-let prototypes;
+const HTTP2_SERVERS = new Set(['Http2Server', 'Http2SecureServer']);
 
-/** @param {import('node:net').Server} server */
+/**
+ * node:http2 exports neither server class, so they are known by name, on the prototype chain (a
+ * framework may subclass them). Neither node:http2 nor a TLS context is loaded to ask.
+ * @param {import('node:net').Server} server
+ */
 function isHttp2Server(server) {
-  // Cheap test first: every other server a worker starts skips loading node:http2.
+  // Cheap test first: only HTTP/2 servers have updateSettings().
   if (typeof (/** @type {any} */ (server).updateSettings) !== 'function') return false;
-  if (prototypes === undefined) {
-    // node:http2 does not export its server classes; an unbound instance of each names them.
-    const http2 = require('node:http2');
-    prototypes = [http2.createServer(), http2.createSecureServer()].map((s) => Object.getPrototypeOf(s));
+  for (let proto = Object.getPrototypeOf(server); proto !== null; proto = Object.getPrototypeOf(proto)) {
+    if (HTTP2_SERVERS.has(proto.constructor?.name)) return true;
   }
-  return prototypes.some((proto) => Object.prototype.isPrototypeOf.call(proto, server));
+  return false;
 }
 
 /**

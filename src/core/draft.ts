@@ -66,8 +66,9 @@ export class Draft {
     return index < 0 ? undefined : this.s.workers[index];
   }
 
-  slot(index: number): SlotState {
-    return this.s.slots[index]!;
+  /** A slot; undefined for one a shrink removed (its workers are on their way out). */
+  slot(index: number): SlotState | undefined {
+    return this.s.slots[index];
   }
 
   // -- writes (copy once, then change in place) -------------------------------------------------
@@ -105,6 +106,15 @@ export class Draft {
       this.ownWorkerList = true;
     }
     this.s.workers.splice(index, 1);
+  }
+
+  /**
+   * The slot list was replaced by a new array (grown or shrunk): it is this reduction's own, and
+   * so are the slots from `fresh` on, made new; the others are still shared until mutSlot().
+   */
+  replacedSlots(fresh = this.s.slots.length): void {
+    this.ownSlotList = true;
+    for (let index = fresh; index < this.s.slots.length; index++) this.ownSlots.add(index);
   }
 
   mutSlot(index: number): SlotState {

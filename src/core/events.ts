@@ -1,6 +1,8 @@
 // What the runtime feeds the reducer: every outcome of the outside world, as data.
 // Worker ids are the core's own (assigned when it asks for a fork), never cluster's ids or pids.
 
+import type { CoreConfig } from './config.ts';
+
 export type WorkerId = number;
 
 export type ExitSignal = string | null;
@@ -17,6 +19,8 @@ export interface Release {
   app: string;
   cwd: string;
   args: string[];
+  /** Added to its workers' environment: the env file's values, as read for this generation. */
+  env?: Record<string, string>;
 }
 
 /** The shell could not resolve the release a reload asked for (a broken link, a missing file). */
@@ -33,9 +37,12 @@ export type PrimaryEvent =
   | { type: 'worker.exit'; workerId: WorkerId; code: number | null; signal: ExitSignal }
   /** A memory sample of a worker, taken by the runtime. */
   | { type: 'worker.memory'; workerId: WorkerId; rssBytes: number }
-  | { type: 'signal.hup'; signal: ReloadSignal; release?: Release | ReleaseProblem }
+  | { type: 'signal.hup'; signal: ReloadSignal; release?: Release | ReleaseProblem; config?: CoreConfig }
   | { type: 'signal.term'; signal: TermSignal }
-  | { type: 'control.reload'; release?: Release | ReleaseProblem }
+  /** A reload carries what the shell read for it: the release, and the settings re-read from the config file. */
+  | { type: 'control.reload'; release?: Release | ReleaseProblem; config?: CoreConfig }
+  /** `zd scale N`: a live resize, no new generation. */
+  | { type: 'control.scale'; workers: number }
   /** `zd rollback`: a rolling restart back to the previous completed generation's release. */
   | { type: 'control.rollback' }
   /** `zd stop`: the same graceful stop as SIGTERM. */

@@ -42,7 +42,7 @@ export function pongOverdue(d: Draft, workerId: WorkerId, seq: number): void {
   const { heartbeatTimeoutMs } = d.config;
   // Keep watching: the replacement may have to wait for a rollout, and the worker may recover.
   d.startTimer(pingTimerId(workerId), { kind: 'ping', workerId }, d.config.heartbeatIntervalMs);
-  if (d.slot(entry.slot).worker !== workerId || replacementUnderway(d, entry.slot)) return;
+  if (d.slot(entry.slot)?.worker !== workerId || replacementUnderway(d, entry.slot)) return;
   d.log(
     'warn',
     'ZD_WORKER_UNRESPONSIVE',
@@ -57,7 +57,7 @@ export function memorySample(d: Draft, workerId: WorkerId, rssBytes: number): vo
   if (limit <= 0 || rssBytes <= limit) return;
   const entry = d.worker(workerId);
   if (!entry || !isReady(entry)) return;
-  if (d.slot(entry.slot).worker !== workerId) return; // already superseded
+  if (d.slot(entry.slot)?.worker !== workerId) return; // already superseded
   if (replacementUnderway(d, entry.slot)) return;
   d.log('warn', 'ZD_WORKER_OVER_MEMORY', `worker ${workerId} uses ${Math.round(rssBytes / 1048576)} MB, over the ${Math.round(limit / 1048576)} MB limit: replacing it`, {
     ...ids(entry),

@@ -46,7 +46,9 @@ export function checkState(state: PrimaryState): string[] {
   const leaving = live.filter(goingAway).length;
   // Retiring first is done only when capacity allows (I1 comes first); otherwise the replacement
   // boots beside its predecessor, spending the unavailability budget as surge.
-  const limit = config.workers + config.maxSurge + config.maxUnavailable + leaving + state.retiring.length;
+  // While a reload shrinks the pool, the surplus old workers serve on until it is done.
+  const slots = Math.max(config.workers, state.slots.length);
+  const limit = slots + config.maxSurge + config.maxUnavailable + leaving + state.retiring.length;
   if (live.length > limit) fail('I2', `${live.length} live workers > ${limit}`);
   const replacements = state.slots.filter((slot) => slot.next !== null).length;
   const room = Math.max(1, config.maxSurge + config.maxUnavailable);
@@ -62,8 +64,11 @@ export function checkState(state: PrimaryState): string[] {
       }
     }
     if (state.phase === 'running') {
+      const rollout = state.rollout?.context;
       state.slots.forEach((slot, index) => {
-        if (slot.worker === null && slot.next === null && !slot.parked && !hasTimer(state, `respawn:${index}`)) {
+        // A slot a growing reload added is filled by the rollout, in its turn.
+        const awaitsRollout = rollout !== undefined && slot.generation === rollout.generation && rollout.pending.includes(index);
+        if (slot.worker === null && slot.next === null && !slot.parked && !awaitsRollout && !hasTimer(state, `respawn:${index}`)) {
           fail('I4', `slot ${index} is empty with no respawn pending`);
         }
       });

@@ -15,6 +15,7 @@ import { memorySample, ping, pong, pongOverdue } from './health.ts';
 import { drainRolloutQueue, nextRetirement, requestReload, requestRollback } from './rollouts.ts';
 import type { PrimaryState } from './state.ts';
 import { drainAll, terminate } from './stopping.ts';
+import { requestScale } from './scale.ts';
 import { fork, listening, reconcile, respawn, toWorker } from './workers.ts';
 import type { WorkerEvent } from '../../machines/worker.machine.ts';
 
@@ -45,6 +46,8 @@ export function init(config: CoreConfig, release: Release = NO_RELEASE): Step {
     lastReload: null,
     reloadQueued: false,
     queuedRelease: null,
+    queuedConfig: null,
+    previousConfig: null,
     releases: { '1': release },
     completed: [],
     replaceQueue: [],
@@ -107,7 +110,9 @@ function handle(d: Draft, event: PrimaryEvent): void {
       return toWorker(d, event.workerId, { type: 'worker.exit', code: event.code, signal: event.signal });
     case 'signal.hup':
     case 'control.reload':
-      return requestReload(d, event.type === 'signal.hup' ? event.signal : 'control', event.release);
+      return requestReload(d, event.type === 'signal.hup' ? event.signal : 'control', event.release, event.config);
+    case 'control.scale':
+      return requestScale(d, event.workers);
     case 'control.rollback':
       return requestRollback(d);
     case 'signal.term':

@@ -5,7 +5,9 @@ import { initialTransition, transition } from 'xstate';
 import { rolloutMachine, type RolloutContext } from '../../machines/rollout.machine.ts';
 import type { StopReason } from '../../machines/worker.machine.ts';
 import { ids, persist, type Draft } from './draft.ts';
+import type { CoreConfig } from './config.ts';
 import type { Release, ReleaseProblem } from './events.ts';
+import { growSlots, shrinkSlots } from './scale.ts';
 import { capacityFloor, isBooting, isDead, isReady, readyCount, rollbackTarget, servingRelease, valueName } from './queries.ts';
 import type { WorkerEntry } from './state.ts';
 import { respawnTimerId, STAGGER_TIMER } from './timers.ts';
@@ -15,7 +17,7 @@ import { fork, toWorker } from './workers.ts';
  * A reload asked for by a signal or `zd reload`, with the release the shell resolved for it (none:
  * the serving generation's, as when files are edited in place).
  */
-export function requestReload(d: Draft, source: string, asked?: Release | ReleaseProblem): void {
+export function requestReload(d: Draft, source: string, asked?: Release | ReleaseProblem, config?: CoreConfig): void {
   const counters = d.counters();
   counters.reloadsRequested += 1;
   if (d.s.phase === 'stopping') {
@@ -40,10 +42,13 @@ export function requestReload(d: Draft, source: string, asked?: Release | Releas
         source,
         coalesced: true,
       });
-      if (release) d.s.queuedRelease = release; // the newest ask wins
+      // The newest ask wins.
+      if (release) d.s.queuedRelease = release;
+      if (config) d.s.queuedConfig = config;
     } else {
       d.s.reloadQueued = true;
       d.s.queuedRelease = release;
+      d.s.queuedConfig = config ?? null;
       d.log('info', 'ZD_RELOAD_QUEUED', `reload (${source}) queued: it runs when the current one ends (${why})`, {
         source,
         coalesced: false,
@@ -51,7 +56,7 @@ export function requestReload(d: Draft, source: string, asked?: Release | Releas
     }
     return;
   }
-  startReload(d, release);
+  startReload(d, { release, config: config ?? null });
 }
 
 /** `zd rollback`: a reload back to the previous completed generation's release; never queued. */
@@ -64,29 +69,62 @@ export function requestRollback(d: Draft): void {
     d.log('warn', 'ZD_ROLLBACK_REFUSED', `rollback refused: ${target.refused}`, { reason: target.refused });
     return;
   }
-  startReload(d, target.release, target.generation);
+  startReload(d, { release: target.release, config: null, rollbackOf: target.generation });
 }
 
-/** A rolling restart of every slot to a new generation, pinned to `release`. */
-export function startReload(d: Draft, asked: Release | null = d.s.queuedRelease, rollbackOf: number | null = null): void {
+interface ReloadAsk {
+  release: Release | null;
+  config: CoreConfig | null;
+  rollbackOf?: number;
+}
+
+/**
+ * A rolling restart of every slot to a new generation, pinned to its release, with the settings
+ * it was asked with: a changed worker count is part of it (new slots boot first and are filled
+ * before anything drains; surplus slots drain last, once the rollout is done).
+ */
+export function startReload(d: Draft, ask: ReloadAsk = { release: d.s.queuedRelease, config: d.s.queuedConfig }): void {
   const generation = ++d.s.generation;
   const was = servingRelease(d.s);
-  const release = asked ?? was;
+  const release = ask.release ?? was;
+  const rollbackOf = ask.rollbackOf ?? null;
   d.s.queuedRelease = null;
+  d.s.queuedConfig = null;
   d.s.releases = { ...d.s.releases, [generation]: release };
   d.counters().rolloutsStarted += 1;
   d.s.replaceQueue = []; // the reload replaces every slot anyway
+  const changed = ask.config ? configChanges(d.config, ask.config) : [];
+  if (ask.config && changed.length > 0) {
+    d.s.previousConfig = d.config;
+    d.s.config = ask.config;
+  }
+  const before = d.s.slots.length;
+  growSlots(d, d.config.workers, generation);
   const moved = release.cwd !== was.cwd || release.app !== was.app;
   const what = rollbackOf !== null ? `rolling back to generation ${rollbackOf}'s release` : 'rolling restart';
-  d.log('info', 'ZD_RELOAD_STARTED', `${what} to generation ${generation}${moved ? `: release ${release.cwd} (was ${was.cwd})` : ''}`, {
+  const notes = [moved ? `release ${release.cwd} (was ${was.cwd})` : null, changed.length > 0 ? `settings: ${changed.join(', ')}` : null].filter(Boolean);
+  d.log('info', 'ZD_RELOAD_STARTED', `${what} to generation ${generation}${notes.length > 0 ? `: ${notes.join('; ')}` : ''}`, {
     generation,
-    workers: d.s.slots.length,
+    workers: d.config.workers,
     release: release.cwd,
     app: release.app,
     ...(moved ? { previousRelease: was.cwd } : {}),
     ...(rollbackOf !== null ? { rollbackOf } : {}),
+    ...(changed.length > 0 ? { changed } : {}),
   });
-  startRollout(d, 'reload', generation, d.s.slots.map((_, index) => index), d.config.maxSurge, d.config.maxUnavailable);
+  // New slots first (capacity grows before anything drains); slots beyond the new count are
+  // not replaced: they serve on and drain last.
+  const slots = [...range(before, d.s.slots.length), ...range(0, Math.min(before, d.config.workers))];
+  startRollout(d, 'reload', generation, slots, d.config.maxSurge, d.config.maxUnavailable);
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
+
+/** The settings a reload changes, as `name old→new`, for the log line. */
+function configChanges(from: CoreConfig, to: CoreConfig): string[] {
+  return (Object.keys(to) as Array<keyof CoreConfig>).filter((key) => from[key] !== to[key]).map((key) => `${key} ${from[key]}→${to[key]}`);
 }
 
 /** Replaces some slots' workers with the same code, one at a time, each ready before its predecessor drains. */
@@ -145,7 +183,7 @@ export function drainRolloutQueue(d: Draft): void {
 
 function replaceSlot(d: Draft, index: number, retireFirst: boolean): void {
   const { generation, kind } = d.s.rollout!.context;
-  const current = d.worker(d.slot(index).worker);
+  const current = d.worker(d.slot(index)!.worker);
   if (kind === 'reload' && current && current.generation === generation && !isDead(current)) {
     // Already running the new code (a crash respawn during this rollout): adopt it.
     if (isReady(current)) d.rolloutQueue.push({ type: 'rollout.ready', slot: index });
@@ -159,14 +197,14 @@ function replaceSlot(d: Draft, index: number, retireFirst: boolean): void {
     retire(d, current, 'superseded');
   }
   // A replacement (memory, heartbeat) runs the code its slot runs; a reload's, its new generation.
-  const id = fork(d, index, kind === 'replace' ? d.slot(index).generation : generation, true);
+  const id = fork(d, index, kind === 'replace' ? d.slot(index)!.generation : generation, true);
   d.mutSlot(index).next = id;
 }
 
 function retireSlot(d: Draft, index: number): void {
-  const current = d.slot(index).worker;
+  const current = d.slot(index)!.worker;
   if (d.worker(current)) d.mutWorker(current!).adopted = false;
-  if (d.slot(index).next === null) return; // an adopted worker: nothing older to retire
+  if (d.slot(index)!.next === null) return; // an adopted worker: nothing older to retire
   const old = d.worker(current);
   const slot = d.mutSlot(index);
   slot.worker = slot.next;
@@ -178,10 +216,10 @@ function retireSlot(d: Draft, index: number): void {
 }
 
 function stopReplacement(d: Draft, index: number): void {
-  const replacement = d.slot(index).next;
+  const replacement = d.slot(index)!.next;
   d.mutSlot(index).next = null;
   if (d.worker(replacement)) toWorker(d, replacement!, { type: 'stop', reason: 'aborted' });
-  const adopted = d.slot(index).worker;
+  const adopted = d.slot(index)!.worker;
   if (d.worker(adopted)) d.mutWorker(adopted!).adopted = false;
 }
 
@@ -247,7 +285,16 @@ function endRollout(d: Draft, context: RolloutContext, done: boolean): void {
   d.s.lastRollout = { generation, outcome: done ? 'done' : 'aborted', reason, kind };
   if (kind === 'reload') {
     d.s.lastReload = d.s.lastRollout;
-    if (done) d.s.completed = [...d.s.completed, generation].slice(-KEEP_COMPLETED);
+    if (done) {
+      d.s.completed = [...d.s.completed, generation].slice(-KEEP_COMPLETED);
+    } else if (d.s.previousConfig) {
+      d.s.config = d.s.previousConfig; // the old generation serves on, as it was configured
+    }
+    d.s.previousConfig = null;
+    // Slots beyond the count now in force: the surplus old workers (a shrink, done) or the
+    // added ones (a growth, aborted) drain last; unless a queued reload, starting now, brings
+    // its own count (draining what it may need again would only cost capacity).
+    if (d.s.phase === 'running' && !d.s.reloadQueued) shrinkSlots(d, d.config.workers);
     pruneReleases(d);
   }
   const failed = context.failure && context.failure.slot >= 0 ? d.s.lastBootFailure : null;

@@ -103,6 +103,10 @@ export interface PrimaryState {
   reloadQueued: boolean;
   /** What the queued reload runs: the newest release asked for. */
   queuedRelease: Release | null;
+  /** The settings the queued reload was asked with (re-read from the config file). */
+  queuedConfig: CoreConfig | null;
+  /** The settings before the running reload changed them: restored if it aborts. */
+  previousConfig: CoreConfig | null;
   /** Each generation's release, for the generations still running or worth going back to. */
   releases: Record<string, Release>;
   /**

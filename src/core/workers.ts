@@ -69,7 +69,7 @@ export function fork(d: Draft, slot: number, generation: number, replacement: bo
  * serving yet (the first generation), its first `listening` will do.
  */
 function expectedAddresses(d: Draft, slot: number, replacement: boolean): string[] | null {
-  const predecessor = replacement ? d.worker(d.slot(slot).worker) : undefined;
+  const predecessor = replacement ? d.worker(d.slot(slot)?.worker ?? null) : undefined;
   if (predecessor && isReady(predecessor) && predecessor.addresses.length > 0) return predecessor.addresses;
   const serving = d.s.workers.find((w) => isReady(w) && w.addresses.length > 0);
   return serving ? serving.addresses : null;
@@ -110,7 +110,7 @@ export function toWorker(d: Draft, id: WorkerId, event: WorkerEvent): void {
   // A worker the machine itself took out of service (it died, or missed its ready deadline)
   // stops counting for its slot at once; the ones the reducer retires leave their slot first.
   const slot = d.slot(entry.slot);
-  if ((slot.worker === id || slot.next === id) && (isDead(entry) || isLeaving(entry))) {
+  if (slot && (slot.worker === id || slot.next === id) && (isDead(entry) || isLeaving(entry))) {
     releaseSlot(d, entry);
   }
   if (isDead(entry)) onDead(d, entry);
@@ -152,7 +152,7 @@ function onReady(d: Draft, entry: WorkerEntry): void {
   d.log('info', 'ZD_WORKER_READY', `worker ${entry.id} ready`, { ...ids(entry), pid: entry.machine.context.pid });
   startHeartbeat(d, entry.id);
   const slot = d.slot(entry.slot);
-  if (slot.next === entry.id || (slot.worker === entry.id && entry.adopted)) {
+  if (slot && (slot.next === entry.id || (slot.worker === entry.id && entry.adopted))) {
     d.rolloutQueue.push({ type: 'rollout.ready', slot: entry.slot });
   }
   if (d.s.phase === 'starting') {
@@ -170,7 +170,7 @@ function onReady(d: Draft, entry: WorkerEntry): void {
 }
 
 function onStable(d: Draft, entry: WorkerEntry): void {
-  if (d.slot(entry.slot).worker === entry.id) d.mutSlot(entry.slot).failures = 0;
+  if (d.slot(entry.slot)?.worker === entry.id) d.mutSlot(entry.slot).failures = 0;
 }
 
 function onDead(d: Draft, entry: WorkerEntry): void {
@@ -258,7 +258,7 @@ export function noteBootFailure(d: Draft, entry: WorkerEntry): void {
 
 export function respawn(d: Draft, index: number): void {
   const slot = d.slot(index);
-  if (d.s.phase !== 'running' || slot.worker !== null || slot.next !== null || slot.parked) return;
+  if (!slot || d.s.phase !== 'running' || slot.worker !== null || slot.next !== null || slot.parked) return;
   // The slot's own generation, never whatever a link points at now: after an aborted rollout the
   // old code respawns. During a reload the new generation's, which the rollout then adopts.
   const rollout = d.s.rollout?.context;
@@ -291,10 +291,13 @@ export function reconcile(d: Draft): void {
     return;
   }
   if (d.s.phase !== 'running') return;
+  const rollout = d.s.rollout?.context;
   for (let index = 0; index < slots.length; index++) {
     const slot = slots[index]!;
     const timerId = respawnTimerId(index);
-    if (slot.worker !== null || slot.next !== null || slot.parked) {
+    // A slot a growing reload added waits for its turn in the rollout, which fills it.
+    const awaitsRollout = rollout !== undefined && slot.generation === rollout.generation && rollout.pending.includes(index);
+    if (slot.worker !== null || slot.next !== null || slot.parked || awaitsRollout) {
       if (d.s.timers[timerId]) d.cancelTimer(timerId);
       continue;
     }

@@ -64,6 +64,16 @@ export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
         sim.dispatch(source === 'control' ? { type: 'control.reload' } : { type: 'signal.hup', signal: source }),
       ),
   ),
+  fc.integer({ min: 1, max: 5 }).map(
+    (workers) =>
+      new Act(`reloadWithWorkers(${workers})`, (sim) =>
+        // The config file now says another worker count: the reload carries the settings.
+        sim.dispatch({ type: 'control.reload', config: { ...sim.state.config, workers } }),
+      ),
+  ),
+  fc.integer({ min: 0, max: 5 }).map(
+    (workers) => new Act(`scale(${workers})`, (sim) => sim.dispatch({ type: 'control.scale', workers })),
+  ),
   fc.constantFrom('SIGTERM' as const, 'SIGINT' as const).map(
     (signal) => new Act(`term(${signal})`, (sim) => sim.dispatch({ type: 'signal.term', signal })),
   ),

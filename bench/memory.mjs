@@ -7,6 +7,7 @@
 //   npm --prefix bench ci && node bench/memory.mjs              # 3 repetitions, prints the tables
 //   node bench/memory.mjs --before 3f45839                      # also that commit's built primary
 //   node bench/memory.mjs --write                               # also the RESULTS.md section
+//   node bench/memory.mjs --report-only                         # rewrite that section from RESULTS-memory.json
 //
 // RSS is read from /proc/<pid>/smaps_rollup twice: 5 s after the runner is ready, and once V8's
 // memory reducer has run on an idle heap (--settle, 20 s). RSS counts the pages of the node binary
@@ -32,6 +33,7 @@ const { values: flags } = parseArgs({
     before: { type: 'string' },
     write: { type: 'boolean', default: false },
     'skip-modules': { type: 'boolean', default: false },
+    'report-only': { type: 'boolean', default: false },
   },
 });
 const REPS = Number(flags.reps);
@@ -172,6 +174,13 @@ setTimeout(() => process.stdout.write(require('node:fs').readFileSync('/proc/sel
 
 // ---------------------------------------------------------------------------------------------
 async function main() {
+  if (flags['report-only']) {
+    const data = JSON.parse(readFileSync(join(BENCH, 'RESULTS-memory.json'), 'utf8'));
+    const { markdown, summary } = render(data.context, data.runners, data.samples, data.modules);
+    process.stdout.write(`${summary}\n`);
+    say(`${NAME}: rewrote its section of ${writeSection('memory', markdown)} from bench/RESULTS-memory.json (no run)`);
+    return;
+  }
   if (!RUNNERS.pm2 || !readFileSync(join(BENCH, 'package.json'), 'utf8')) throw new Error('bench/lib/runners.mjs has no PM2 runner');
   try {
     readFileSync(join(BENCH, 'node_modules', 'pm2', 'package.json'));
@@ -236,12 +245,14 @@ async function main() {
     reps: REPS,
     settleS: SETTLE_S,
     pm2: pm2Version,
+    command: `node bench/memory.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
     elapsedS: Math.round((Date.now() - began) / 1000),
   };
   const { markdown, summary } = render(context, runners, samples, modules);
   process.stdout.write(`${summary}\n`);
   if (flags.write) {
-    writeFileSync(join(BENCH, 'RESULTS-memory.json'), `${JSON.stringify({ context, samples, modules }, null, 1)}\n`);
+    const labels = runners.map(([key, label]) => [key, label]);
+    writeFileSync(join(BENCH, 'RESULTS-memory.json'), `${JSON.stringify({ context, runners: labels, samples, modules }, null, 1)}\n`);
     say(`${NAME}: wrote ${writeSection('memory', markdown)} and bench/RESULTS-memory.json`);
   }
 }
@@ -272,7 +283,7 @@ function render(context, runners, samples, modules) {
   const verdict = (r) => (r === null ? '–' : `**${fmt(r, 2)} ×** (${r <= 0.8 ? 'met' : 'missed'})`);
   const markdown = `## Memory: the installed primary, idle with ${WORKERS} workers, against PM2's daemon
 
-\`node bench/memory.mjs${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\` — ${context.date}, zd ${context.commit}${context.dirty ? ' (with uncommitted changes)' : ''}, Node ${context.node}, ${context.nproc} cores, load average ${context.loadavg}; ${context.reps} repetitions per runner, medians; ${context.elapsedS} s.
+\`${context.command}\` — ${context.date}, zd ${context.commit}${context.dirty ? ' (with uncommitted changes)' : ''}, Node ${context.node}, ${context.nproc} cores, load average ${context.loadavg}; ${context.reps} repetitions per runner, medians; ${context.elapsedS} s.
 zd is this checkout packed by \`npm pack\` and installed from the tarball into a fresh app, as a user gets it. Each
 runner serves \`bench/apps/app.cjs\` with ${WORKERS} workers and no load. RSS at 5 s after ready, and once idle for ${context.settleS} s
 (V8's memory reducer has shrunk the heap by then, in every runner). USS is the private part (the rest of RSS is the node binary's pages,
@@ -289,6 +300,7 @@ baseline's). The costs do not add up: the first CommonJS package imported from a
 it runs to get V8's optimising compiler going, whose code is then part of the RSS too.
 
 ${loadedNote()}
+
 ${modules.length ? table(['loaded', 'RSS MB', 'USS MB'], moduleRows) : '(not measured: --skip-modules)'}
 `;
   const summary = [
@@ -301,8 +313,8 @@ ${modules.length ? table(['loaded', 'RSS MB', 'USS MB'], moduleRows) : '(not mea
 
 function loadedNote() {
   return `What zd's primary loads since issue #11: its bundle (\`dist/zd.mjs\`, with xstate's ES module build inside it) and, on an
-idle \`zd run\`, no other package. Its log lines are written by 60 lines of its own in pino's format (pino itself is a devDependency, for
-the test that holds the two to the same output). pino-pretty loads only on a terminal, node:http only with --health-port or
+idle \`zd run\`, no other package. It writes its log lines itself, in pino's format (pino is a devDependency, for the test
+that holds the two to the same output). pino-pretty loads only on a terminal, node:http only with --health-port or
 --metrics-port, prom-client only with --metrics-port, the WASM Graphviz only in \`zd inspect\`, sucrase only in the workers of a
 TypeScript app on Node 20.`;
 }

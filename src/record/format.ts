@@ -95,7 +95,9 @@ export function headerLine(fields: HeaderFields, start: { from: 'init'; release:
 }
 
 export function eventLine(time: StepTime, event: PrimaryEvent, stderr: Record<string, string> | null): string {
-  return `${JSON.stringify({ k: 'event', n: time.n, t: time.t, at: time.at, event, ...(stderr ? { stderr } : {}) })}\n`;
+  const line: Omit<EventLine, 'stderr'> & { stderr?: Record<string, string> } = { k: 'event', n: time.n, t: time.t, at: time.at, event };
+  if (stderr) line.stderr = stderr;
+  return `${JSON.stringify(line)}\n`;
 }
 
 export function snapshotLine(time: StepTime, state: PrimaryState): string {

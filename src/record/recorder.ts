@@ -69,16 +69,19 @@ export class Recorder implements RuntimeJournal {
         pid: this.options.pid ?? process.pid,
         config,
       };
-      this.writer?.append(headerLine(this.header, { from: 'init', release }), 0, () => headerLine(this.header!, { from: 'init', release }));
+      const header = headerLine(this.header, { from: 'init', release });
+      this.writer?.append(0, () => header, () => header);
     });
   }
 
   step = (state: PrimaryState, event: PrimaryEvent | null, effects: Effect[]): void => {
     this.guard(() => {
-      const time: StepTime = { n: event === null ? 0 : this.n + 1, ...this.clock() };
+      // Fields written out, not spread: a spread after a field takes V8's slow path (20× here).
+      const { t, at } = this.clock();
+      const time: StepTime = { n: event === null ? 0 : this.n + 1, t, at };
       if (event === null) {
         this.n = 0;
-        this.last = { ...time, state };
+        this.last = { n: 0, t, at, state };
         this.ring.begin(this.last);
         return;
       }
@@ -86,12 +89,15 @@ export class Recorder implements RuntimeJournal {
       if (before === null) return; // an event before init: the runtime never does this
       this.n = time.n;
       const stderr = this.stderrOf(effects);
-      this.ring.push({ ...time, event, stderr }, before);
-      this.last = { ...time, state };
+      this.ring.push({ n: time.n, t, at, event, stderr }, before);
+      this.last = { n: time.n, t, at, state };
       const writer = this.writer;
       if (!writer) return;
-      const gap = writer.dropped > 0 ? droppedLine(before, writer.dropped, before.state) : '';
-      writer.append(gap + eventLine(time, event, stderr), 1, () => headerLine(this.header!, { from: 'snapshot' }) + snapshotLine(before, before.state));
+      writer.append(
+        1,
+        () => (writer.dropped > 0 ? droppedLine(before, writer.dropped, before.state) : '') + eventLine(time, event, stderr),
+        () => headerLine(this.header!, { from: 'snapshot' }) + snapshotLine(before, before.state),
+      );
     });
   };
 

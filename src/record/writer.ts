@@ -9,7 +9,8 @@
 // MAX_PENDING_BYTES) and go out through asynchronous writes, one at a time and in order, until
 // the queue is empty and the disk fast again. A line that does not fit in the queue is dropped
 // and counted; the next line written says how many were lost (a `dropped` line, with the state
-// to resume from), never silently. At exit, whatever is queued is written synchronously.
+// to resume from), never silently. At exit, whatever is queued is written synchronously; only a
+// background write still in flight on a stalled disk at that moment may be lost.
 //
 // Rotation. When FILE would grow past maxBytes, it is renamed FILE.1 (replacing the previous
 // FILE.1) and a new FILE begins with a header and a snapshot of the state, so each file replays on
@@ -79,14 +80,17 @@ export class JournalWriter {
   }
 
   /**
-   * Appends one step's lines (`events` of them record events). `reopen` gives the lines a new file
-   * starts with (a header and a snapshot of the state before this step), called only on rotation.
-   * Returns false if the lines were dropped: the queue for a slow disk is full.
+   * Appends one step's lines, recording `events` events, as `build` makes them (only if they can be
+   * kept: a full queue costs no serialising). `reopen` gives the lines a new file starts with (a
+   * header and a snapshot of the state before this step), called only on rotation. Returns false
+   * if the lines were dropped: the queue for a slow disk is full.
    */
-  append(text: string, events: number, reopen: () => string): boolean {
+  append(events: number, build: () => string, reopen: () => string): boolean {
     if (this.closed) return false;
+    const text = this.pendingBytes < this.maxPendingBytes ? build() : '';
     const bytes = Buffer.byteLength(text);
-    if (this.pendingBytes + bytes > this.maxPendingBytes) {
+    // One step's lines always fit an empty queue, however large its snapshot.
+    if (text === '' || (this.pendingBytes > 0 && this.pendingBytes + bytes > this.maxPendingBytes)) {
       this.dropped += events;
       this.stats.dropped += events;
       return false;
@@ -207,6 +211,11 @@ export class JournalWriter {
     if (this.reported.has(key)) return;
     this.reported.add(key);
     this.onError(what, error);
+  }
+
+  /** Nothing queued and no write in flight. */
+  get idle(): boolean {
+    return !this.inFlight && this.queue.length === 0;
   }
 
   /** Writes what is queued, synchronously: at exit, blocking is the lesser evil. */

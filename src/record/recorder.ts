@@ -5,6 +5,7 @@
 import type { CoreConfig } from '../core/config.ts';
 import type { Effect } from '../core/effects.ts';
 import type { PrimaryEvent, Release, WorkerId } from '../core/events.ts';
+import type { MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
 import type { RuntimeJournal } from '../shell/runtime.ts';
 import { VERSION } from '../version.ts';
@@ -74,7 +75,7 @@ export class Recorder implements RuntimeJournal {
     });
   }
 
-  step = (state: PrimaryState, event: PrimaryEvent | null, effects: Effect[]): void => {
+  step = (state: PrimaryState, event: PrimaryEvent | null, effects: Effect[], _transitions?: MachineTransition[]): void => {
     this.guard(() => {
       // Fields written out, not spread: a spread after a field takes V8's slow path (20× here).
       const { t, at } = this.clock();

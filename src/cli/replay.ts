@@ -12,7 +12,8 @@ import { VERSION } from '../version.ts';
 import { parseDuration } from './duration.ts';
 
 export function parseUntil(text: string): Until {
-  const ms = parseDuration(text);
+  // A bare number as is: journal times have a tenth of a millisecond, which parseDuration rounds.
+  const ms = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : parseDuration(text);
   if (ms !== null) return { t: ms };
   const at = /\d{4}-\d\d-\d\d/.test(text) ? Date.parse(text) : Number.NaN;
   if (!Number.isNaN(at)) return { at };

@@ -65,3 +65,21 @@ export function reached(item: StepTime, until: Until | null): boolean {
   if (until === null) return false;
   return 't' in until ? item.t > until.t : item.at > until.at;
 }
+
+/**
+ * The log lines the shell writes itself, about its own I/O, which no replay can decide again:
+ * everything else zd logs is a `log` effect of the reducer and comes back in a replay. (ZD_STOPPED
+ * is also the shell's when a stop signal arrives before any worker is started.)
+ */
+export const SHELL_LOG_CODES: ReadonlySet<string> = new Set([
+  'ZD_CONFIG',
+  'ZD_CONFIG_NEEDS_RESTART',
+  'ZD_STALE_SOCKET',
+  'ZD_CONTROL_ERROR',
+  'ZD_IO_ERROR',
+  'ZD_RELEASE_GONE',
+  'ZD_METRICS_ERROR',
+  'ZD_METRICS_APP_ERROR',
+  'ZD_JOURNAL_ERROR',
+  'ZD_JOURNAL_WRITTEN',
+]);

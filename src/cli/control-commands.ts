@@ -3,6 +3,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findInstance, liveInstances, request } from '../control/client.ts';
+import { SCALE_TO } from '../control/protocol.ts';
 import { ZdError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
 import { formatStatus, type DecoratedStatus } from './status-format.ts';
@@ -23,9 +24,10 @@ function parse(argv: string[], command: string, options: Record<string, { type: 
 function failed(message: Record<string, unknown>): ZdError | null {
   if (message.ok !== false) return null;
   const error = message.error as { code?: string; message?: string } | undefined;
-  const known = ['ZD_E_RELOAD_ABORTED', 'ZD_E_RELOAD_REFUSED', 'ZD_E_ROLLBACK_REFUSED'] as const;
+  const known = ['ZD_E_RELOAD_ABORTED', 'ZD_E_RELOAD_REFUSED', 'ZD_E_ROLLBACK_REFUSED', 'ZD_E_RELOAD_INVALID', 'ZD_E_SCALE_REFUSED'] as const;
   const code = known.find((c) => c === error?.code) ?? 'ZD_E_CONTROL';
-  return new ZdError(code, error?.message ?? 'the request failed', 1);
+  // A reload refused for what it asked for (a bad config or env file): bad input, exit 2.
+  return new ZdError(code, error?.message ?? 'the request failed', code === 'ZD_E_RELOAD_INVALID' ? 2 : 1);
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
@@ -68,6 +70,35 @@ async function rolloutCommand(argv: string[], cmd: 'reload' | 'rollback'): Promi
     wait
       ? `zd: '${instance.name}' now serves generation ${reply.generation}\n`
       : `zd: '${instance.name}' ${reply.queued ? 'queued' : 'started'} a ${cmd === 'rollback' ? 'rollback' : 'rolling restart'} to generation ${reply.generation}\n`,
+  );
+  return 0;
+}
+
+/** `zd scale [name] N|+N|-N`: a live resize of the running generation. */
+export async function scaleCommand(argv: string[]): Promise<number> {
+  // Not parseArgs: `-1` is a count here, not an option.
+  const positionals = argv.filter((arg) => arg !== '--');
+  const flag = positionals.find((arg) => arg.startsWith('--') || (arg.startsWith('-') && !SCALE_TO.test(arg)));
+  if (flag) throw new ZdError('ZD_E_UNKNOWN_FLAG', `zd scale takes no option '${flag}' (see zd --help)`);
+  if (positionals.length === 0 || positionals.length > 2) {
+    throw new ZdError('ZD_E_USAGE', 'zd scale [name] N: give a worker count (4), or a change of it (+2, -1)');
+  }
+  const to = positionals[positionals.length - 1]!;
+  if (!SCALE_TO.test(to)) throw new ZdError('ZD_E_BAD_WORKERS', `'${to}' is not a worker count: use 4, +2 or -1`);
+  const instance = await findInstance(positionals.length === 2 ? positionals[0] : undefined);
+  let outcome: Record<string, unknown> | null = null;
+  await request(instance, { cmd: 'scale', to }, (message) => {
+    outcome = message;
+    return false;
+  }, REPLY_TIMEOUT_MS);
+  if (!outcome) throw new ZdError('ZD_E_CONTROL', `'${instance.name}' closed the connection without an answer`, 1);
+  const error = failed(outcome);
+  if (error) throw error;
+  const reply = outcome as { from: number; workers: number };
+  process.stdout.write(
+    reply.from === reply.workers
+      ? `zd: '${instance.name}' already runs ${reply.workers} worker(s)\n`
+      : `zd: '${instance.name}' scaling from ${reply.from} to ${reply.workers} worker(s) (zd status shows them become ready)\n`,
   );
   return 0;
 }

@@ -8,6 +8,7 @@ Usage:
   zd status [name] [--json]                 each worker's state, pid, memory, CPU; the rollout
   zd reload [name] [--wait [--timeout D]]   rolling restart (like SIGHUP); --wait: until it ends
   zd rollback [name] [--wait [--timeout D]] rolling restart back to the previous generation's release
+  zd scale [name] N|+N|-N                   live resize: ready workers added first, surplus drained
   zd stop [name]                            graceful stop (like SIGTERM)
   zd list [--json]                          running instances
   zd inspect [name] [--json | --web [--port P]] | zd inspect --machine worker|rollout

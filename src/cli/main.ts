@@ -1,7 +1,8 @@
 // zd's entry point: parses the command line, starts the runtime, and owns the only process.exit.
 import { createRequire } from 'node:module';
 import { createClusterEnv } from '../shell/cluster-env.ts';
-import { releaseSource, resolveRelease } from '../shell/release.ts';
+import { releaseSource } from '../shell/release.ts';
+import { readReload } from './reload-settings.ts';
 import { createLogger, defaultLogFormat } from '../shell/logger.ts';
 import { Runtime } from '../shell/runtime.ts';
 import { ZdError } from '../errors.ts';
@@ -56,6 +57,7 @@ const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   status: async (argv) => (await import('./control-commands.ts')).statusCommand(argv),
   reload: async (argv) => (await import('./control-commands.ts')).reloadCommand(argv),
   rollback: async (argv) => (await import('./control-commands.ts')).rollbackCommand(argv),
+  scale: async (argv) => (await import('./control-commands.ts')).scaleCommand(argv),
   stop: async (argv) => (await import('./control-commands.ts')).stopCommand(argv),
   list: async (argv) => (await import('./control-commands.ts')).listCommand(argv),
   inspect: async (argv) => (await import('./inspect.ts')).inspectCommand(argv),
@@ -69,16 +71,23 @@ async function run(argv: string[]): Promise<number> {
   const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr));
   const dir = runtimeDir();
   ensureRuntimeDir(dir);
-  const source = releaseSource(options.app, options.args);
-  const release = resolveRelease(source);
-  if ('problem' in release) throw new ZdError('ZD_E_APP_MISSING', release.problem, 2);
+  // The paths as the user named them (through a release link), then everything a generation is
+  // pinned to, read once now and again at every reload.
+  const source = releaseSource(options.app, options.args, process.env);
+  const readSpec = () =>
+    readReload(argv, options, source, (kept) =>
+      logger.warn(
+        { code: 'ZD_CONFIG_NEEDS_RESTART', kept },
+        `the config changed settings a running zd cannot take (${kept.join(', ')}): they apply after a restart; the rest applies to the new generation`,
+      ),
+    );
+  const first = readSpec();
+  if ('problem' in first) throw new ZdError(first.problem.startsWith('the app') ? 'ZD_E_APP_MISSING' : 'ZD_E_CONFIG', first.problem, 2);
   const env = createClusterEnv({
     source,
+    readReload: readSpec,
     execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP, ...typescript.execArgv],
     workerEnv: {
-      ZD_DRAIN_TIMEOUT_MS: String(options.config.drainTimeoutMs),
-      ZD_KILL_TIMEOUT_MS: String(options.config.killTimeoutMs),
-      ...(options.config.heartbeatTimeoutMs > 0 ? { ZD_HEARTBEAT: '1' } : {}),
       ...(options.shell.stickyPort !== null ? { ZD_STICKY_PORT: String(options.shell.stickyPort) } : {}),
       ...(options.shell.metricsPort !== null ? { ZD_STATS: '1' } : {}),
     },
@@ -176,7 +185,7 @@ async function run(argv: string[]): Promise<number> {
     logger.info({ code: 'ZD_STOPPED', exitCode: 0 }, 'stopped before any worker started');
     return 0;
   }
-  runtime.start(options.config, release);
+  runtime.start(options.config, first.release);
   try {
     return await runtime.exited;
   } finally {

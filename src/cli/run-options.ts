@@ -4,7 +4,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULTS, type CoreConfig } from '../core/config.ts';
+import { MAX_WORKERS, DEFAULTS, type CoreConfig } from '../core/config.ts';
 import { checkName, defaultName } from '../control/paths.ts';
 import { ZdError } from '../errors.ts';
 import type { LogFormat } from '../shell/logger.ts';
@@ -27,6 +27,8 @@ export interface ShellOptions {
   stickyPort: number | null;
   /** --record FILE: the journal of every event the primary takes (src/record/). */
   record: string | null;
+  /** --env-file FILE: a dotenv file read at every reload, given to that generation's workers. */
+  envFile: string | null;
 }
 
 export interface RunOptions {
@@ -49,10 +51,10 @@ const SHELL_DEFAULTS: ShellOptions = {
   sched: 'rr',
   stickyPort: null,
   record: null,
+  envFile: null,
 };
 
-/** A sane ceiling: beyond it a typo (`-w 4000`) would fork-bomb the host. */
-export const MAX_WORKERS = 1024;
+export { MAX_WORKERS };
 
 type Kind = 'count' | 'duration' | 'size' | 'port' | 'enum' | 'text' | 'flag';
 export interface OptionSpec {
@@ -94,6 +96,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'log-format', kind: 'enum', values: ['json', 'pretty'], shell: 'logFormat', help: "zd's own log lines on stderr", default: 'pretty on a terminal, else json' },
   { flag: 'name', kind: 'text', shell: 'name', help: 'instance name for zd status/reload/stop/inspect', default: "the app file's name" },
   { flag: 'pidfile', kind: 'text', shell: 'pidfile', help: "write the primary's pid here (for kill -HUP $(cat FILE))", default: 'none' },
+  { flag: 'env-file', kind: 'text', shell: 'envFile', help: "a dotenv file read at start and at every reload: that generation's workers get its variables", default: 'none' },
   { flag: 'record', kind: 'text', shell: 'record', help: 'append every event the primary takes to FILE, a journal for zd replay (rotated to FILE.1 at 16 MB)', default: 'off: the last 5000 events kept in memory for zd dump' },
 ];
 
@@ -144,13 +147,13 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
   if (appArg === undefined && appFromFile === undefined) {
     throw new ZdError('ZD_E_USAGE', 'zd run needs an app file: zd run <app.js> [options] [-- app args], or "app" in zd.config.json');
   }
-  const app = checkApp(appArg ?? appFromFile!, appArg ?? String(file!.values.app));
+  const app = checkApp(resolve(cwd, appArg ?? appFromFile!), appArg ?? String(file!.values.app));
   const args = cliArgs ?? ((file?.values.args as string[] | undefined) ?? []);
   return {
     app,
     args,
     config,
-    shell: { ...shell, name: shell.name ?? defaultName(app), pidfile: shell.pidfile && resolve(cwd, shell.pidfile), record: shell.record && resolve(cwd, shell.record) },
+    shell: { ...shell, name: shell.name ?? defaultName(app), pidfile: shell.pidfile && resolve(cwd, shell.pidfile), record: shell.record && resolve(cwd, shell.record), envFile: shell.envFile && resolve(cwd, shell.envFile) },
     configFile: file?.path ?? null,
   };
 }

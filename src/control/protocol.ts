@@ -8,6 +8,8 @@ export type ControlRequest =
   | { cmd: 'status' }
   | { cmd: 'reload'; wait?: boolean }
   | { cmd: 'rollback'; wait?: boolean }
+  /** `to`: a worker count, or a change of it (`+2`, `-1`). */
+  | { cmd: 'scale'; to: string }
   | { cmd: 'stop' }
   | { cmd: 'inspect' }
   /** The events kept in memory, as a journal (src/record/). */
@@ -20,14 +22,19 @@ export type ControlErrorCode =
   | 'ZD_E_TOO_LARGE'
   | 'ZD_E_RELOAD_REFUSED'
   | 'ZD_E_RELOAD_ABORTED'
-  | 'ZD_E_ROLLBACK_REFUSED';
+  | 'ZD_E_ROLLBACK_REFUSED'
+  | 'ZD_E_RELOAD_INVALID'
+  | 'ZD_E_SCALE_REFUSED';
 
 export interface ControlError {
   ok: false;
   error: { code: ControlErrorCode; message: string };
 }
 
-export const COMMANDS = ['status', 'reload', 'rollback', 'stop', 'inspect', 'dump'] as const;
+export const COMMANDS = ['status', 'reload', 'rollback', 'scale', 'stop', 'inspect', 'dump'] as const;
+
+/** A worker count, or a change of it. */
+export const SCALE_TO = /^[+-]?\d{1,5}$/;
 
 export function errorReply(code: ControlErrorCode, message: string): ControlError {
   return { ok: false, error: { code, message } };
@@ -50,9 +57,15 @@ export function parseRequest(line: string): ControlRequest | ControlError {
     return errorReply('ZD_E_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(cmd).slice(0, 60)}: use one of ${COMMANDS.join(', ')}`);
   }
   const waits = cmd === 'reload' || cmd === 'rollback';
-  const allowed = waits ? ['wait'] : [];
+  const allowed = waits ? ['wait'] : cmd === 'scale' ? ['to'] : [];
   const extra = Object.keys(rest).filter((key) => !allowed.includes(key));
   if (extra.length > 0) return errorReply('ZD_E_BAD_REQUEST', `unexpected field ${JSON.stringify(extra[0]).slice(0, 60)} for ${cmd}`);
+  if (cmd === 'scale') {
+    if (typeof rest.to !== 'string' || !SCALE_TO.test(rest.to)) {
+      return errorReply('ZD_E_BAD_REQUEST', '"to" must be a worker count like "4", "+2" or "-1"');
+    }
+    return { cmd, to: rest.to };
+  }
   if (waits) {
     if (rest.wait !== undefined && typeof rest.wait !== 'boolean') {
       return errorReply('ZD_E_BAD_REQUEST', '"wait" must be true or false');

@@ -5,6 +5,7 @@ import { existsSync, lstatSync, unlinkSync, writeFileSync, chmodSync, rmSync } f
 import type { Effect } from '../core/effects.ts';
 import type { PrimaryEvent } from '../core/events.ts';
 import { rollbackTarget } from '../core/queries.ts';
+import { MAX_WORKERS } from '../core/config.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
@@ -39,7 +40,7 @@ export class ControlServer {
   private readonly readySince = new Map<number, number>();
   private readonly sockets = new Set<Socket>();
   /** The core's words for the last refused reload or rollback, answered to the one who asked. */
-  private lastRefusal: string | null = null;
+  private lastRefusal: { msg: string; invalid: boolean } | null = null;
 
   constructor(private readonly options: ControlServerOptions) {
     options.runtime.subscribe((_state, _event, effects, transitions) => this.onStep(effects, transitions));
@@ -78,7 +79,9 @@ export class ControlServer {
 
   private onStep(effects: Effect[], transitions: MachineTransition[]): void {
     for (const effect of effects) {
-      if (effect.type === 'log' && (effect.code === 'ZD_RELOAD_REFUSED' || effect.code === 'ZD_ROLLBACK_REFUSED')) this.lastRefusal = effect.msg;
+      if (effect.type === 'log' && ['ZD_RELOAD_REFUSED', 'ZD_ROLLBACK_REFUSED', 'ZD_SCALE_REFUSED'].includes(effect.code)) {
+        this.lastRefusal = { msg: effect.msg, invalid: effect.fields?.invalid === true };
+      }
     }
     const now = Date.now();
     for (const t of transitions) {
@@ -135,6 +138,8 @@ export class ControlServer {
         return;
       case 'reload':
         return this.reload(socket, request.wait === true);
+      case 'scale':
+        return this.scale(socket, request.to);
       case 'rollback':
         return this.rollback(socket, request.wait === true);
       case 'inspect':
@@ -194,6 +199,24 @@ export class ControlServer {
     this.startRollout(socket, wait, { type: 'control.rollback' }, 'ZD_E_ROLLBACK_REFUSED');
   }
 
+  /** `zd scale`: a count, or a change of the count; the core decides, and says why if it refuses. */
+  private scale(socket: Socket, to: string): void {
+    const { runtime } = this.options;
+    const from = runtime.snapshot.config.workers;
+    const workers = to.startsWith('+') || to.startsWith('-') ? from + Number(to) : Number(to);
+    if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+      reply(socket, errorReply('ZD_E_SCALE_REFUSED', `scale to ${workers} refused: the worker count must be between 1 and ${MAX_WORKERS} (now ${from})`));
+      return;
+    }
+    this.lastRefusal = null;
+    runtime.dispatch({ type: 'control.scale', workers });
+    if (this.lastRefusal && runtime.snapshot.config.workers !== workers) {
+      reply(socket, errorReply('ZD_E_SCALE_REFUSED', (this.lastRefusal as { msg: string }).msg));
+      return;
+    }
+    reply(socket, { ok: true, from, workers });
+  }
+
   private reload(socket: Socket, wait: boolean): void {
     this.startRollout(socket, wait, { type: 'control.reload' }, 'ZD_E_RELOAD_REFUSED');
   }
@@ -206,8 +229,8 @@ export class ControlServer {
     const after = runtime.snapshot;
     if (after.counters.reloadsRefused > before.counters.reloadsRefused) {
       // The core logged why; the same words go back to whoever asked.
-      const why = this.lastRefusal ?? 'zd is shutting down';
-      reply(socket, errorReply(refusedCode, why));
+      const why = this.lastRefusal ?? { msg: 'zd is shutting down', invalid: false };
+      reply(socket, errorReply(why.invalid ? 'ZD_E_RELOAD_INVALID' : refusedCode, why.msg));
       return;
     }
     const started = after.counters.rolloutsStarted > before.counters.rolloutsStarted;

@@ -44,6 +44,9 @@ export interface CoreConfig {
   maxMemoryBytes: number;
 }
 
+/** A sane ceiling on the worker count: beyond it a typo (`-w 4000`) would fork-bomb the host. */
+export const MAX_WORKERS = 1024;
+
 export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
   readyOn: 'listening',
   readyTimeoutMs: 30_000,

@@ -27,9 +27,11 @@ export function requestReload(d: Draft, source: string, asked?: Release | Releas
   }
   if (asked && 'problem' in asked) {
     counters.reloadsRefused += 1;
-    d.log('error', 'ZD_RELOAD_REFUSED', `reload (${source}) refused: ${asked.problem}; the running generation serves on`, {
+    d.log('error', 'ZD_RELOAD_REFUSED', `reload (${source}) refused: ${asked.problem}${asked.problem.includes('\n') ? '\n' : '; '}the running generation serves on`, {
       source,
       reason: asked.problem,
+      // What was asked for cannot run (a bad config or env file, a broken link): not a state of zd's.
+      invalid: true,
     });
     return;
   }

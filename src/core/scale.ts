@@ -44,9 +44,13 @@ export function shrinkSlots(d: Draft, n: number): void {
     if (displaced) retire(d, displaced, 'superseded');
   }
   for (let index = n; index < d.s.slots.length; index++) {
-    const slot = d.s.slots[index]!;
+    const { next, worker } = d.s.slots[index]!;
     d.cancelTimer(respawnTimerId(index));
-    for (const id of [slot.next, slot.worker]) {
+    // Out of its slot first: a planned retirement, not a slot losing its worker.
+    const slot = d.mutSlot(index);
+    slot.worker = null;
+    slot.next = null;
+    for (const id of [next, worker]) {
       const entry = d.worker(id);
       if (entry) retire(d, entry, 'superseded');
     }

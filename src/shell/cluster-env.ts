@@ -6,12 +6,15 @@ import { classifyMessage, reachesReducer } from '../core/messages.ts';
 import type { Env, EventSink, ForkSpec } from './env.ts';
 import { StderrTails } from './stderr-tail.ts';
 import { resolveRelease, type ReleaseSource } from './release.ts';
-import type { Release } from '../core/events.ts';
+import type { Release, ReleaseProblem } from '../core/events.ts';
+import type { ReloadSpec } from './env.ts';
 import { existsSync } from 'node:fs';
 
 export interface ClusterEnvOptions {
   /** The app as the user named it: each reload resolves it again (see release.ts). */
   source: ReleaseSource;
+  /** What a reload asked for now runs with; by default the release alone, settings unchanged. */
+  readReload?: () => ReloadSpec | ReleaseProblem;
   /** Node flags for the workers. */
   execArgv: string[];
   /** Added to every worker's environment. */
@@ -74,6 +77,8 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
         cluster.setupPrimary({ exec: release.app, args: release.args, cwd: release.cwd });
         worker = cluster.fork({
           ...options.workerEnv,
+          // The generation's own: its env file and the settings it was started with.
+          ...release.env,
           // The release directory, not the link the primary was started through.
           PWD: release.cwd,
           ZD_WORKER_ID: String(workerId),
@@ -185,7 +190,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
 
     stderrTail: (workerId) => tails.get(workerId),
 
-    resolveRelease: () => resolveRelease(options.source),
+    readReload: options.readReload ?? (() => resolveRelease(options.source)),
 
     setTimer(ms, fire) {
       const handle = setTimeout(fire, ms);

@@ -1,5 +1,6 @@
 // What the runtime needs from the world, injected (tableflip's `env`): the real one drives
 // node:cluster, signals and timers; tests can hand the runtime a fake one.
+import type { CoreConfig } from '../core/config.ts';
 import type { KillSignal } from '../core/effects.ts';
 import type { PrimaryEvent, Release, ReleaseProblem, WorkerId } from '../core/events.ts';
 
@@ -9,6 +10,12 @@ export interface ForkSpec {
   generation: number;
   /** What this worker runs: its generation's release. */
   release: Release;
+}
+
+/** A reload's release, and the settings it runs with. */
+export interface ReloadSpec {
+  release: Release;
+  config: CoreConfig;
 }
 
 export type EventSink = (event: PrimaryEvent) => void;
@@ -24,8 +31,11 @@ export interface Env {
   kill(workerId: WorkerId, signal: KillSignal): void;
   /** The worker's last stderr lines (kept a while after it exits). */
   stderrTail(workerId: WorkerId): string | undefined;
-  /** The release the app's links point at now: what a reload asked for now would run. */
-  resolveRelease(): Release | ReleaseProblem;
+  /**
+   * What a reload asked for now runs: the release the app's links point at now and, where the
+   * shell re-reads them, the settings (null: unchanged). A problem refuses the reload.
+   */
+  readReload(): ReloadSpec | Release | ReleaseProblem;
   setTimer(ms: number, fire: () => void): () => void;
   /** Subscribes to the primary's own signals; returns the unsubscribe. */
   onSignal(signal: NodeJS.Signals, handler: () => void): () => void;

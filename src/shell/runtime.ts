@@ -89,7 +89,8 @@ export class Runtime {
     // A reload runs the release its links point at when it is asked for: resolved here, once, so
     // the core stays free of I/O and a queued reload keeps what it was asked with.
     if ((event.type === 'signal.hup' || event.type === 'control.reload') && event.release === undefined) {
-      event = { ...event, release: this.env.resolveRelease() };
+      const read = this.env.readReload();
+      event = 'release' in read ? { ...event, release: read.release, config: read.config } : { ...event, release: read };
     }
     this.queue.push(event);
     this.drain();

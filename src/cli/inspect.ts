@@ -5,6 +5,8 @@
 //   zd inspect --json [name]           the control stream as is: one JSON object per line
 //   zd inspect --web [--port P] [name] a page on http://127.0.0.1:P/ (P 0, the default: any port)
 //   zd inspect --machine worker|rollout [--format mermaid|dot|svg]   offline, no instance needed
+//   zd inspect --replay FILE [--at T] [--json | --web [--port P]]    a journal (issue #16), with
+//                                      stepping: the same views, at any moment of the recording
 //
 // Ctrl-C (or SIGTERM, or a reader that closes the pipe) ends it with 0. When the instance goes
 // away the stream closes, and every mode ends with 1 and one line on stderr:
@@ -23,7 +25,8 @@ type Format = (typeof FORMATS)[number];
 export type InspectArgs =
   | { mode: 'machine'; machine: MachineName; format: Format }
   | { mode: 'live'; name: string | undefined; json: boolean }
-  | { mode: 'web'; name: string | undefined; port: number };
+  | { mode: 'web'; name: string | undefined; port: number }
+  | { mode: 'replay'; file: string; at: string | null; json: boolean; web: boolean; port: number };
 
 export function parseInspectArgs(argv: string[]): InspectArgs {
   let parsed;
@@ -36,6 +39,8 @@ export function parseInspectArgs(argv: string[]): InspectArgs {
         port: { type: 'string' },
         machine: { type: 'string' },
         format: { type: 'string' },
+        replay: { type: 'string' },
+        at: { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -60,15 +65,18 @@ export function parseInspectArgs(argv: string[]): InspectArgs {
     return { mode: 'machine', machine: values.machine as MachineName, format: format as Format };
   }
   if (values.format !== undefined) throw new ZdError('ZD_E_USAGE', '--format goes with --machine');
+  if (values.at !== undefined && values.replay === undefined) throw new ZdError('ZD_E_USAGE', '--at goes with --replay');
   if (values.web && values.json) throw new ZdError('ZD_E_USAGE', '--web and --json cannot be combined: choose one');
   if (values.port !== undefined && !values.web) throw new ZdError('ZD_E_USAGE', '--port goes with --web');
-  if (values.web) {
-    const port = values.port === undefined ? 0 : /^\d{1,5}$/.test(values.port) ? Number(values.port) : NaN;
-    if (!(port >= 0 && port <= 65535)) {
-      throw new ZdError('ZD_E_BAD_VALUE', `--port '${values.port}' is not a port: use 0-65535 (0: any free port)`);
-    }
-    return { mode: 'web', name, port };
+  const port = values.port === undefined ? 0 : /^\d{1,5}$/.test(values.port) ? Number(values.port) : NaN;
+  if (values.web && !(port >= 0 && port <= 65535)) {
+    throw new ZdError('ZD_E_BAD_VALUE', `--port '${values.port}' is not a port: use 0-65535 (0: any free port)`);
   }
+  if (values.replay !== undefined) {
+    if (name !== undefined) throw new ZdError('ZD_E_USAGE', '--replay reads a journal: it takes no instance name');
+    return { mode: 'replay', file: values.replay, at: values.at ?? null, json: values.json === true, web: values.web === true, port };
+  }
+  if (values.web) return { mode: 'web', name, port };
   return { mode: 'live', name, json: values.json === true };
 }
 
@@ -87,6 +95,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     process.stdout.write(text);
     return 0;
   }
+  if (args.mode === 'replay') return inspectReplay(args);
   const instance = await findInstance(args.name);
   let end: LiveEnd;
   if (args.mode === 'web') {
@@ -102,4 +111,32 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   }
   if (end === 'interrupted') return 0;
   throw new ZdError('ZD_E_NOT_RUNNING', `'${instance.name}' stopped: its control stream closed`, 1);
+}
+
+/** `zd inspect --replay FILE`: the journal, read and replayed, shown as a live run would be. */
+async function inspectReplay(args: Extract<InspectArgs, { mode: 'replay' }>): Promise<number> {
+  const [{ readJournal }, { ReplaySource }, { parseUntil }] = await Promise.all([
+    import('./replay.ts'),
+    import('../inspect/replay-source.ts'),
+    import('../record/replay.ts'),
+  ]);
+  const until = args.at === null ? null : parseUntil(args.at);
+  const source = new ReplaySource(readJournal(args.file), args.file);
+  const start = until === null ? 0 : source.indexAt(until);
+  if (args.web) {
+    const { runReplayWeb } = await import('../inspect/replay-web.ts');
+    await runReplayWeb({ source, port: args.port, start, onListening: (url) => process.stdout.write(`zd inspect: ${url}\n`) });
+    return 0;
+  }
+  if (args.json || !process.stdout.isTTY || !process.stdin.isTTY) {
+    // Not a terminal to step in: every message, as the live stream would have sent them.
+    const { messageLine } = await import('../inspect/render-lines.ts');
+    const last = until === null ? source.count - 1 : start;
+    const messages = [source.hello(), ...source.positions.slice(0, last + 1).map((_, i) => source.message(i))];
+    for (const message of messages) process.stdout.write(`${args.json ? JSON.stringify(message) : messageLine(message)}\n`);
+    return 0;
+  }
+  const { runReplayTty } = await import('../inspect/replay-tty.ts');
+  await runReplayTty(source, start, process.stdin, process.stdout);
+  return 0;
 }

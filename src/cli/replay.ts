@@ -5,20 +5,12 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ZdError } from '../errors.ts';
 import { parseJournal, type Journal } from '../record/format.ts';
-import { reached, replayJournal, type Until } from '../record/replay.ts';
+import { parseUntil, reached, replayJournal } from '../record/replay.ts';
 import { logFields } from '../shell/log-fields.ts';
 import { createLogger, defaultLogFormat, type LogFormat } from '../shell/logger.ts';
 import { VERSION } from '../version.ts';
-import { parseDuration } from './duration.ts';
 
-export function parseUntil(text: string): Until {
-  // A bare number as is: journal times have a tenth of a millisecond, which parseDuration rounds.
-  const ms = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : parseDuration(text);
-  if (ms !== null) return { t: ms };
-  const at = /\d{4}-\d\d-\d\d/.test(text) ? Date.parse(text) : Number.NaN;
-  if (!Number.isNaN(at)) return { at };
-  throw new ZdError('ZD_E_BAD_VALUE', `--until '${text}' is neither a time since start (90000, 90s) nor a date and time (2024-06-10T06:14:50Z)`);
-}
+export { parseUntil };
 
 /** Reads and checks a journal file: one clear line and exit 2 for anything this zd cannot replay. */
 export function readJournal(file: string): Journal {

@@ -5,12 +5,15 @@
 // attribute listing those workers' ids (space-separated), and a numbered marker per worker; the
 // compound states around it get `zd-within`. The rollout chart's current state gets `zd-active`
 // and `data-generation`.
+import { REPLAY_CLIENT, REPLAY_HTML, REPLAY_STYLE } from './replay-page.ts';
 
 export interface PageParts {
   workerSvg: string;
   rolloutSvg: string;
   /** The CSP nonce that lets the page's own script and style run, and nothing else. */
   nonce: string;
+  /** `zd inspect --replay --web`: a scrubbable timeline instead of the live stream (replay-page.ts). */
+  replay?: boolean;
 }
 
 /** Graphviz's SVG as an inline element: no XML prolog, no doctype, a page-unique graph id. */
@@ -28,14 +31,15 @@ export function renderPage(parts: PageParts): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>zd inspect</title>
 <link rel="icon" href="data:,">
-<style nonce="${parts.nonce}">${STYLE}</style>
+<style nonce="${parts.nonce}">${STYLE}${parts.replay ? REPLAY_STYLE : ''}</style>
 </head>
-<body>
+<body${parts.replay ? ' data-mode="replay"' : ''}>
 <header>
   <h1>zd inspect <span id="instance"></span></h1>
   <p id="summary">connecting…</p>
   <p id="banner" hidden></p>
 </header>
+${parts.replay ? REPLAY_HTML : ''}
 <main>
   <section id="worker-machine" class="chart">
     <h2>worker machine</h2>
@@ -58,6 +62,7 @@ export function renderPage(parts: PageParts): string {
   </aside>
 </main>
 <script nonce="${parts.nonce}">${CLIENT}</script>
+${parts.replay ? `<script nonce="${parts.nonce}">${REPLAY_CLIENT}</script>` : ''}
 </body>
 </html>
 `;
@@ -214,6 +219,12 @@ const CLIENT = `
   }
 
   var banner = function (message) { var b = byId('banner'); text(b, message); b.hidden = false; };
+  // A replay's page draws the views its timeline asks for (replay-page.ts): no live stream.
+  if (document.body.getAttribute('data-mode') === 'replay') {
+    window.zdRender = render;
+    window.zdBanner = banner;
+    return;
+  }
   var source = new EventSource('/events');
   source.addEventListener('view', function (e) { byId('banner').hidden = true; render(JSON.parse(e.data)); });
   source.addEventListener('end', function (e) { source.close(); banner(JSON.parse(e.data).message); });

@@ -30,8 +30,51 @@ export interface WebOptions {
   onListening: (url: string) => void;
 }
 
+const HEADERS = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+
+export function plain(res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { ...HEADERS, 'content-type': 'text/plain; charset=utf-8', ...extra });
+  res.end(`${text}\n`);
+}
+
+/**
+ * The checks every request to an inspector's server passes (the live one's and the replay's): its
+ * own Host, one of its fixed routes, GET or HEAD. Returns the route, or null once it has answered.
+ */
+export function admit(req: IncomingMessage, res: ServerResponse, port: number, routes: readonly string[]): string | null {
+  if (req.headers.host !== `127.0.0.1:${port}` && req.headers.host !== `localhost:${port}`) {
+    plain(res, 403, 'zd inspect answers only to http://127.0.0.1:' + port + '/');
+    return null;
+  }
+  const path = (req.url ?? '/').split('?')[0]!;
+  if (!routes.includes(path)) {
+    plain(res, 404, 'not found');
+    return null;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    plain(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+    return null;
+  }
+  return path;
+}
+
+/** The page, with a policy that lets only its own script and style run. */
+export function sendPage(req: IncomingMessage, res: ServerResponse, page: string, nonce: string): void {
+  res.writeHead(200, {
+    ...HEADERS,
+    'content-type': 'text/html; charset=utf-8',
+    'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+  });
+  res.end(req.method === 'HEAD' ? undefined : page);
+}
+
 /** What the page receives on every change: the view, with the rollout as a machine state. */
-function payload(view: InspectView) {
+export function payload(view: InspectView) {
   return {
     hello: view.hello,
     status: view.status,
@@ -78,43 +121,17 @@ export async function runWeb(options: WebOptions): Promise<LiveEnd> {
   let port = options.port;
   const server = createServer((req, res) => handle(req, res));
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const headers = {
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
-      'x-frame-options': 'DENY',
-    };
-    const plain = (status: number, text: string, extra: Record<string, string> = {}) => {
-      res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', ...extra });
-      res.end(`${text}\n`);
-    };
-    if (req.headers.host !== `127.0.0.1:${port}` && req.headers.host !== `localhost:${port}`) {
-      plain(403, 'zd inspect answers only to http://127.0.0.1:' + port + '/');
-      return;
-    }
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/' && path !== '/events') {
-      plain(404, 'not found');
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      plain(405, 'method not allowed', { allow: 'GET, HEAD' });
-      return;
-    }
+    const path = admit(req, res, port, ['/', '/events']);
+    if (path === null) return;
     if (path === '/') {
-      res.writeHead(200, {
-        ...headers,
-        'content-type': 'text/html; charset=utf-8',
-        'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
-      });
-      res.end(req.method === 'HEAD' ? undefined : page);
+      sendPage(req, res, page, nonce);
       return;
     }
     if (clients.size >= MAX_CLIENTS) {
-      plain(503, `at most ${MAX_CLIENTS} pages at once`);
+      plain(res, 503, `at most ${MAX_CLIENTS} pages at once`);
       return;
     }
-    res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
+    res.writeHead(200, { ...HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
     if (req.method === 'HEAD') {
       res.end();
       return;

@@ -5,6 +5,8 @@ import type { Effect } from '../core/effects.ts';
 import type { PrimaryEvent } from '../core/events.ts';
 import { init, reduce, type MachineTransition } from '../core/reduce.ts';
 import type { PrimaryState } from '../core/state.ts';
+import { parseDuration } from '../cli/duration.ts';
+import { ZdError } from '../errors.ts';
 import type { Journal, StepTime } from './format.ts';
 
 export interface ReplayStep extends StepTime {
@@ -60,6 +62,15 @@ export function* replayJournal(journal: Journal): Generator<ReplayItem> {
  * not one); anything Date.parse reads (`2024-06-10T06:14:50Z`) is a wall-clock time.
  */
 export type Until = { t: number } | { at: number };
+
+export function parseUntil(text: string): Until {
+  // A bare number as is: journal times have a tenth of a millisecond, which parseDuration rounds.
+  const ms = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : parseDuration(text);
+  if (ms !== null) return { t: ms };
+  const at = /\d{4}-\d\d-\d\d/.test(text) ? Date.parse(text) : Number.NaN;
+  if (!Number.isNaN(at)) return { at };
+  throw new ZdError('ZD_E_BAD_VALUE', `--until '${text}' is neither a time since start (90000, 90s) nor a date and time (2024-06-10T06:14:50Z)`);
+}
 
 export function reached(item: StepTime, until: Until | null): boolean {
   if (until === null) return false;

@@ -12,6 +12,10 @@ Usage:
   zd stop [name]                            graceful stop (like SIGTERM)
   zd list [--json]                          running instances
   zd inspect [name] [--json | --web [--port P]] | zd inspect --machine worker|rollout
+  zd dump [name] FILE                       the last 5000 events, as a journal for zd replay
+  zd replay FILE [--log-format json|pretty] [--until T] [--json]
+                                            what zd decided, again, from a journal (run --record)
+  zd inspect --replay FILE [--at T] [--json | --web [--port P]]   step through a journal
   zd --help | zd run --help
   zd --version | zd -v                      zd's version
 

@@ -9,12 +9,14 @@
 //   node bench/soak.mjs --built                  # npm run build first, then bin/zd.js runs dist/
 //   node bench/soak.mjs --ref HEAD --built       # the commit, built in its own temp dir
 //   node bench/soak.mjs --write latest           # also bench/RESULTS-soak-latest.json and a RESULTS.md section
+//   node bench/soak.mjs --node-flags '--max-semi-space-size=2'   # node flags for zd (it passes them to its workers too)
+//   node bench/soak.mjs --memory-log [--memory-gc 10]            # the primary's heap from inside (lib/primary-memory.cjs)
 //
 // By default zd runs from its TypeScript source through tsx (what bin/zd.js does without a fresh
 // build). Every process it starts is tracked by pid and killed by pid, on failure and on SIGINT.
 // The load is bounded: it stops after the last reload, or at its own deadline and request cap.
 import { execFileSync, fork } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +38,9 @@ const { values: flags } = parseArgs({
     ref: { type: 'string' },
     built: { type: 'boolean', default: false },
     write: { type: 'string' },
+    'node-flags': { type: 'string', default: '' },
+    'memory-log': { type: 'boolean', default: false },
+    'memory-gc': { type: 'string', default: '0' }, // with --memory-log: a full GC every Nth sample
   },
 });
 function whole(name, text, min, max) {
@@ -51,6 +56,12 @@ const WORKERS = whole('workers', flags.workers, 1, 64);
 const KEEPALIVE = whole('keepalive', flags.keepalive, 0, 256);
 const FRESH = whole('fresh', flags.fresh, 0, 64);
 const SAMPLE_MS = whole('sample-ms', flags['sample-ms'], 100, 60_000);
+const MEMORY_GC = whole('memory-gc', flags['memory-gc'], 0, 1000);
+const NODE_FLAGS = flags['node-flags'].split(/\s+/).filter(Boolean);
+if (NODE_FLAGS.some((f) => !f.startsWith('-'))) {
+  process.stderr.write(`${NAME}: --node-flags takes node's own flags (each starting with -), not '${flags['node-flags']}'\n`);
+  process.exit(2);
+}
 if (KEEPALIVE + FRESH === 0) {
   process.stderr.write(`${NAME}: no load: --keepalive and --fresh are both 0\n`);
   process.exit(2);
@@ -153,6 +164,19 @@ async function main() {
     command = ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts')];
     what = `${which}, from source (tsx)`;
   }
+  // Where the primary's own memory goes, read from inside it by a preloaded bench file.
+  let memoryLog = null;
+  const memoryFlags = [];
+  if (flags['memory-log']) {
+    memoryLog = join(mkdtempSync(join(os.tmpdir(), 'zd-soak-mem-')), 'primary.ndjson');
+    process.env.ZD_BENCH_MEMORY_LOG = memoryLog;
+    process.env.ZD_BENCH_MEMORY_MS = String(SAMPLE_MS);
+    process.env.ZD_BENCH_MEMORY_GC = String(MEMORY_GC);
+    memoryFlags.push('--require', join(BENCH, 'lib', 'primary-memory.cjs'));
+    if (MEMORY_GC > 0) memoryFlags.push('--expose-gc');
+  }
+  command = [...NODE_FLAGS, ...memoryFlags, ...command];
+  if (NODE_FLAGS.length) what += `, node ${NODE_FLAGS.join(' ')}`;
   const facts = {
     date: new Date().toISOString(),
     command: `node bench/soak.mjs ${process.argv.slice(2).join(' ')}`.trim(),
@@ -162,7 +186,7 @@ async function main() {
     node: process.version,
     cpus: os.cpus().length,
     loadavgBefore: os.loadavg().map((x) => x.toFixed(2)).join(' '),
-    params: { reloads: RELOADS, workers: WORKERS, keepalive: KEEPALIVE, fresh: FRESH, sampleMs: SAMPLE_MS },
+    params: { reloads: RELOADS, workers: WORKERS, keepalive: KEEPALIVE, fresh: FRESH, sampleMs: SAMPLE_MS, nodeFlags: NODE_FLAGS, memoryLog: flags['memory-log'], memoryGc: MEMORY_GC },
   };
   say(`${NAME}: ${RELOADS} reloads of ${what}, ${WORKERS} workers, load ${KEEPALIVE} keep-alive + ${FRESH} new-connection loops; load average ${facts.loadavgBefore}`);
 
@@ -266,10 +290,11 @@ async function main() {
     ['after reload', 'reload ms', 'primary RSS MB', 'fds'],
     reloads.filter((r) => r.i === 1 || r.i % step === 0 || r.i === reloads.length).map((r) => [String(r.i), String(r.ms), mb(r.rssKb), String(r.fds)]),
   );
-  process.stdout.write(`${summary}\n\n${trend}\n`);
+  const memory = memoryLog ? primaryMemory(memoryLog) : null;
+  process.stdout.write(`${summary}\n\n${trend}\n${memory ? `\n${memory.table}\n` : ''}`);
   if (facts.problems.length) process.stdout.write(`\nzd's warnings and errors:\n${facts.problems.slice(0, 20).join('\n')}\n`);
 
-  const data = { facts, figures, reloads, samples, load: loadResult };
+  const data = { facts, figures, reloads, samples, load: loadResult, primaryMemory: memory?.lines ?? null };
   if (flags.write !== undefined) {
     const label = flags.write || 'latest';
     if (!/^[\w.-]{1,40}$/.test(label)) throw new Error(`--write takes a short label, not '${label}'`);
@@ -288,11 +313,43 @@ Raw, with a sample every ${SAMPLE_MS} ms: \`bench/RESULTS-soak-${label}.json\`.
 ${summary}
 
 ${trend}
-${facts.problems.length ? `\nzd logged ${facts.problems.length} warning(s) or error(s); the first: \`${facts.problems[0].slice(0, 300).replaceAll('`', "'")}\`\n` : ''}`,
+${memory ? `\nThe primary's memory from inside (\`--memory-log\`, bench/lib/primary-memory.cjs), MB:\n\n${memory.table}\n` : ''}${facts.problems.length ? `\nzd logged ${facts.problems.length} warning(s) or error(s); the first: \`${facts.problems[0].slice(0, 300).replaceAll('`', "'")}\`\n` : ''}`,
     );
     say(`${NAME}: wrote ${json} and section '${label}' of ${file}`);
   }
   if (failed > 0 || done.length !== RELOADS) process.exitCode = 1;
+}
+
+/**
+ * The preload's samples: at the start, a tenth of the way each time, and at the end; `afterGc`
+ * columns only when --memory-gc made some (the nearest such sample at or before each row).
+ */
+function primaryMemory(file) {
+  let lines;
+  try {
+    lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  } catch {
+    return null;
+  } finally {
+    rmSync(join(file, '..'), { recursive: true, force: true });
+  }
+  if (lines.length === 0) return null;
+  const mb = (b) => (b === undefined || b === null ? '–' : (b / 2 ** 20).toFixed(1));
+  const step = Math.max(1, Math.floor(lines.length / 10));
+  const rows = lines.filter((_, i) => i === 0 || i % step === 0 || i === lines.length - 1);
+  const withGc = lines.some((l) => l.afterGc);
+  const header = ['t, s', 'rss', 'heap total', 'heap used', 'new space (size)', 'old space (size · used)', 'code', 'external', 'array buffers'];
+  if (withGc) header.push('heap used after a full GC (at t, s)');
+  const body = rows.map((l) => {
+    const sp = (name, i) => mb(l.spaces?.[name]?.[i]);
+    const row = [(l.t / 1000).toFixed(0), mb(l.rss), mb(l.heapTotal), mb(l.heapUsed), sp('new_space', 0), `${sp('old_space', 0)} · ${sp('old_space', 1)}`, sp('code_space', 0), mb(l.external), mb(l.arrayBuffers)];
+    if (withGc) {
+      const gc = lines.filter((x) => x.afterGc && x.t <= l.t).at(-1);
+      row.push(gc ? `${mb(gc.afterGc.heapUsed)} (${(gc.t / 1000).toFixed(0)})` : '–');
+    }
+    return row;
+  });
+  return { lines, table: table(header, body) };
 }
 
 try {

@@ -13,7 +13,10 @@ export function snapshot(repo, ref) {
   const sha = execFileSync('git', ['-C', repo, 'rev-parse', '--short', `${ref}^{commit}`], { encoding: 'utf8' }).trim();
   const dir = mkdtempSync(join(os.tmpdir(), 'zd-bench-ref-'));
   dirs.push(dir);
-  const tar = execFileSync('git', ['-C', repo, 'archive', '--format=tar', sha, 'src', 'machines', 'bin', 'package.json'], { maxBuffer: 256 * 2 ** 20 });
+  // scripts/ holds the build (`--built`); a commit older than it has none to archive.
+  const top = new Set(execFileSync('git', ['-C', repo, 'ls-tree', '--name-only', sha], { encoding: 'utf8' }).split('\n'));
+  const paths = ['src', 'machines', 'bin', 'scripts', 'package.json'].filter((path) => top.has(path));
+  const tar = execFileSync('git', ['-C', repo, 'archive', '--format=tar', sha, ...paths], { maxBuffer: 256 * 2 ** 20 });
   execFileSync('tar', ['-x', '-C', dir], { input: tar });
   symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'));
   return { sha, dir, main: join(dir, 'src', 'cli', 'main.ts') };

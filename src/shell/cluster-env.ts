@@ -4,6 +4,7 @@ import type { KillSignal } from '../core/effects.ts';
 import type { WorkerId } from '../core/events.ts';
 import { classifyMessage, reachesReducer } from '../core/messages.ts';
 import type { Env, EventSink, ForkSpec } from './env.ts';
+import { createMeasure } from './measure.ts';
 import { StderrTails } from './stderr-tail.ts';
 import { resolveRelease, type ReleaseSource } from './release.ts';
 import type { Release, ReleaseProblem } from '../core/events.ts';
@@ -51,6 +52,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
   const ioError: ClusterEnvOptions['onIoError'] = (workerId, what, error) => {
     if (!channelGone(error)) options.onIoError(workerId, what, error);
   };
+  const measure = createMeasure({ worker: (workerId) => workers.get(workerId), onIoError: ioError });
 
   // Must be set before the first setupPrimary()/fork().
   cluster.schedulingPolicy = options.sched === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
@@ -201,5 +203,8 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
       process.on(signal, handler);
       return () => process.off(signal, handler);
     },
+
+    measureStart: (workerIds) => measure.start(workerIds),
+    measureCollect: (workerIds, requestId, sink) => measure.collect(workerIds, requestId, sink),
   };
 }

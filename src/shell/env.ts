@@ -39,4 +39,11 @@ export interface Env {
   setTimer(ms: number, fire: () => void): () => void;
   /** Subscribes to the primary's own signals; returns the unsubscribe. */
   onSignal(signal: NodeJS.Signals, handler: () => void): () => void;
+  /** A canary window opens: these workers reset their figures and start measuring (measure.ts). */
+  measureStart(workerIds: WorkerId[]): void;
+  /**
+   * It closes: each worker stops and sends its figures; one `canary.figures` event reaches the sink
+   * once all answered, or after 2 s (null for a worker that did not answer or has gone).
+   */
+  measureCollect(workerIds: WorkerId[], requestId: number, sink: EventSink): void;
 }

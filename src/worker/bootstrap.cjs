@@ -29,6 +29,7 @@ const net = require('node:net');
 const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')));
 const { shared } = require('./shared.cjs');
 const { isHttp2Server, trackHttp2 } = require('./http2.cjs');
+require('./measure.cjs'); // a canary's figures (issue 14): nothing is measured until zd asks
 
 const drainBudgetMs = Number(process.env.ZD_DRAIN_TIMEOUT_MS) || 30_000;
 const killTimeoutMs = Number(process.env.ZD_KILL_TIMEOUT_MS) || 5_000;

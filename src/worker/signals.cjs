@@ -139,7 +139,8 @@ function armSignals() {
     if (arming || !isGuarded(type) || listener !== guards[type] || released.has(type)) return;
     process.nextTick(() => arm(type));
   });
-  process.once('disconnect', releaseStopSignals);
+  // Through cluster's worker: a 'disconnect' listener on process would keep the channel referenced.
+  cluster.worker?.once('disconnect', releaseStopSignals);
 }
 
 module.exports = { armSignals, releaseStopSignals };

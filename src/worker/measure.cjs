@@ -30,7 +30,7 @@ function setup() {
   const kStatus = Symbol('zd.measure.status');
 
   /** The window being measured; 0: none. A new number per window, so a request of an earlier one is never counted in a later one. */
-  let window = 0;
+  let current = 0;
   let lastWindow = 0;
   /** @type {number[]} latency upper bounds, ms */
   let bounds = [];
@@ -56,7 +56,7 @@ function setup() {
   /** @param {any} message */
   function onRequestStart(message) {
     const response = message.response;
-    response[kWindow] = window;
+    response[kWindow] = current;
     response[kStart] = performance.now();
     // A response's 'close' comes after its finish, or alone when the connection closed or errored
     // first: then the request never got its answer.
@@ -65,13 +65,13 @@ function setup() {
   /** @param {any} message */
   function onResponseFinish(message) {
     const response = message.response;
-    if (response[kWindow] !== window) return;
+    if (response[kWindow] !== current) return;
     response[kWindow] = 0;
     record(response.statusCode, performance.now() - response[kStart]);
   }
   /** @this {any} */
   function onResponseClose() {
-    if (this[kWindow] !== window) return;
+    if (this[kWindow] !== current) return;
     this[kWindow] = 0;
     errors++;
   }
@@ -82,17 +82,17 @@ function setup() {
   /** @param {any} message */
   function onStreamStart(message) {
     const stream = message.stream;
-    stream[kWindow] = window;
+    stream[kWindow] = current;
     stream[kStart] = performance.now();
   }
   /** @param {any} message */
   function onStreamFinish(message) {
-    if (message.stream[kWindow] === window) message.stream[kStatus] = Number(message.headers?.[':status']);
+    if (message.stream[kWindow] === current) message.stream[kStatus] = Number(message.headers?.[':status']);
   }
   /** @param {any} message */
   function onStreamClose(message) {
     const stream = message.stream;
-    if (stream[kWindow] !== window) return;
+    if (stream[kWindow] !== current) return;
     stream[kWindow] = 0;
     const code = stream[kStatus];
     if (code >= 100 && stream.rstCode === 0) record(code, performance.now() - stream[kStart]);
@@ -112,13 +112,13 @@ function setup() {
   function start(buckets) {
     bounds = Array.isArray(buckets) && buckets.every((b) => typeof b === 'number' && Number.isFinite(b)) ? buckets.slice() : [];
     reset();
-    if (window === 0) for (const [name, handler] of channels) dc.subscribe(name, handler);
-    window = ++lastWindow;
+    if (current === 0) for (const [name, handler] of channels) dc.subscribe(name, handler);
+    current = ++lastWindow;
   }
 
   function stop() {
-    if (window !== 0) for (const [name, handler] of channels) dc.unsubscribe(name, handler);
-    window = 0;
+    if (current !== 0) for (const [name, handler] of channels) dc.unsubscribe(name, handler);
+    current = 0;
   }
 
   function reset() {
@@ -141,7 +141,7 @@ function setup() {
     if (m.on === true) return start(m.buckets);
     if (m.collect !== true) return;
     // A worker that was not measuring (forked after the window opened) has no figures to give.
-    const answer = window === 0 ? null : figures();
+    const answer = current === 0 ? null : figures();
     stop();
     if (process.connected) process.send?.({ type: 'zd:figures', id: m.id, figures: answer });
   });

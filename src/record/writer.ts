@@ -1,21 +1,24 @@
 // `zd run --record FILE`: appends journal lines to FILE, bounded in size and in memory, without
 // ever letting a slow disk hold up the primary for more than one write.
 //
-// Flush policy. The file is opened O_APPEND and each step's lines are written with one
-// writeSync() as soon as the reducer has taken the event, before its effects run: once written,
-// a line is in the kernel, and a SIGKILL of the primary (or the OOM killer) loses nothing already
-// written (it is not fsync'ed: a power cut may lose what the page cache held). A write that takes
-// longer than SLOW_WRITE_MS switches the writer to the background: lines queue in memory (at most
-// MAX_PENDING_BYTES) and go out through asynchronous writes, one at a time and in order, until
-// the queue is empty and the disk fast again. A line that does not fit in the queue is dropped
-// and counted; the next line written says how many were lost (a `dropped` line, with the state
-// to resume from), never silently. At exit, whatever is queued is written synchronously; only a
-// background write still in flight on a stalled disk at that moment may be lost.
+// Flush policy. Each step's lines are written with one writeSync() as soon as the reducer has
+// taken the event, before its effects run: once written, a line is in the kernel, and a SIGKILL
+// of the primary (or the OOM killer) loses nothing already written (it is not fsync'ed: a power
+// cut may lose what the page cache held). Every line has its own offset in the file, decided
+// when it is queued, so that writes finishing out of order (a background write, and the same
+// bytes written again at exit) still leave the lines in order.
+//
+// A slow disk. A write that takes longer than SLOW_WRITE_MS switches the writer to the background:
+// lines queue in memory (at most MAX_PENDING_BYTES) and go out through asynchronous writes, one at
+// a time, until the queue is empty and the disk fast again. A line that does not fit in the queue
+// is dropped and counted; the next line written says how many were lost (a `dropped` line, with
+// the state to resume from), never silently. At exit, whatever is queued (and a background write
+// not yet reported) is written synchronously.
 //
 // Rotation. When FILE would grow past maxBytes, it is renamed FILE.1 (replacing the previous
 // FILE.1) and a new FILE begins with a header and a snapshot of the state, so each file replays on
 // its own. At most two files, 2 × maxBytes on disk. A FILE left by an earlier run becomes FILE.1.
-import { closeSync, existsSync, fstatSync, openSync, renameSync, statSync, write, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, statSync, write, writeSync } from 'node:fs';
 
 /** One file's size limit: FILE is rotated to FILE.1 beyond it. */
 export const RECORD_MAX_BYTES = 16 * 1024 * 1024;
@@ -42,6 +45,15 @@ interface Batch {
   events: number;
   /** Start a new file before this batch, with these lines first. */
   rotate: string | null;
+  /** Where in its file the batch goes (after the opening lines, for a batch that rotates). */
+  position: number;
+}
+
+/** A background write not yet reported: kept so that an exit can write it again, in place. */
+interface InFlight {
+  fd: number;
+  buffer: Buffer;
+  position: number;
 }
 
 export class JournalWriter {
@@ -53,10 +65,10 @@ export class JournalWriter {
   private readonly now: () => number;
   private readonly onError: (what: string, error: Error) => void;
   /** Bytes the current file holds once everything queued is written. */
-  private size: number;
+  private size = 0;
   private readonly queue: Batch[] = [];
   private pendingBytes = 0;
-  private inFlight = false;
+  private inFlight: InFlight | null = null;
   private background = false;
   private closed = false;
   private reported = new Set<string>();
@@ -72,11 +84,11 @@ export class JournalWriter {
     this.slowWriteMs = options.slowWriteMs ?? SLOW_WRITE_MS;
     this.now = options.now ?? (() => performance.now());
     this.onError = options.onError ?? (() => undefined);
-    // The journal of an earlier run is kept, as the previous file.
+    // The journal of an earlier run is kept, as the previous file (a failed rename throws here,
+    // before anything is truncated).
     if (existsSync(this.path) && statSync(this.path).size > 0) renameSync(this.path, `${this.path}.1`);
     // Private: it holds the config and the app's stderr tails.
-    this.fd = openSync(this.path, 'a', 0o600);
-    this.size = fstatSync(this.fd).size;
+    this.fd = openSync(this.path, 'w', 0o600);
   }
 
   /**
@@ -100,32 +112,34 @@ export class JournalWriter {
       rotate = reopen();
       this.size = Buffer.byteLength(rotate);
     }
+    const position = this.size;
     this.size += bytes;
     this.dropped = 0;
-    this.queue.push({ text, bytes, events, rotate });
+    this.queue.push({ text, bytes, events, rotate, position });
     this.pendingBytes += bytes;
     this.pump();
     return true;
   }
 
   private pump(): void {
-    if (this.inFlight || this.closed) return;
+    if (this.inFlight !== null || this.closed) return;
     if (!this.background) {
       this.writeQueuedSync(true);
       return;
     }
     const batch = this.takeForBackground();
     if (!batch) return;
-    this.inFlight = true;
     const started = this.now();
-    const buffer = Buffer.from(batch.text);
-    const onWritten = (error: Error | null, written: number, offset: number): void => {
-      if (this.closed) return;
-      if (!error && offset + written < buffer.length) {
-        write(this.fd, buffer, offset + written, buffer.length - offset - written, null, (e, w) => onWritten(e, w, offset + written));
+    const flight: InFlight = { fd: this.fd, buffer: Buffer.from(batch.text), position: batch.position };
+    this.inFlight = flight;
+    const onWritten = (error: Error | null, written: number, done: number): void => {
+      if (this.closed || this.inFlight !== flight) return;
+      if (!error && done + written < flight.buffer.length) {
+        const from = done + written;
+        write(flight.fd, flight.buffer, from, flight.buffer.length - from, flight.position + from, (e, w) => onWritten(e, w, from));
         return;
       }
-      this.inFlight = false;
+      this.inFlight = null;
       this.pendingBytes -= batch.bytes;
       this.stats.backgroundWrites++;
       if (error) this.lost(batch, 'write', error);
@@ -134,15 +148,15 @@ export class JournalWriter {
       if (this.queue.length === 0 && this.now() - started < this.slowWriteMs) this.background = false;
       this.pump();
     };
-    write(this.fd, buffer, 0, buffer.length, null, (error, written) => onWritten(error, written, 0));
+    write(flight.fd, flight.buffer, 0, flight.buffer.length, flight.position, (error, written) => onWritten(error, written, 0));
   }
 
-  /** The queued batches up to the next rotation, joined into one write. */
+  /** The queued batches up to the next rotation, joined into one write (their places follow on). */
   private takeForBackground(): Batch | null {
     const first = this.queue[0];
     if (!first) return null;
     if (first.rotate !== null) {
-      this.rotate(first.rotate);
+      this.rotate(first.rotate, true);
       first.rotate = null;
     }
     let end = 1;
@@ -153,16 +167,19 @@ export class JournalWriter {
       bytes: taken.reduce((sum, b) => sum + b.bytes, 0),
       events: taken.reduce((sum, b) => sum + b.events, 0),
       rotate: null,
+      position: first.position,
     };
   }
 
   private writeQueuedSync(mayGoBackground: boolean): void {
     while (this.queue.length > 0) {
       const batch = this.queue.shift()!;
-      if (batch.rotate !== null) this.rotate(batch.rotate);
+      // A background write still in flight keeps its descriptor: closing it could let the new
+      // file reuse the number, and the late write land there.
+      if (batch.rotate !== null) this.rotate(batch.rotate, this.inFlight === null);
       const started = this.now();
       try {
-        writeAllSync(this.fd, batch.text);
+        writeAt(this.fd, Buffer.from(batch.text), batch.position);
         this.wrote(batch);
       } catch (error) {
         this.lost(batch, 'write', error as Error);
@@ -177,16 +194,16 @@ export class JournalWriter {
     }
   }
 
-  private rotate(opening: string): void {
+  private rotate(opening: string, closeOld: boolean): void {
     try {
-      closeSync(this.fd);
+      if (closeOld) closeSync(this.fd);
       renameSync(this.path, `${this.path}.1`);
     } catch (error) {
       this.report('rotate', error as Error);
     }
     try {
-      this.fd = openSync(this.path, 'a', 0o600);
-      writeAllSync(this.fd, opening);
+      this.fd = openSync(this.path, 'w', 0o600);
+      writeAt(this.fd, Buffer.from(opening), 0);
       this.stats.rotations++;
     } catch (error) {
       this.report('rotate', error as Error);
@@ -215,13 +232,24 @@ export class JournalWriter {
 
   /** Nothing queued and no write in flight. */
   get idle(): boolean {
-    return !this.inFlight && this.queue.length === 0;
+    return this.inFlight === null && this.queue.length === 0;
   }
 
-  /** Writes what is queued, synchronously: at exit, blocking is the lesser evil. */
+  /**
+   * Writes what is queued, synchronously: at exit, blocking is the lesser evil. A background write
+   * still in flight is written again first, in place: every batch has its own offset, so the same
+   * bytes landing twice, or the late one landing last, leave the file as it should be.
+   */
   flush(): void {
     if (this.closed) return;
-    // A background write still in flight finishes on its own; what queued behind it follows it.
+    const flight = this.inFlight;
+    if (flight) {
+      try {
+        writeAt(flight.fd, flight.buffer, flight.position);
+      } catch (error) {
+        this.report('write', error as Error);
+      }
+    }
     this.writeQueuedSync(false);
   }
 
@@ -231,7 +259,7 @@ export class JournalWriter {
     this.closed = true;
     // A write still in flight would go to whatever file reused the descriptor: left open, it is
     // closed by the exit that follows.
-    if (this.inFlight) return;
+    if (this.inFlight !== null) return;
     try {
       closeSync(this.fd);
     } catch {
@@ -240,8 +268,8 @@ export class JournalWriter {
   }
 }
 
-/** Writes all of `text`, however many writes it takes (a regular file rarely needs more than one). */
-function writeAllSync(fd: number, text: string): void {
-  let buffer = Buffer.from(text);
-  while (buffer.length > 0) buffer = buffer.subarray(writeSync(fd, buffer));
+/** Writes all of `buffer` at `position`, however many writes it takes (a file rarely needs two). */
+function writeAt(fd: number, buffer: Buffer, position: number): void {
+  let done = 0;
+  while (done < buffer.length) done += writeSync(fd, buffer, done, buffer.length - done, position + done);
 }

@@ -1,10 +1,12 @@
 // Issue #16: what `zd replay` cannot reproduce is written down, and stays complete; --until reads
 // both kinds of moment; the terminal replay's keys move through a journal.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseUntil } from '../../src/cli/replay.ts';
+import { parseRunArgs } from '../../src/cli/run-options.ts';
 import { ReplaySource } from '../../src/inspect/replay-source.ts';
 import { replayFrame, replayKey } from '../../src/inspect/replay-tty.ts';
 import { stripAnsi } from '../../src/inspect/render-tty.ts';
@@ -79,4 +81,17 @@ test('zd inspect --replay on a terminal: keys move through the journal, the fram
   assert.equal(cursor.index, source.count - 1);
   press('q');
   assert.equal(cursor.quit, true);
+});
+
+test('--record FILE, or "record" in the config file, resolved from the working directory', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zd-record-config-'));
+  try {
+    const app = join(repoRoot, 'test', 'fixtures', 'serve.cjs');
+    assert.equal(parseRunArgs([app, '--record', 'j.ndjson'], {}, dir).shell.record, join(dir, 'j.ndjson'));
+    writeFileSync(join(dir, 'zd.config.json'), JSON.stringify({ app, record: 'logs/zd.journal' }));
+    assert.equal(parseRunArgs([], {}, dir).shell.record, join(dir, 'logs', 'zd.journal'));
+    assert.equal(parseRunArgs([app], {}, tmpdir()).shell.record, null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

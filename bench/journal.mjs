@@ -72,7 +72,7 @@ function measure(n, mode) {
   // This loop never yields: a write judged slow would queue the rest for a background that never
   // runs, and drop it. Said, so that such a run is not mistaken for the cost of the sync path.
   if (writer && (writer.stats.slowWrites > 0 || writer.stats.dropped > 0)) {
-    process.stderr.write(`bench/journal: ${n} workers: ${writer.stats.slowWrites} write(s) over 20 ms, ${writer.stats.dropped} event(s) dropped: the disk stalled, run again\n`);
+    process.stderr.write(`bench/journal: ${n} workers: ${writer.stats.slowWrites} write(s) over 20 ms (the slowest ${writer.stats.slowestWriteMs.toFixed(1)} ms), ${writer.stats.dropped} event(s) dropped: the disk stalled, run again\n`);
   }
   return { usPerEvent: ns / 1000 / EVENTS, bytesPerEvent: bytes / EVENTS };
 }

@@ -75,7 +75,7 @@ export class JournalWriter {
   /** Events lost since the last line written: the next batch must begin with a `dropped` line. */
   dropped = 0;
   /** Totals, for tests and the bench. */
-  readonly stats = { batches: 0, bytes: 0, rotations: 0, dropped: 0, slowWrites: 0, backgroundWrites: 0 };
+  readonly stats = { batches: 0, bytes: 0, rotations: 0, dropped: 0, slowWrites: 0, backgroundWrites: 0, slowestWriteMs: 0 };
 
   constructor(options: WriterOptions) {
     this.path = options.path;
@@ -185,7 +185,9 @@ export class JournalWriter {
         this.lost(batch, 'write', error as Error);
       }
       this.pendingBytes -= batch.bytes;
-      if (mayGoBackground && this.now() - started > this.slowWriteMs) {
+      const took = this.now() - started;
+      if (took > this.stats.slowestWriteMs) this.stats.slowestWriteMs = took;
+      if (mayGoBackground && took > this.slowWriteMs) {
         this.stats.slowWrites++;
         this.background = true;
         this.pump();

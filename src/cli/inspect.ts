@@ -56,7 +56,7 @@ export function parseInspectArgs(argv: string[]): InspectArgs {
     if (!Object.hasOwn(MACHINES, values.machine)) {
       throw new ZdError('ZD_E_BAD_VALUE', `--machine '${values.machine}' is not a machine: use ${Object.keys(MACHINES).join(' or ')}`);
     }
-    const other = values.json ? '--json' : values.web ? '--web' : values.port !== undefined ? '--port' : name !== undefined ? 'instance name' : null;
+    const other = values.json ? '--json' : values.web ? '--web' : values.port !== undefined ? '--port' : values.replay !== undefined ? '--replay' : name !== undefined ? 'instance name' : null;
     if (other) throw new ZdError('ZD_E_USAGE', `--machine prints a diagram offline: it takes no ${other}`);
     const format = values.format ?? 'mermaid';
     if (!(FORMATS as readonly string[]).includes(format)) {

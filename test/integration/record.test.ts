@@ -97,6 +97,14 @@ test('a run with a reload, a SIGKILLed worker, an aborted rollout and SIGTERM re
   assert.equal(refused.stdout, '');
   assert.match(refused.stderr, /^zd: .*written by zd 0\.0\.0-other, and this is zd .* \[ZD_E_JOURNAL_VERSION\]\n$/);
 
+  // zd inspect --replay, piped: the stream a live `zd inspect --json` would have sent.
+  const inspected = zdCli('inspect', '--replay', journal, '--json');
+  assert.equal(inspected.code, 0, inspected.stderr);
+  const messages = inspected.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; logs?: Array<{ code: string }> });
+  assert.equal(messages[0]!.type, 'hello');
+  assert.equal(messages.length, rows.length + 1, 'hello, then init and a step per event');
+  assert.deepEqual(messages.flatMap((m) => (m.logs ?? []).map((l) => l.code)), replayed.lines.map((l) => l.code));
+
   // --json: each step and its state, the last one the exit.
   const json = zdCli('replay', journal, '--json');
   const steps = json.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { n: number; state: { phase: string } });

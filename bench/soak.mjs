@@ -9,8 +9,9 @@
 //   node bench/soak.mjs --built                  # npm run build first, then bin/zd.js runs dist/
 //   node bench/soak.mjs --ref HEAD --built       # the commit, built in its own temp dir
 //   node bench/soak.mjs --write latest           # also bench/RESULTS-soak-latest.json and a RESULTS.md section
-//   node bench/soak.mjs --node-flags '--max-semi-space-size=2'   # node flags for zd (it passes them to its workers too)
+//   node bench/soak.mjs --node-flags=--max-semi-space-size=2     # node flags for zd (it passes them to its workers too)
 //   node bench/soak.mjs --memory-log [--memory-gc 10]            # the primary's heap from inside (lib/primary-memory.cjs)
+//   node bench/soak.mjs --settle 0               # no RSS reading 45 s after the load (default 45)
 //
 // By default zd runs from its TypeScript source through tsx (what bin/zd.js does without a fresh
 // build). Every process it starts is tracked by pid and killed by pid, on failure and on SIGINT.
@@ -41,6 +42,7 @@ const { values: flags } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     'memory-log': { type: 'boolean', default: false },
     'memory-gc': { type: 'string', default: '0' }, // with --memory-log: a full GC every Nth sample
+    settle: { type: 'string', default: '45' }, // seconds idle after the load, for V8 to give back its young generation
   },
 });
 function whole(name, text, min, max) {
@@ -57,6 +59,11 @@ const KEEPALIVE = whole('keepalive', flags.keepalive, 0, 256);
 const FRESH = whole('fresh', flags.fresh, 0, 64);
 const SAMPLE_MS = whole('sample-ms', flags['sample-ms'], 100, 60_000);
 const MEMORY_GC = whole('memory-gc', flags['memory-gc'], 0, 1000);
+/**
+ * V8 keeps a young generation it grew under load (up to 2 × 16 MB) until its memory reducer sees
+ * the process idle, some 30-40 s later: the RSS read then is what an idle zd goes back to.
+ */
+const SETTLE_S = whole('settle', flags.settle, 0, 600);
 const NODE_FLAGS = flags['node-flags'].split(/\s+/).filter(Boolean);
 if (NODE_FLAGS.some((f) => !f.startsWith('-'))) {
   process.stderr.write(`${NAME}: --node-flags takes node's own flags (each starting with -), not '${flags['node-flags']}'\n`);
@@ -67,7 +74,7 @@ if (KEEPALIVE + FRESH === 0) {
   process.exit(2);
 }
 /** The whole soak gives up after this: 20 s a reload at worst, and some. */
-const WATCHDOG_MS = RELOADS * 20_000 + 120_000;
+const WATCHDOG_MS = RELOADS * 20_000 + 120_000 + Number(flags.settle) * 1000;
 const WARMUP_MS = 2000;
 const IDLE_MS = 2000;
 
@@ -200,6 +207,7 @@ async function main() {
   let load = null;
   let loadResult = null;
   let end = null;
+  let settled = null;
   try {
     load = startLoad(port);
     await load.started;
@@ -231,6 +239,11 @@ async function main() {
     await sleep(IDLE_MS);
     end = sample(`idle ${IDLE_MS / 1000} s after the load stopped`);
     samples.push(end);
+    if (SETTLE_S > 0) {
+      await sleep(SETTLE_S * 1000 - IDLE_MS);
+      settled = sample(`idle ${SETTLE_S} s after the load stopped`);
+      samples.push(settled);
+    }
   } finally {
     load?.stop();
     facts.stop = await handle.stop();
@@ -260,6 +273,7 @@ async function main() {
       plateau: Number(mb(percentile(lastHalf.map((r) => r.rssKb), 50))),
       max: Number(mb(Math.max(...samples.map((s) => s.rssKb ?? 0)))),
       end: Number(mb(end?.rssKb)),
+      settled: settled ? Number(mb(settled.rssKb)) : null,
     },
     fds: {
       start: samples[0].fds,
@@ -267,6 +281,7 @@ async function main() {
       max: Math.max(...samples.map((s) => s.fds ?? 0)),
       endUnderLoad: reloads.at(-1)?.fds ?? null,
       end: end?.fds ?? null,
+      settled: settled?.fds ?? null,
     },
     durationS: Math.round((Date.now() - t0) / 1000),
   };
@@ -278,8 +293,9 @@ async function main() {
       ['reloads done / aborted', `${done.length} / ${figures.reloadsAborted} of ${RELOADS}`],
       ['reload time p50 · p99 · max', `${figures.reloadMs.p50} · ${figures.reloadMs.p99} · ${figures.reloadMs.max} ms`],
       ['primary RSS: ready (idle) → under load → after reload 1', `${figures.rssMb.start} → ${figures.rssMb.underLoad} → ${figures.rssMb.afterFirstReload} MB`],
-      ['primary RSS: plateau (median over the last half of the reloads) · max · end (idle)', `${figures.rssMb.plateau} · ${figures.rssMb.max} · ${figures.rssMb.end} MB`],
-      ['primary open fds: ready → under load → max → after the last reload → end (idle)', `${figures.fds.start} → ${figures.fds.underLoad} → ${figures.fds.max} → ${figures.fds.endUnderLoad} → ${figures.fds.end}`],
+      ['primary RSS: plateau (median over the last half of the reloads) · max · end (idle 2 s)', `${figures.rssMb.plateau} · ${figures.rssMb.max} · ${figures.rssMb.end} MB`],
+      ...(settled ? [[`primary RSS, idle ${SETTLE_S} s after the load stopped`, `${figures.rssMb.settled} MB`]] : []),
+      ['primary open fds: ready → under load → max → after the last reload → end (idle)', `${figures.fds.start} → ${figures.fds.underLoad} → ${figures.fds.max} → ${figures.fds.endUnderLoad} → ${figures.fds.end}${settled ? ` → ${figures.fds.settled} (idle ${SETTLE_S} s)` : ''}`],
       ['duration', `${figures.durationS} s`],
     ],
     ['l', 'l'],

@@ -151,6 +151,10 @@ export class ZdMetrics {
       }
       if (effect.type !== 'log') continue;
       if (effect.code === 'ZD_WORKER_EXITED') {
+        // Forgotten here, not only at the next scrape: a /metrics nobody scrapes would otherwise
+        // keep one entry per worker ever forked.
+        const workerId = effect.fields?.workerId;
+        if (typeof workerId === 'number') this.forkedAt.delete(workerId);
         const outcome = effect.fields?.outcome;
         if (typeof outcome === 'string') this.exits.inc({ outcome });
         continue;

@@ -12,8 +12,16 @@
 // when the reducer finds the capacity for it. surge 1, unavailable 0 is one slot at a time, each
 // replacement ready before its predecessor drains.
 //
-// It has no timers of its own: each replacement's boot deadline is its worker machine's.
-import { setup } from 'xstate';
+// A reload may start with a canary (`canaryMs` > 0): its first replacement boots alone and, once
+// ready, serves its share of real traffic beside every old worker (its predecessor does not drain)
+// for the canary window; then the reducer compares the new generation's figures with the old
+// one's and answers `rollout.verdict`. A pass goes on as a rollout without a canary; a fail
+// aborts, and the old generation serves on at full capacity. Every canary wait has a deadline:
+// the window, then a bounded wait for the figures, after which the verdict is "inconclusive".
+//
+// Apart from the canary's, it has no timers of its own: each replacement's boot deadline is its
+// worker machine's.
+import { and, setup } from 'xstate';
 
 export interface RolloutInput {
   generation: number;
@@ -23,7 +31,12 @@ export interface RolloutInput {
   unavailable: number;
   /** Why: a new generation (reload) or the same code for a worker that must go (memory, hang). */
   kind: 'reload' | 'replace';
+  /** Canary window (0: no canary). */
+  canaryMs?: number;
 }
+
+/** How long the figures may take to arrive once the window is over. */
+export const CANARY_JUDGE_MS = 5_000;
 
 export interface RolloutContext {
   generation: number;
@@ -39,13 +52,18 @@ export interface RolloutContext {
   early: number[];
   replaced: number;
   failure: { slot: number; reason: string } | null;
+  canaryMs: number;
+  /** The canary's slot, once one is started. */
+  canarySlot: number | null;
 }
 
 export type RolloutEvent =
   | { type: 'rollout.start' }
   | { type: 'rollout.ready'; slot: number }
   | { type: 'rollout.failed'; slot: number; reason: string }
-  | { type: 'rollout.abort'; reason: string };
+  | { type: 'rollout.abort'; reason: string }
+  /** The reducer's judgement of the canary's figures. */
+  | { type: 'rollout.verdict'; pass: boolean; reason: string };
 
 /** The effects a rollout can ask for. */
 const base = setup({
@@ -59,6 +77,9 @@ const base = setup({
     replace: (_, _params: { slot: number; retireFirst: boolean }) => {},
     retire: (_, _params: { slot: number }) => {},
     stopReplacement: (_, _params: { slot: number }) => {},
+    // Canary measurements: switched on in every serving worker for the window, then collected.
+    measureStart: () => {},
+    measureCollect: () => {},
   },
   guards: {
     isBooting: ({ context, event }) =>
@@ -70,6 +91,15 @@ const base = setup({
       context.booting[0] === event.slot &&
       context.pending.length === 0,
     isEmpty: ({ context }) => context.total === 0,
+    hasCanary: ({ context }) => context.canaryMs > 0,
+    isCanary: ({ context, event }) =>
+      (event.type === 'rollout.ready' || event.type === 'rollout.failed') && event.slot === context.canarySlot,
+    canaryWasLast: ({ context }) => context.pending.length === 0,
+    passed: ({ event }) => event.type === 'rollout.verdict' && event.pass,
+  },
+  delays: {
+    canaryWindow: ({ context }) => context.canaryMs,
+    canaryJudge: CANARY_JUDGE_MS,
   },
 });
 
@@ -114,6 +144,21 @@ export const rolloutMachine = base
         if (event.type === 'rollout.abort') return { failure: { slot: -1, reason: event.reason } };
         return {};
       }),
+      /** The canary: the first pending slot's replacement, alone, its predecessor kept. */
+      startCanary: base.enqueueActions(({ context, enqueue }) => {
+        const slot = context.pending[0]!;
+        enqueue.assign({ pending: context.pending.slice(1), booting: [slot], canarySlot: slot });
+        enqueue({ type: 'replace', params: { slot, retireFirst: false } });
+      }),
+      /** The canary passed: it takes its slot, and its predecessor drains. */
+      completeCanary: base.enqueueActions(({ context, enqueue }) => {
+        const slot = context.canarySlot!;
+        enqueue.assign({ booting: context.booting.filter((s) => s !== slot), replaced: context.replaced + 1 });
+        enqueue({ type: 'retire', params: { slot } });
+      }),
+      recordVerdict: base.assign(({ event }) =>
+        event.type === 'rollout.verdict' && !event.pass ? { failure: { slot: -2, reason: event.reason } } : {},
+      ),
       stopBooting: base.enqueueActions(({ context, enqueue }) => {
         for (const slot of context.booting) enqueue({ type: 'stopReplacement', params: { slot } });
         enqueue.assign({ booting: [], early: [] });
@@ -134,6 +179,8 @@ export const rolloutMachine = base
     early: [],
     replaced: 0,
     failure: null,
+    canaryMs: input.kind === 'reload' ? Math.max(0, input.canaryMs ?? 0) : 0,
+    canarySlot: null,
   }),
   initial: 'idle',
   states: {
@@ -141,6 +188,7 @@ export const rolloutMachine = base
       on: {
         'rollout.start': [
           { guard: 'isEmpty', target: 'done' },
+          { guard: 'hasCanary', target: 'canary' },
           { target: 'replacing' },
         ],
       },
@@ -154,6 +202,41 @@ export const rolloutMachine = base
         ],
         'rollout.failed': { guard: 'isBooting', target: 'aborted', actions: 'recordFailure' },
         'rollout.abort': { target: 'aborted', actions: 'recordFailure' },
+      },
+    },
+    canary: {
+      initial: 'booting',
+      on: {
+        'rollout.failed': { guard: 'isCanary', target: 'aborted', actions: 'recordFailure' },
+        'rollout.abort': { target: 'aborted', actions: 'recordFailure' },
+      },
+      states: {
+        booting: {
+          entry: 'startCanary',
+          on: { 'rollout.ready': { guard: 'isCanary', target: 'serving' } },
+        },
+        // Beside every old worker, measured with them.
+        serving: {
+          entry: 'measureStart',
+          after: { canaryWindow: 'judging' },
+        },
+        judging: {
+          entry: 'measureCollect',
+          on: {
+            'rollout.verdict': [
+              { guard: and(['passed', 'canaryWasLast']), target: '#rollout.done', actions: 'completeCanary' },
+              { guard: 'passed', target: '#rollout.replacing', actions: 'completeCanary' },
+              { target: '#rollout.aborted', actions: 'recordVerdict' },
+            ],
+          },
+          // The figures never came: judged inconclusive, by the same rule as too few requests.
+          after: {
+            canaryJudge: [
+              { guard: 'canaryWasLast', target: '#rollout.done', actions: 'completeCanary' },
+              { target: '#rollout.replacing', actions: 'completeCanary' },
+            ],
+          },
+        },
       },
     },
     done: { type: 'final' },

@@ -33,8 +33,8 @@ forced by a second SIGINT/SIGTERM.
 
 export function runHelp(): string {
   const rows = RUN_OPTIONS.map((o) => {
-    const text = o.flag.endsWith('-host') ? 'ADDRESS' : o.flag === 'pidfile' || o.flag === 'record' ? 'FILE' : 'NAME';
-    const value = { enum: o.values?.join('|') ?? '', duration: 'DURATION', size: 'SIZE', port: 'PORT', text, count: 'N', flag: '' }[o.kind];
+    const text = o.flag.endsWith('-host') ? 'ADDRESS' : o.flag === 'pidfile' || o.flag === 'record' || o.flag === 'env-file' ? 'FILE' : 'NAME';
+    const value = { enum: o.values?.join('|') ?? '', duration: 'DURATION', size: 'SIZE', port: 'PORT', text, count: 'N', number: 'X', flag: '' }[o.kind];
     const name = `${o.short ? `-${o.short}, ` : '    '}--${o.flag} ${value}`;
     return `  ${name.padEnd(36)} ${o.help} (default: ${o.default})`;
   });

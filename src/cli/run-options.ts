@@ -56,7 +56,7 @@ const SHELL_DEFAULTS: ShellOptions = {
 
 export { MAX_WORKERS };
 
-type Kind = 'count' | 'duration' | 'size' | 'port' | 'enum' | 'text' | 'flag';
+type Kind = 'count' | 'number' | 'duration' | 'size' | 'port' | 'enum' | 'text' | 'flag';
 export interface OptionSpec {
   flag: string;
   short?: string;
@@ -77,6 +77,10 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'ready', kind: 'enum', values: ['listening', 'message'], core: 'readyOn', help: "ready on the worker's first `listening`, or on process.send('ready')", default: DEFAULTS.readyOn },
   { flag: 'ready-timeout', kind: 'duration', core: 'readyTimeoutMs', min: 1, help: 'a worker not ready this long after fork is a failed boot', default: d(DEFAULTS.readyTimeoutMs) },
   { flag: 'min-ready', kind: 'duration', core: 'minReadyMs', min: 0, help: "a reload's replacement must stay up this long before its predecessor drains (0: off)", default: d(DEFAULTS.minReadyMs) },
+  { flag: 'canary', kind: 'duration', core: 'canaryMs', min: 0, help: "a reload's first replacement serves beside the old workers this long, then is compared with them (0: off)", default: 'off' },
+  { flag: 'canary-max-errors', kind: 'number', core: 'canaryMaxErrorPoints', min: 0, max: 100, help: "abort when the canary's 5xx-plus-error rate exceeds the old generation's by more than this many percentage points", default: String(DEFAULTS.canaryMaxErrorPoints) },
+  { flag: 'canary-max-latency', kind: 'number', core: 'canaryMaxLatencyFactor', min: 1, max: 1000, help: "abort when the canary's p99 latency is more than this many times the old generation's", default: String(DEFAULTS.canaryMaxLatencyFactor) },
+  { flag: 'canary-min-requests', kind: 'count', core: 'canaryMinRequests', min: 1, max: 1_000_000, help: 'fewer requests than this reaching the canary is inconclusive, and the rollout proceeds', default: String(DEFAULTS.canaryMinRequests) },
   { flag: 'drain-timeout', kind: 'duration', core: 'drainTimeoutMs', min: 0, help: 'time a draining worker gets to finish before SIGTERM', default: d(DEFAULTS.drainTimeoutMs) },
   { flag: 'kill-timeout', kind: 'duration', core: 'killTimeoutMs', min: 1, help: 'time after SIGTERM before SIGKILL', default: d(DEFAULTS.killTimeoutMs) },
   { flag: 'max-restarts', kind: 'count', core: 'maxRestarts', min: 0, max: 1_000_000, help: 'consecutive unstable restarts of a worker before it is declared a crash loop', default: String(DEFAULTS.maxRestarts) },
@@ -196,6 +200,7 @@ function applyFile(file: ConfigFile, config: CoreConfig, shell: ShellOptions): v
 function convertFileValue(spec: OptionSpec, value: unknown, name: string): unknown {
   const wants: Record<Kind, string> = {
     count: 'a whole number',
+    number: 'a number',
     port: 'a port number',
     duration: 'a duration (a number of ms, or a string like "5s")',
     size: 'a size (a number of bytes, or a string like "512M")',
@@ -208,6 +213,8 @@ function convertFileValue(spec: OptionSpec, value: unknown, name: string): unkno
       ? typeof value === 'boolean'
       : spec.kind === 'count' || spec.kind === 'port'
         ? typeof value === 'number'
+        : spec.kind === 'number'
+          ? typeof value === 'number' || typeof value === 'string'
         : spec.kind === 'duration' || spec.kind === 'size'
           ? typeof value === 'number' || typeof value === 'string'
           : typeof value === 'string';
@@ -262,6 +269,14 @@ function convert(spec: OptionSpec, raw: string | boolean, name: string): unknown
         throw new ZdError('ZD_E_BAD_VALUE', `${name} ${formatBytes(bytes)} is below what a Node process needs to start (16M at least)`);
       }
       return bytes;
+    }
+    case 'number': {
+      const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+      const [min, max] = [spec.min ?? 0, spec.max ?? 1_000_000];
+      if (!Number.isFinite(n) || n < min || n > max) {
+        throw new ZdError('ZD_E_BAD_VALUE', `${name} must be a number from ${min} to ${max}, not '${text}'`);
+      }
+      return n;
     }
     case 'port':
     case 'count': {

@@ -16,6 +16,14 @@ export interface CoreConfig {
    * the rollout counts it (Kubernetes' minReadySeconds); dying within it aborts the rollout.
    */
   minReadyMs: number;
+  /** A reload's canary window (0: no canary): its first replacement serves beside the old workers, then is judged. */
+  canaryMs: number;
+  /** The canary fails when its 5xx-plus-error rate is more than this many percentage points above the old generation's. */
+  canaryMaxErrorPoints: number;
+  /** The canary fails when its p99 latency is more than this many times the old generation's. */
+  canaryMaxLatencyFactor: number;
+  /** Fewer requests than this reaching the canary: inconclusive, and the rollout proceeds. */
+  canaryMinRequests: number;
   /** Drain deadline: told to drain → exited, before SIGTERM. */
   drainTimeoutMs: number;
   /** Deadline after SIGTERM before SIGKILL (and after SIGKILL before giving the process up). */
@@ -53,6 +61,14 @@ export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
   // One second catches the deploy that dies right after it starts listening (a failed connection
   // thrown once the server is up) for the cost of one second per slot in a rollout.
   minReadyMs: 1_000,
+  canaryMs: 0,
+  // Flagger's default analysis asks for a 99 % success rate: one point of errors more than the
+  // old code is already a clear regression for a service that was healthy.
+  canaryMaxErrorPoints: 1,
+  // Twice the old p99 (and at least 25 ms more): a regression a user feels, beyond bucket noise.
+  canaryMaxLatencyFactor: 2,
+  // Below ~50 requests a p99 is the maximum and one error is 2 %: too few to call anything.
+  canaryMinRequests: 50,
   drainTimeoutMs: 30_000,
   killTimeoutMs: 5_000,
   stableAfterMs: 30_000,

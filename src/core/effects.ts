@@ -10,6 +10,10 @@ export type Effect =
   | { type: 'send'; workerId: WorkerId; message: unknown }
   | { type: 'disconnect'; workerId: WorkerId }
   | { type: 'kill'; workerId: WorkerId; signal: KillSignal }
+  /** A canary window opens: these workers start measuring their HTTP traffic. */
+  | { type: 'measure.start'; workerIds: WorkerId[] }
+  /** It closes: collect their figures, answered as one `canary.figures` event, within a deadline. */
+  | { type: 'measure.collect'; workerIds: WorkerId[]; requestId: number }
   | { type: 'timer.start'; timerId: string; ms: number }
   | { type: 'timer.cancel'; timerId: string }
   | LogEffect

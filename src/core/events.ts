@@ -1,6 +1,7 @@
 // What the runtime feeds the reducer: every outcome of the outside world, as data.
 // Worker ids are the core's own (assigned when it asks for a fork), never cluster's ids or pids.
 
+import type { Figures } from './canary-figures.ts';
 import type { CoreConfig } from './config.ts';
 
 export type WorkerId = number;
@@ -47,7 +48,9 @@ export type PrimaryEvent =
   | { type: 'control.rollback' }
   /** `zd stop`: the same graceful stop as SIGTERM. */
   | { type: 'control.stop' }
-  | { type: 'timer.fired'; timerId: string };
+  | { type: 'timer.fired'; timerId: string }
+  /** The figures a `measure.collect` asked for (null: that worker did not answer in time). */
+  | { type: 'canary.figures'; requestId: number; figures: Array<{ workerId: WorkerId; figures: Figures | null }> };
 
 /** A worker's answer to a heartbeat ping. */
 export function pongSeq(message: unknown): number | null {

@@ -3,6 +3,7 @@
 //
 // `checkState` looks at one state; `checkStep` at one reduction (state before, event, result).
 // Each returns the broken invariants as lines "I<n> <what>", empty when all hold.
+import { matchesState } from 'xstate';
 import { addressedWorker, type Effect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
 import { allTimers, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, readyCount } from './queries.ts';
@@ -73,8 +74,10 @@ export function checkState(state: PrimaryState): string[] {
         }
       });
     }
-    if (state.retiring.length > 0 && !hasTimer(state, STAGGER_TIMER)) {
-      fail('I4', `${state.retiring.length} worker(s) await a staggered drain with no stagger timer`);
+    // Without a stagger timer, a worker waits only for cover: it drains as soon as the pool keeps
+    // its floor without it (a failed canary whose predecessor crashed meanwhile).
+    if (state.retiring.length > 0 && !hasTimer(state, STAGGER_TIMER) && readyCount(state) - 1 >= capacityFloor(state)) {
+      fail('I4', `${state.retiring.length} worker(s) await a drain with neither a stagger timer nor a reason to wait`);
     }
     if (state.phase === 'stopping' && !state.draining && !hasTimer(state, STOP_DELAY_TIMER)) {
       fail('I4', 'stopping, not draining yet, and no shutdown-delay timer');
@@ -119,7 +122,9 @@ export function checkState(state: PrimaryState): string[] {
       pointed.set(id, `slot ${index}.${name}`);
     }
     const next = slot.next === null ? undefined : getWorker(state, slot.next);
-    if (next && !isBooting(next)) fail('I7', `slot ${index}.next is worker ${next.id}, which is not booting`);
+    // The one exception: a canary, which serves beside its predecessor until its verdict.
+    const canary = state.rollout !== null && state.rollout.context.canarySlot === index && matchesState('canary', state.rollout.value);
+    if (next && !isBooting(next) && !canary) fail('I7', `slot ${index}.next is worker ${next.id}, which is not booting`);
   });
   if (state.phase === 'running' || state.phase === 'starting') {
     for (const worker of live) {
@@ -148,8 +153,8 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   // I1: a worker's exit (a crash) lowers the ready count by one; a stop may lower it to zero;
   // anything else may only use the room maxUnavailable gives, down to N − maxUnavailable.
   if (event !== null) {
-    const was = readyCount(before);
-    const now = readyCount(after);
+    const was = servedSlots(before);
+    const now = servedSlots(after);
     const stopping = after.phase === 'stopping' || after.phase === 'exited';
     const floor = Math.min(was, capacityFloor(after));
     // A worker that exits, or whose channel closes, stops serving: one fewer.
@@ -200,6 +205,20 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   if (effects.filter((e) => e.type === 'exit').length > 1) fail('I6', 'more than one exit');
 
   return broken;
+}
+
+/**
+ * Ready capacity as I1 counts it: ready workers, where a canary on trial and the predecessor it
+ * serves beside count once, as the one slot they share (the canary is surge, not capacity).
+ */
+function servedSlots(state: PrimaryState): number {
+  const rollout = state.rollout;
+  const index = rollout && matchesState('canary', rollout.value) ? rollout.context.canarySlot : null;
+  const slot = index === null ? undefined : state.slots[index];
+  const canary = getWorker(state, slot?.next ?? null);
+  const predecessor = getWorker(state, slot?.worker ?? null);
+  const shared = canary && predecessor && isReady(canary) && isReady(predecessor) ? 1 : 0;
+  return readyCount(state) - shared;
 }
 
 function hasTimerPrefix(worker: WorkerEntry, prefix: string): boolean {

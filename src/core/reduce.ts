@@ -12,7 +12,8 @@ import type { CoreConfig } from './config.ts';
 import { Draft, type Step } from './draft.ts';
 import { isReadyMessage, pongSeq, type PrimaryEvent, type Release } from './events.ts';
 import { memorySample, ping, pong, pongOverdue } from './health.ts';
-import { drainRolloutQueue, nextRetirement, requestReload, requestRollback } from './rollouts.ts';
+import { STAGGER_TIMER } from './timers.ts';
+import { drainCovered, drainRolloutQueue, judgeCanary, nextRetirement, requestReload, requestRollback, rolloutTimer } from './rollouts.ts';
 import type { PrimaryState } from './state.ts';
 import { drainAll, terminate } from './stopping.ts';
 import { requestScale } from './scale.ts';
@@ -42,6 +43,7 @@ export function init(config: CoreConfig, release: Release = NO_RELEASE): Step {
       generation: 1,
     })),
     rollout: null,
+    canary: null,
     lastRollout: null,
     lastReload: null,
     reloadQueued: false,
@@ -84,6 +86,7 @@ export function reduce(state: PrimaryState, event: PrimaryEvent): Step {
 function finish(d: Draft): Step {
   drainRolloutQueue(d);
   if (d.slotsMayNeedWork) reconcile(d);
+  if (d.s.retiring.length > 0 && !d.s.timers[STAGGER_TIMER]) drainCovered(d);
   return { state: d.s, effects: d.effects, transitions: d.transitions };
 }
 
@@ -121,6 +124,8 @@ function handle(d: Draft, event: PrimaryEvent): void {
       return terminate(d, 'SIGTERM', 'zd stop');
     case 'timer.fired':
       return timerFired(d, event.timerId);
+    case 'canary.figures':
+      return judgeCanary(d, event.requestId, event.figures);
   }
 }
 
@@ -141,5 +146,7 @@ function timerFired(d: Draft, timerId: string): void {
       return ping(d, owner.workerId);
     case 'pong':
       return pongOverdue(d, owner.workerId, owner.seq);
+    case 'rollout':
+      return rolloutTimer(d, owner.generation, owner.event);
   }
 }

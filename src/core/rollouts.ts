@@ -2,14 +2,17 @@
 // code), both by the rollout machine's ready-before-drain procedure; and retiring the workers they
 // supersede, staggered when asked.
 import { initialTransition, transition } from 'xstate';
-import { rolloutMachine, type RolloutContext } from '../../machines/rollout.machine.ts';
+import { CANARY_JUDGE_MS, rolloutMachine, type RolloutContext, type RolloutEvent } from '../../machines/rollout.machine.ts';
+import { matchesState } from 'xstate';
+import type { Figures } from './canary-figures.ts';
+import { sum, verdict } from './canary.ts';
 import type { StopReason } from '../../machines/worker.machine.ts';
 import { ids, persist, type Draft } from './draft.ts';
 import type { CoreConfig } from './config.ts';
 import type { Release, ReleaseProblem } from './events.ts';
 import { growSlots, shrinkSlots } from './scale.ts';
 import { capacityFloor, isBooting, isDead, isReady, readyCount, rollbackTarget, servingRelease, valueName } from './queries.ts';
-import type { WorkerEntry } from './state.ts';
+import type { CanaryRecord, WorkerEntry } from './state.ts';
 import { respawnTimerId, STAGGER_TIMER } from './timers.ts';
 import { fork, toWorker } from './workers.ts';
 
@@ -117,7 +120,13 @@ export function startReload(d: Draft, ask: ReloadAsk = { release: d.s.queuedRele
   // New slots first (capacity grows before anything drains); slots beyond the new count are
   // not replaced: they serve on and drain last.
   const slots = [...range(before, d.s.slots.length), ...range(0, Math.min(before, d.config.workers))];
-  startRollout(d, 'reload', generation, slots, d.config.maxSurge, d.config.maxUnavailable);
+  startRollout(d, 'reload', generation, slots, d.config.maxSurge, d.config.maxUnavailable, d.config.canaryMs);
+  if (d.config.canaryMs > 0) {
+    d.log('info', 'ZD_CANARY_STARTED', `generation ${generation} starts with a canary: its first worker serves beside the old ones for ${d.config.canaryMs}ms, then is compared with them`, {
+      generation,
+      canaryMs: d.config.canaryMs,
+    });
+  }
 }
 
 function range(from: number, to: number): number[] {
@@ -136,8 +145,8 @@ function startReplacement(d: Draft, slots: number[]): void {
   startRollout(d, 'replace', d.s.generation, slots, 1, 0);
 }
 
-function startRollout(d: Draft, kind: 'reload' | 'replace', generation: number, slots: number[], surge: number, unavailable: number): void {
-  const [initial] = initialTransition(rolloutMachine, { generation, slots, surge, unavailable, kind });
+function startRollout(d: Draft, kind: 'reload' | 'replace', generation: number, slots: number[], surge: number, unavailable: number, canaryMs = 0): void {
+  const [initial] = initialTransition(rolloutMachine, { generation, slots, surge, unavailable, kind, canaryMs });
   d.s.rollout = persist(initial);
   d.rolloutQueue.push({ type: 'rollout.start' });
 }
@@ -172,15 +181,59 @@ export function drainRolloutQueue(d: Draft): void {
       event: event.type,
       to: valueName(next.value),
     });
+    const generation = next.context.generation;
     for (const action of actions) {
-      const params = action.params as { slot?: number; retireFirst?: boolean } | undefined;
+      const params = action.params as { slot?: number; retireFirst?: boolean; id?: string; sendId?: string; delay?: number; event?: { type: string } } | undefined;
       const slot = params?.slot;
       if (action.type === 'replace') replaceSlot(d, slot!, params?.retireFirst === true);
       else if (action.type === 'retire') retireSlot(d, slot!);
       else if (action.type === 'stopReplacement') stopReplacement(d, slot!);
+      else if (action.type === 'measureStart') d.effects.push({ type: 'measure.start', workerIds: servingIds(d) });
+      else if (action.type === 'measureCollect') d.effects.push({ type: 'measure.collect', workerIds: servingIds(d), requestId: generation });
+      else if (action.type === 'xstate.raise') {
+        d.startTimer(`rollout:${generation}:${params!.id}`, { kind: 'rollout', generation, event: params!.event! }, params!.delay!);
+      } else if ((action.type as string) === 'xstate.cancel') d.cancelTimer(`rollout:${generation}:${params!.sendId}`);
+    }
+    if (event.type.startsWith('xstate.after.canaryJudge')) {
+      noteCanary(d, generation, { outcome: 'inconclusive', reason: `no figures within ${CANARY_JUDGE_MS}ms of the window's end`, canary: null, baseline: null });
     }
     if (next.status === 'done') endRollout(d, next.context, next.value === 'done');
   }
+}
+
+/** Every worker serving now: the old generation's and the canary. */
+function servingIds(d: Draft): number[] {
+  return d.s.workers.filter(isReady).map((w) => w.id);
+}
+
+/** A rollout machine's delay fired: its event, if that rollout still runs. */
+export function rolloutTimer(d: Draft, generation: number, event: { type: string }): void {
+  if (d.s.rollout?.context.generation !== generation) return;
+  d.rolloutQueue.push(event as RolloutEvent);
+}
+
+/** The canary's figures arrived: the new generation against the old, over the same window. */
+export function judgeCanary(d: Draft, requestId: number, figures: Array<{ workerId: number; figures: Figures | null }>): void {
+  const rollout = d.s.rollout;
+  if (!rollout || rollout.context.generation !== requestId || !matchesState({ canary: 'judging' }, rollout.value)) return; // late
+  const byGeneration = (mine: boolean) =>
+    figures.flatMap(({ workerId, figures: f }) => {
+      const worker = d.worker(workerId);
+      return f && worker && (worker.generation === requestId) === mine ? [f] : [];
+    });
+  const judged = verdict(d.config, sum(byGeneration(true)), sum(byGeneration(false)));
+  const silent = figures.filter((f) => f.figures === null).length;
+  noteCanary(d, requestId, { ...judged, reason: silent > 0 ? `${judged.reason} (${silent} worker(s) did not answer)` : judged.reason });
+  d.rolloutQueue.push({ type: 'rollout.verdict', pass: judged.outcome !== 'fail', reason: `canary failed: ${judged.reason}` });
+}
+
+function noteCanary(d: Draft, generation: number, judged: Omit<CanaryRecord, 'generation' | 'canary' | 'baseline'> & { canary: CanaryRecord['canary'] | null; baseline: CanaryRecord['baseline'] | null }): void {
+  const none = { requests: 0, errors: 0, errorRate: 0, p99Ms: null };
+  d.s.canary = { generation, outcome: judged.outcome, reason: judged.reason, canary: judged.canary ?? none, baseline: judged.baseline ?? none };
+  const fields = { generation, outcome: judged.outcome, canary: d.s.canary.canary, baseline: d.s.canary.baseline };
+  if (judged.outcome === 'pass') d.log('info', 'ZD_CANARY_PASSED', `canary of generation ${generation} passed: ${judged.reason}`, fields);
+  else if (judged.outcome === 'fail') d.log('warn', 'ZD_CANARY_FAILED', `canary of generation ${generation} failed: ${judged.reason}`, fields);
+  else d.log('warn', 'ZD_CANARY_INCONCLUSIVE', `canary of generation ${generation} inconclusive, the rollout proceeds: ${judged.reason}`, fields);
 }
 
 function replaceSlot(d: Draft, index: number, retireFirst: boolean): void {
@@ -220,7 +273,11 @@ function retireSlot(d: Draft, index: number): void {
 function stopReplacement(d: Draft, index: number): void {
   const replacement = d.slot(index)!.next;
   d.mutSlot(index).next = null;
-  if (d.worker(replacement)) toWorker(d, replacement!, { type: 'stop', reason: 'aborted' });
+  const entry = d.worker(replacement);
+  // A canary already serves: it drains like any serving worker (once the pool is covered without
+  // it: its predecessor may have crashed meanwhile); anything else is stopped.
+  if (entry && isReady(entry)) retireWhenCovered(d, entry);
+  else if (entry) toWorker(d, entry.id, { type: 'stop', reason: 'aborted' });
   const adopted = d.slot(index)!.worker;
   if (d.worker(adopted)) d.mutWorker(adopted!).adopted = false;
 }
@@ -265,6 +322,29 @@ export function nextRetirement(d: Draft): void {
     drain(d, next);
   }
   d.startTimer(STAGGER_TIMER, { kind: 'stagger' }, d.config.retireStaggerMs);
+}
+
+function retireWhenCovered(d: Draft, entry: WorkerEntry): void {
+  // Judged by the settings the abort restores: the old generation's worker count.
+  const restored = d.s.previousConfig ? { ...d.s, config: d.s.previousConfig } : d.s;
+  if (readyCount(d.s) - 1 >= capacityFloor(restored)) {
+    drain(d, entry);
+    return;
+  }
+  if (!d.s.retiring.includes(entry.id)) d.s.retiring = [...d.s.retiring, entry.id];
+}
+
+/**
+ * Workers waiting to retire with no stagger timer running wait for cover, not for their turn:
+ * each drains once the pool keeps its floor without it (a respawn became ready, a slot was parked).
+ */
+export function drainCovered(d: Draft): void {
+  while (d.s.retiring.length > 0 && !d.s.timers[STAGGER_TIMER]) {
+    const next = d.worker(d.s.retiring[0]!);
+    if (next && isReady(next) && readyCount(d.s) - 1 < capacityFloor(d.s)) return;
+    d.s.retiring = d.s.retiring.slice(1);
+    if (next && isReady(next)) drain(d, next);
+  }
 }
 
 /** Completed generations remembered (the serving one, and what a rollback returns to). */

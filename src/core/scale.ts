@@ -57,6 +57,8 @@ export function shrinkSlots(d: Draft, n: number): void {
   }
   d.s.slots = d.s.slots.slice(0, n);
   d.replacedSlots();
+  // A replacement queued for a slot that is gone has nothing left to replace.
+  if (d.s.replaceQueue.some((slot) => slot >= n)) d.s.replaceQueue = d.s.replaceQueue.filter((slot) => slot < n);
 }
 
 /** `zd scale N`: the same generation, more or fewer workers; never during a rollout. */

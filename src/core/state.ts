@@ -3,6 +3,7 @@
 import type { StateValue } from 'xstate';
 import type { RolloutContext } from '../../machines/rollout.machine.ts';
 import type { WorkerContext, WorkerOutcome } from '../../machines/worker.machine.ts';
+import type { GenerationFigures } from './canary.ts';
 import type { CoreConfig } from './config.ts';
 import type { Release, WorkerId } from './events.ts';
 
@@ -60,10 +61,21 @@ export type TimerOwner =
   | { kind: 'stagger' }
   /** The shutdown delay is over: drain everything. */
   | { kind: 'stop-delay' }
+  /** A rollout machine's own delay (the canary window, the wait for its figures). */
+  | { kind: 'rollout'; generation: number; event: { type: string } }
   /** Time to ping this worker. */
   | { kind: 'ping'; workerId: WorkerId }
   /** This worker's answer to ping `seq` is overdue. */
   | { kind: 'pong'; workerId: WorkerId; seq: number };
+
+/** The latest canary's judgement, for status, inspect and metrics. */
+export interface CanaryRecord {
+  generation: number;
+  outcome: 'pass' | 'fail' | 'inconclusive';
+  reason: string;
+  canary: GenerationFigures;
+  baseline: GenerationFigures;
+}
 
 export type Phase = 'starting' | 'running' | 'stopping' | 'exited';
 
@@ -95,6 +107,8 @@ export interface PrimaryState {
   workers: WorkerEntry[];
   slots: SlotState[];
   rollout: StoredSnapshot<RolloutContext> | null;
+  /** The latest canary's verdict. */
+  canary: CanaryRecord | null;
   /** The last rollout of either kind to end. */
   lastRollout: RolloutRecord | null;
   /** The last reload (kind `reload`) to end: what `zd reload --wait` and convergence judge by. */

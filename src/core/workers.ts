@@ -112,6 +112,9 @@ export function toWorker(d: Draft, id: WorkerId, event: WorkerEvent): void {
   const slot = d.slot(entry.slot);
   if (slot && (slot.worker === id || slot.next === id) && (isDead(entry) || isLeaving(entry))) {
     releaseSlot(d, entry);
+  } else if (slot && slot.next === id && wasReady && !isReady(entry)) {
+    // A canary that stops serving (its channel closed) has failed its trial.
+    releaseSlot(d, entry);
   }
   if (isDead(entry)) onDead(d, entry);
   else if (matches(entry, 'listening.stable') && !matchesState('listening.stable', before)) {
@@ -201,10 +204,11 @@ function releaseSlot(d: Draft, entry: WorkerEntry): void {
   const { stopReason } = entry.machine.context;
   const neverReady = outcomeOf(entry) === 'bootFailed' || stopReason === 'ready-timeout' || stopReason === 'unstable';
   if (slot.next === entry.id) {
-    // A rollout's replacement failed before it was ready.
+    // A rollout's replacement failed before it was ready, or its canary while on trial.
     slot.next = null;
     noteBootFailure(d, entry);
-    d.rolloutQueue.push({ type: 'rollout.failed', slot: entry.slot, reason: bootFailureReason(entry) });
+    const reason = matches(entry, 'disconnected') ? 'the canary lost its IPC channel while serving' : bootFailureReason(entry);
+    d.rolloutQueue.push({ type: 'rollout.failed', slot: entry.slot, reason });
     return;
   }
   slot.worker = null;
@@ -261,8 +265,10 @@ export function respawn(d: Draft, index: number): void {
   if (!slot || d.s.phase !== 'running' || slot.worker !== null || slot.next !== null || slot.parked) return;
   // The slot's own generation, never whatever a link points at now: after an aborted rollout the
   // old code respawns. During a reload the new generation's, which the rollout then adopts.
+  // Not while a canary is on trial: only the canary runs the new code until its verdict.
   const rollout = d.s.rollout?.context;
-  const generation = rollout && rollout.kind === 'reload' ? rollout.generation : slot.generation;
+  const onTrial = d.s.rollout !== null && matchesState('canary', d.s.rollout.value);
+  const generation = rollout && rollout.kind === 'reload' && !onTrial ? rollout.generation : slot.generation;
   const id = fork(d, index, generation, false);
   const writable = d.mutSlot(index);
   writable.restarts += 1;

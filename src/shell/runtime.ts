@@ -131,6 +131,12 @@ export class Runtime {
       case 'kill':
         this.env.kill(effect.workerId, effect.signal);
         return;
+      case 'measure.start':
+        this.env.measureStart(effect.workerIds);
+        return;
+      case 'measure.collect':
+        this.env.measureCollect(effect.workerIds, effect.requestId, this.dispatch);
+        return;
       case 'timer.start': {
         this.timers.get(effect.timerId)?.();
         const cancel = this.env.setTimer(effect.ms, () => {

@@ -49,6 +49,10 @@ export class Sim {
   readonly events: PrimaryEvent[] = [];
   readonly transitions: MachineTransition[] = [];
   exitCode: number | null = null;
+  /** Canary figures asked for and not answered yet. */
+  readonly collects: Array<{ requestId: number; workerIds: number[] }> = [];
+  /** How the simulated shell answers a collection as soon as it is asked (unset: left pending). */
+  answerCollect: ((sim: Sim) => void) | null = null;
   private readonly observers: StepObserver[] = [];
 
   constructor(config: CoreConfig, observer?: StepObserver) {
@@ -104,10 +108,14 @@ export class Sim {
         case 'exit':
           this.exitCode = effect.code;
           break;
+        case 'measure.collect':
+          this.collects.push({ requestId: effect.requestId, workerIds: effect.workerIds });
+          break;
         case 'log':
           break;
       }
     }
+    if (this.answerCollect && this.exitCode === null && effects.some((e) => e.type === 'measure.collect')) this.answerCollect(this);
     // The runtime reports a fork's pid at once; so does the simulation.
     for (const effect of effects) {
       if (effect.type === 'fork' && this.exitCode === null) {

@@ -44,13 +44,13 @@ const ONLY_IN_UNIT_TESTS = new Set([
   'rollout.idle rollout.start -> rollout.done',
 ]);
 
-test('every declared transition of both machines is taken by the reducer (fixed seed, 3000 sequences)', () => {
+test('every declared transition of both machines is taken by the reducer (fixed seed, 5000 sequences)', () => {
   const seen: MachineTransition[] = [];
   assertProperty(
     fc.property(configArb, commandsArb, (config, commands) => {
       seen.push(...runScenario(config, commands).transitions);
     }),
-    { numRuns: 3000, seed: 20261121 },
+    { numRuns: 5000, seed: 20261121 },
   );
   const missing: string[] = [];
   for (const [name, machine] of [['worker', workerMachine], ['rollout', rolloutMachine]] as const) {

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import type { CoreConfig } from '../../src/core/config.ts';
 import { getWorker, isBooting, isLeaving, isReady, liveWorkers, matches } from '../../src/core/queries.ts';
 import { checkedSim, simConfig, type Sim } from '../helpers/sim.ts';
+import { emptyFigures, type Figures } from '../../src/core/canary-figures.ts';
 
 /** CI runs this many sequences per property; ZD_PROPERTY_RUNS raises it for deep runs. */
 export const RUNS = Number(process.env.ZD_PROPERTY_RUNS ?? 1000);
@@ -57,7 +58,57 @@ export function makeReady(sim: Sim, id: number): void {
   if (sim.state.config.readyOn === 'message') sim.dispatch({ type: 'worker.message', workerId: id, message: 'ready' });
 }
 
+/** Figures of a worker over a canary window: healthy, failing a third, slow, or idle. */
+export function figuresOf(quality: 'good' | 'errors' | 'slow' | 'idle', isNew: boolean): Figures {
+  const f = emptyFigures();
+  const n = quality === 'idle' ? 0 : 200;
+  f.requests = n;
+  const bad = isNew && quality === 'errors' ? Math.floor(n / 3) : 0;
+  f.status['2xx'] = n - bad;
+  f.status['5xx'] = bad;
+  f.buckets[isNew && quality === 'slow' ? 8 : 1] = n;
+  return f;
+}
+
+/** Answers the oldest pending canary collection, as the shell would. */
+export function answerCanary(sim: Sim, quality: 'good' | 'errors' | 'slow' | 'idle' | 'silent'): void {
+  const ask = sim.collects.shift();
+  if (!ask) return;
+  sim.dispatch({
+    type: 'canary.figures',
+    requestId: ask.requestId,
+    figures: ask.workerIds.map((workerId) => {
+      const p = sim.procs.get(workerId);
+      return { workerId, figures: quality === 'silent' || !p?.alive ? null : figuresOf(quality, p.generation === ask.requestId) };
+    }),
+  });
+}
+
+// From now on, the shell answers every canary collection this way (or loses it); and answers
+// any pending one now.
+const canaryAnswers = fc.constantFrom('good' as const, 'errors' as const, 'slow' as const, 'idle' as const, 'silent' as const, 'lost' as const).map(
+  (quality) =>
+    new Act(`canaryFigures(${quality})`, (sim) => {
+      if (quality === 'lost') {
+        sim.answerCollect = (s) => void s.collects.shift();
+        sim.collects.length = 0;
+        return;
+      }
+      sim.answerCollect = (s) => answerCanary(s, quality);
+      answerCanary(sim, quality);
+    }),
+);
+
 export const commandArbs: Array<fc.Arbitrary<Cmd>> = [
+  canaryAnswers,
+  fc.nat().map(
+    (i) =>
+      new Act(`dieWarming(${i})`, (sim) => {
+        // A replacement dies within its min-ready period; cluster reports the exit first.
+        const p = pick(sim.alive().filter((q) => { const e = entryOf(sim, q.id); return e !== undefined && matches(e, 'warming'); }), i);
+        if (p) sim.die(p.id, 1, null, true);
+      }),
+  ),
   fc.constantFrom('SIGHUP', 'SIGUSR2', 'control').map(
     (source) =>
       new Act(`reload(${source})`, (sim) =>
@@ -187,6 +238,7 @@ export const configArb: fc.Arbitrary<CoreConfig> = fc
     heartbeatTimeoutMs: fc.constantFrom(0, 0, 700),
     maxMemoryBytes: fc.constantFrom(0, 0, 100 * 1024 * 1024),
     minReadyMs: fc.constantFrom(0, 600),
+    canaryMs: fc.constantFrom(0, 0, 800),
   })
   // Kubernetes refuses maxSurge 0 with maxUnavailable 0, and so does zd's CLI.
   .map((c) => (c.maxSurge === 0 && c.maxUnavailable === 0 ? { ...c, maxSurge: 1 } : c))
@@ -223,6 +275,8 @@ export function settle(sim: Sim): void {
         sim.die(p.id, null, 'SIGKILL'); // given up as lost by the primary: the kernel reaps it
       } else if (p.connected && p.messages.some((m) => (m as { type?: string; seq?: number }).type === 'zd:ping' && (m as { seq: number }).seq > (p.answered ?? 0))) {
         answerPings(sim, p.id);
+      } else if (sim.collects.length > 0) {
+        answerCanary(sim, 'good');
       } else if (matches(entry, 'booting') && p.connected) {
         makeReady(sim, p.id); // a warming worker only needs time to pass
       } else if (isLeaving(entry)) {
@@ -319,7 +373,7 @@ export async function assertAsyncProperty<Ts>(property: fc.IAsyncProperty<Ts>, p
 
 function throwIfFailed<Ts>(details: fc.RunDetails<Ts>, testPath: string): void {
   if (!details.failed) return;
-  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+  const error = details.errorInstance instanceof Error ? (process.env.ZD_PROPERTY_STACK ? details.errorInstance.stack ?? details.errorInstance.message : details.errorInstance.message) : String(details.errorInstance);
   throw new Error(
     `${fc.defaultReportMessage(details)}\n\nThe shrunk counterexample broke:\n${error}\n\n` +
       `Replay: ZD_PROPERTY_SEED=${details.seed} ZD_PROPERTY_PATH=${details.counterexamplePath} node test/run.js ${testPath}`,

@@ -65,7 +65,7 @@ describe('renderTty', () => {
       assert.deepEqual(listed, CHIPS.worker);
     }
     assert.ok(frame.includes(`${INVERSE}[listening.fresh]`), 'the lit state is in inverse video');
-    assert.match(plain, /\nROLLOUT  generation 2 · 1 of 2 replaced · booting slot 1\n {4} idle  \[replacing\]  done   aborted \n/);
+    assert.match(plain, /\nROLLOUT  generation 2 · 1 of 2 replaced · booting slot 1\n {4} idle  \[replacing\]  canary\.booting   canary\.serving   canary\.judging   done   aborted \n/);
   });
 
   it('lists the last events with their time, newest last', () => {
@@ -122,7 +122,7 @@ describe('the worker and rollout states listed', () => {
       assert.equal(chipOf(CHIPS.worker, state.id.slice('worker.'.length)), 'dead.*');
     }
     assert.deepEqual(CHIPS.worker.slice(0, 4), ['booting.forking', 'booting.online', 'warming', 'listening.fresh']);
-    assert.deepEqual(stateChips(MACHINES.rollout), ['idle', 'replacing', 'done', 'aborted']);
+    assert.deepEqual(stateChips(MACHINES.rollout), ['idle', 'replacing', 'canary.booting', 'canary.serving', 'canary.judging', 'done', 'aborted']);
   });
 });
 
@@ -151,7 +151,7 @@ describe('the view folded from the stream', () => {
     view = applyMessage(view, step(done, [], [{ machine: 'rollout', id: 2, from: 'replacing', event: 'rollout.ready', to: 'done' }]));
     assert.equal(view.steps, 2);
     assert.deepEqual(rolloutDisplay(view.status!, view.progress), { state: 'done', generation: 2, replaced: 2, total: 2, bootingSlots: [], reason: null });
-    assert.match(stripAnsi(renderTty(view.status, view.recent, 120, { rollout: rolloutDisplay(view.status!, view.progress) })), /ROLLOUT {2}generation 2 · 2 of 2 replaced\n {4} idle {3}replacing {2}\[done\]/);
+    assert.match(stripAnsi(renderTty(view.status, view.recent, 120, { rollout: rolloutDisplay(view.status!, view.progress) })), /ROLLOUT {2}generation 2 · 2 of 2 replaced\n {4} idle {3}replacing {3}canary\.booting {3}canary\.serving {3}canary\.judging {2}\[done\]/);
 
     const aborted = { ...done, lastRollout: { generation: 2, outcome: 'aborted' as const, reason: 'worker 4 exited with code 1', kind: 'reload' as const } };
     assert.deepEqual(rolloutDisplay(aborted, view.progress), { state: 'aborted', generation: 2, replaced: 1, total: 2, bootingSlots: [], reason: 'worker 4 exited with code 1' });

@@ -27,7 +27,8 @@ class Driver {
   }
 
   get state(): string {
-    return String(this.snapshot.value);
+    const value = this.snapshot.value as string | Record<string, string>;
+    return typeof value === 'string' ? value : Object.entries(value).map(([k, v]) => `${k}.${v}`).join();
   }
 
   send(event: RolloutEvent): this {
@@ -49,11 +50,13 @@ class Driver {
     assert.ok(context.booting.length <= context.surge + context.unavailable, `booting ${context.booting} over surge + unavailable`);
     assert.ok(context.early.length <= context.unavailable, `${context.early.length} slots retiring first, over ${context.unavailable}`);
     if (this.state === 'replacing') assert.ok(context.booting.length > 0, 'replacing with nothing booting is stuck');
+    // On trial, only the canary's slot is worked on.
+    if (this.state.startsWith('canary')) assert.ok(context.booting.length <= 1, `a canary with ${context.booting} booting`);
     const accounted = [...context.pending, ...context.booting];
     assert.equal(new Set(accounted).size, accounted.length, 'a slot is both pending and booting');
     // Every replace is answered by exactly one retire or stopReplacement, or is still booting.
     const replaced = this.log.filter((a) => a.type === 'replace').map(slotOf);
-    const answered = this.log.filter((a) => a.type !== 'replace').map(slotOf);
+    const answered = this.log.filter((a) => a.type === 'retire' || a.type === 'stopReplacement').map(slotOf);
     for (const slot of answered) assert.ok(replaced.includes(slot), `slot ${slot} answered but never replaced`);
   }
 }
@@ -218,9 +221,23 @@ describe('rollout machine: maxUnavailable', () => {
 
 describe('rollout machine: graph', () => {
   // Every state node of the machine, written out: a new state must be added here on purpose.
-  const EXPECTED = ['rollout.idle', 'rollout.replacing', 'rollout.done', 'rollout.aborted'];
-  const input = { generation: 2, slots: [0, 1, 2], surge: 2, unavailable: 0, kind: 'reload' as const };
+  const EXPECTED = [
+    'rollout.idle',
+    'rollout.canary',
+    'rollout.canary.booting',
+    'rollout.canary.serving',
+    'rollout.canary.judging',
+    'rollout.replacing',
+    'rollout.done',
+    'rollout.aborted',
+  ];
+  const withCanary = process.env.ZD_NO_CANARY_GRAPH ? 0 : 500;
+  const input = { generation: 2, slots: [0, 1, 2], surge: 2, unavailable: 0, kind: 'reload' as const, canaryMs: withCanary };
   const EVENTS: RolloutEvent[] = [
+    { type: 'rollout.verdict', pass: true, reason: 'fine' },
+    { type: 'rollout.verdict', pass: false, reason: 'canary failed: 5xx' },
+    { type: 'xstate.after.canaryWindow.rollout.canary.serving' } as unknown as RolloutEvent,
+    { type: 'xstate.after.canaryJudge.rollout.canary.judging' } as unknown as RolloutEvent,
     { type: 'rollout.start' },
     ...input.slots.flatMap((slot): RolloutEvent[] => [
       { type: 'rollout.ready', slot },
@@ -235,7 +252,12 @@ describe('rollout machine: graph', () => {
   });
 
   it('every state is reachable', () => {
-    const reached = new Set(paths().map((p) => `rollout.${String(p.state.value)}`));
+    const reached = new Set<string>();
+    for (const p of paths()) {
+      const value = p.state.value as string | Record<string, string>;
+      if (typeof value === 'string') reached.add(`rollout.${value}`);
+      else for (const [parent, child] of Object.entries(value)) reached.add(`rollout.${parent}`).add(`rollout.${parent}.${child}`);
+    }
     assert.deepEqual(EXPECTED.filter((id) => !reached.has(id)), []);
   });
 
@@ -256,8 +278,8 @@ describe('rollout machine: graph', () => {
         // Nothing is left booting: every replacement was retired, failed, or stopped.
         const { failure } = r.snapshot.context;
         assert.ok(failure);
-        const settled = r.log.filter((a) => a.type !== 'replace').map(slotOf);
-        if (failure.slot !== -1) settled.push(failure.slot);
+        const settled = r.log.filter((a) => a.type === 'retire' || a.type === 'stopReplacement').map(slotOf);
+        if (failure.slot >= 0) settled.push(failure.slot);
         assert.deepEqual(settled.sort(), r.log.filter((a) => a.type === 'replace').map(slotOf).sort());
       }
     }

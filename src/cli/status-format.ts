@@ -43,6 +43,10 @@ export function formatStatus(s: DecoratedStatus): string {
   } else {
     lines.push('rollout: idle');
   }
+  if (s.rollout?.canary) {
+    lines.push(`canary: slot ${s.rollout.canary.slot ?? '-'} ${s.rollout.canary.state} (window ${duration(s.rollout.canary.windowMs)}), beside every old worker`);
+  }
+  if (s.canaryVerdict) lines.push(`last canary: generation ${s.canaryVerdict.generation} ${s.canaryVerdict.outcome}: ${s.canaryVerdict.reason}`);
   if (s.reloadQueued) lines.push('a reload is queued after the current rollout');
   if (s.lastRollout) {
     lines.push(`last rollout: generation ${s.lastRollout.generation} ${s.lastRollout.outcome}${s.lastRollout.reason ? ` (${s.lastRollout.reason})` : ''}`);

@@ -2,7 +2,7 @@
 // state. The shell adds what only it can know (times, memory, CPU).
 import { isReady, stateName, workerList } from './queries.ts';
 import type { Release } from './events.ts';
-import type { Phase, PrimaryState, RolloutRecord } from './state.ts';
+import type { CanaryRecord, Phase, PrimaryState, RolloutRecord } from './state.ts';
 
 export interface WorkerStatus {
   id: number;
@@ -23,6 +23,8 @@ export interface RolloutStatus {
   total: number;
   pendingSlots: number[];
   bootingSlots: number[];
+  /** A canary on trial: its slot, and where it is (booting, serving its window, being judged). */
+  canary: { slot: number | null; state: string; windowMs: number } | null;
 }
 
 export interface StatusView {
@@ -37,6 +39,8 @@ export interface StatusView {
   reloadQueued: boolean;
   parkedSlots: number[];
   counters: PrimaryState['counters'];
+  /** The latest canary's verdict, with both generations' figures. */
+  canaryVerdict: CanaryRecord | null;
   /** The generation serving every slot (the newest to complete its rollout). */
   serving: number | null;
   /** Each remembered generation's release: what it runs, and where. */
@@ -67,12 +71,17 @@ export function statusView(state: PrimaryState): StatusView {
       total: rollout.context.total,
       pendingSlots: rollout.context.pending,
       bootingSlots: rollout.context.booting,
+      canary:
+        typeof rollout.value === 'object' && 'canary' in rollout.value
+          ? { slot: rollout.context.canarySlot, state: String((rollout.value as Record<string, unknown>).canary), windowMs: rollout.context.canaryMs }
+          : null,
     },
     lastRollout: state.lastRollout,
     lastReload: state.lastReload,
     reloadQueued: state.reloadQueued,
     parkedSlots: state.slots.flatMap((slot, index) => (slot.parked ? [index] : [])),
     counters: state.counters,
+    canaryVerdict: state.canary,
     serving: state.completed[state.completed.length - 1] ?? null,
     releases: Object.entries(state.releases)
       .map(([generation, release]) => ({ generation: Number(generation), ...release }))

@@ -56,9 +56,15 @@ export function renderTty(status: StatusView | null, recent: readonly RecentEven
   if (rollout.bootingSlots.length > 0) about.push(`booting slot ${rollout.bootingSlots.join(', ')}`);
   if (rollout.reason) about.push(rollout.reason);
   if (status.reloadQueued) about.push('a reload is queued');
+  if (status.rollout?.canary) about.push(`canary on slot ${status.rollout.canary.slot ?? '-'}: ${status.rollout.canary.state}`);
   const said = about.filter((part): part is string => part !== null);
   lines.push(BOLD + fit(`ROLLOUT${said.length > 0 ? `  ${said.join(' · ')}` : ''}`, w) + RESET);
   lines.push(...chipLines(CHIPS.rollout, rollout.state, w));
+  const verdict = status.canaryVerdict;
+  if (verdict) {
+    const fig = (g: typeof verdict.canary) => `${(g.errorRate * 100).toFixed(1)}% failed, p99 ≤ ${g.p99Ms ?? '-'}ms, ${g.requests} req`;
+    lines.push(fit(`  last canary (generation ${verdict.generation}): ${verdict.outcome} · new ${fig(verdict.canary)} · old ${fig(verdict.baseline)}`, w));
+  }
   lines.push('');
 
   lines.push(BOLD + fit('EVENTS', w) + RESET);

@@ -194,6 +194,12 @@ const CLIENT = `
     if (rollout.bootingSlots.length) about.push('booting slot ' + rollout.bootingSlots.join(', '));
     if (rollout.reason) about.push(rollout.reason);
     if (status.reloadQueued) about.push('a reload is queued');
+    if (status.rollout && status.rollout.canary) about.push('canary on slot ' + status.rollout.canary.slot + ': ' + status.rollout.canary.state + ' (window ' + status.rollout.canary.windowMs + 'ms)');
+    var v = status.canaryVerdict;
+    if (v) {
+      var fig = function (g) { return (g.errorRate * 100).toFixed(1) + '% failed, p99 ≤ ' + (g.p99Ms === null ? '-' : g.p99Ms) + 'ms, ' + g.requests + ' req'; };
+      about.push('last canary (generation ' + v.generation + '): ' + v.outcome + ' — new ' + fig(v.canary) + '; old ' + fig(v.baseline));
+    }
     text(byId('rollout-progress'), about.join(' · '));
 
     var body = byId('workers').tBodies[0];

@@ -65,6 +65,10 @@ export class ZdMetrics {
   private readonly ready: Gauge;
   private readonly generation: Gauge;
   private readonly releaseInfo: Gauge;
+  private readonly canaryVerdicts: Counter;
+  private readonly canaryErrorRatio: Gauge;
+  private readonly canaryP99: Gauge;
+  private readonly canaryWindow: Gauge;
   private readonly parked: Gauge;
   private readonly phase: Gauge<'phase'>;
   private readonly crashes: Counter;
@@ -112,6 +116,11 @@ export class ZdMetrics {
       labelNames: ['generation', 'release', 'app', 'serving'],
       registers,
     });
+    this.canaryVerdicts = new Counter({ name: 'zd_canary_verdicts_total', help: 'Canary verdicts: pass, fail (the rollout aborted), inconclusive (it proceeded)', labelNames: ['outcome'], registers });
+    for (const outcome of ['pass', 'fail', 'inconclusive']) this.canaryVerdicts.inc({ outcome }, 0);
+    this.canaryErrorRatio = new Gauge({ name: 'zd_canary_error_ratio', help: "The latest canary window's 5xx-plus-error rate, of the new generation (canary) and the old (baseline)", labelNames: ['role'], registers });
+    this.canaryP99 = new Gauge({ name: 'zd_canary_p99_seconds', help: "The latest canary window's p99 latency (bucket upper bound), of the canary and the baseline", labelNames: ['role'], registers });
+    this.canaryWindow = new Gauge({ name: 'zd_canary_in_progress', help: '1 while a canary is on trial (booting, serving its window, being judged)', registers });
     this.parked = new Gauge({ name: 'zd_slots_crash_looping', help: 'Slots left empty after a crash loop, until the next reload', registers });
     this.phase = new Gauge({ name: 'zd_phase', help: "1 for the primary's current phase", labelNames: ['phase'], registers });
     this.crashes = new Counter({ name: 'zd_worker_crashes_total', help: 'Unplanned worker exits and failed respawns while running (not during the first boot or a stop)', registers });
@@ -150,6 +159,11 @@ export class ZdMetrics {
         continue;
       }
       if (effect.type !== 'log') continue;
+      const canary = /^ZD_CANARY_(PASSED|FAILED|INCONCLUSIVE)$/.exec(effect.code);
+      if (canary) {
+        this.canaryVerdicts.inc({ outcome: canary[1] === 'PASSED' ? 'pass' : canary[1] === 'FAILED' ? 'fail' : 'inconclusive' });
+        continue;
+      }
       if (effect.code === 'ZD_WORKER_EXITED') {
         // Forgotten here, not only at the next scrape: a /metrics nobody scrapes would otherwise
         // keep one entry per worker ever forked.
@@ -207,6 +221,14 @@ export class ZdMetrics {
     this.desired.set(view.desired);
     this.ready.set(view.ready);
     this.generation.set(view.generation);
+    this.canaryWindow.set(view.rollout?.canary ? 1 : 0);
+    if (view.canaryVerdict) {
+      for (const role of ['canary', 'baseline'] as const) {
+        const g = view.canaryVerdict[role];
+        this.canaryErrorRatio.set({ role }, g.errorRate);
+        if (g.p99Ms !== null) this.canaryP99.set({ role }, g.p99Ms / 1000);
+      }
+    }
     this.releaseInfo.reset();
     for (const r of view.releases) {
       this.releaseInfo.set({ generation: r.generation, release: r.cwd, app: r.app, serving: String(r.generation === view.serving) }, 1);

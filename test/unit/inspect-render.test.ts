@@ -35,7 +35,7 @@ function status(workers: WorkerStatus[], rollout: StatusView['rollout'] = null, 
   } as StatusView;
 }
 
-const replacing = { generation: 2, state: 'replacing', replaced: 1, total: 2, pendingSlots: [], bootingSlots: [1] };
+const replacing = { generation: 2, state: 'replacing', replaced: 1, total: 2, pendingSlots: [], bootingSlots: [1], canary: null };
 const midRollout = status([worker(2, 'draining'), worker(3, 'listening.fresh'), worker(4, 'booting.online')], replacing);
 const events: RecentEvent[] = Array.from({ length: RECENT_EVENTS }, (_, i) => ({ at: AT + i, level: i === 9 ? 'warn' : 'info', code: `ZD_EVENT_${i}`, msg: `event number ${i}` }));
 

@@ -333,12 +333,13 @@ export function convergenceProblems(sim: Sim): string[] {
 }
 
 /** Runs a sequence of commands, then settles, checks convergence, stops, and checks the exit. */
-export function runScenario(config: CoreConfig, commands: Iterable<Cmd>): Sim {
+export function runScenario(config: CoreConfig, commands: Iterable<Cmd>, settled?: (sim: Sim) => void): Sim {
   const sim = checkedSim(config);
   fc.modelRun(() => ({ model: {}, real: sim }), commands);
   settle(sim);
   const problems = convergenceProblems(sim);
   if (problems.length > 0) throw new Error(`not converged:\n  ${problems.join('\n  ')}`);
+  settled?.(sim);
   if (sim.exitCode === null) {
     sim.dispatch({ type: 'signal.term', signal: 'SIGTERM' });
     settle(sim);

@@ -1,6 +1,6 @@
 // Runs the real CLI (`node bin/zd.js …`) as a child process and reads its pino log lines from stderr.
 // Every pid it sees goes into the registry in pids.ts, so `after(killAll)` cleans up even on failure.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -302,6 +302,18 @@ export function zdCli(...args: string[]): { code: number | null; stdout: string;
     timeout: 20_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * The same, without blocking: for a command run beside a load in this process, which a
+ * synchronous spawn would stall for as long as the command takes.
+ */
+export function zdCliAsync(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [zdBin, ...args], { env: { ...process.env, ZD_RUNTIME_DIR: testRuntimeDir, NODE_TEST_CONTEXT: undefined }, timeout: 30_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 /** Watches zd's descendants every 20 ms until stopped: everything it ever started. */

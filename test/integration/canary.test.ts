@@ -7,8 +7,7 @@ import { hammer, summary } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
 import { cleanupCopies, copyFixture, readFixture } from '../helpers/tmp.ts';
 import { sleep } from '../helpers/wait.ts';
-import { execFile } from 'node:child_process';
-import { cleanup, runApp, testRuntimeDir, timeOf, zdBin, zdCli } from '../helpers/zd.ts';
+import { cleanup, runApp, timeOf, zdCli, zdCliAsync } from '../helpers/zd.ts';
 
 afterEach(() => {
   cleanup();
@@ -17,14 +16,6 @@ afterEach(() => {
 
 const WINDOW_MS = 3000;
 
-/** `zd reload NAME --wait` beside the load (a synchronous spawn would stall the clients). */
-function reloadWait(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [zdBin, 'reload', name, '--wait'], { env: { ...process.env, ZD_RUNTIME_DIR: testRuntimeDir, NODE_TEST_CONTEXT: undefined }, timeout: 30_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 async function canaryRun(mode: 'good' | 'errors' | 'slow', name: string, via: 'signal' | 'cli' = 'signal') {
   const port = await freePort();
@@ -38,9 +29,9 @@ async function canaryRun(mode: 'good' | 'errors' | 'slow', name: string, via: 's
   await sleep(300);
   app.write(readFixture('canary-app.cjs').replace("const MODE = 'good';", `const MODE = '${mode}';`));
   const mark = zd.mark();
-  let cli: ReturnType<typeof reloadWait> | null = null;
+  let cli: ReturnType<typeof zdCliAsync> | null = null;
   if (via === 'signal') zd.signal('SIGHUP');
-  else cli = reloadWait(name);
+  else cli = zdCliAsync('reload', name, '--wait');
   const started = await zd.waitForLog('ZD_RELOAD_STARTED', undefined, 5000, mark);
   const outcome = await Promise.race([
     zd.waitForLog('ZD_RELOAD_DONE', undefined, 25_000, mark),

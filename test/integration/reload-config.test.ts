@@ -11,8 +11,7 @@ import { hammer, summary } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
-import { cleanup, killAll, startZd, testRuntimeDir, zdBin, zdCli, type Zd } from '../helpers/zd.ts';
-import { execFile } from 'node:child_process';
+import { cleanup, killAll, startZd, zdCli, zdCliAsync, type Zd } from '../helpers/zd.ts';
 
 afterEach(cleanup);
 after(killAll);
@@ -41,13 +40,6 @@ async function project(config: Record<string, unknown>, envFile: string | null, 
 
 type Reply = { pid: number; generation: string; version: string };
 
-function zdCliAsync(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [zdBin, ...args], { env: { ...process.env, ZD_RUNTIME_DIR: testRuntimeDir, NODE_TEST_CONTEXT: undefined }, timeout: 20_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 async function status(name: string) {
   const out = zdCli('status', name, '--json');

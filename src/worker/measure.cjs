@@ -23,11 +23,12 @@ function setup() {
   const dc = require('node:diagnostics_channel');
   const { performance } = require('node:perf_hooks');
 
-  // Marks on Node's own request objects: which window a request started in, and when. 0 once it
-  // was counted, so that a response's close after its finish does not count it twice.
+  // Marks on Node's own objects: which window a request (a response, an HTTP/2 stream) started
+  // in, and when; 0 once it was counted. A socket's: the window its pending count is of.
   const kWindow = Symbol('zd.measure.window');
   const kStart = Symbol('zd.measure.start');
   const kStatus = Symbol('zd.measure.status');
+  const kPending = Symbol('zd.measure.pending');
 
   /** The window being measured; 0: none. A new number per window, so a request of an earlier one is never counted in a later one. */
   let current = 0;
@@ -53,27 +54,35 @@ function setup() {
   }
 
   // --- HTTP/1.1 ---------------------------------------------------------------------------------
+  // A request that never got its answer is one whose connection closed first. Counted per
+  // connection (one 'close' listener per socket, not one per request: keep-alive connections carry
+  // thousands), as the requests of this window still unfinished on it when it closes.
   /** @param {any} message */
   function onRequestStart(message) {
     const response = message.response;
+    const socket = message.socket;
     response[kWindow] = current;
     response[kStart] = performance.now();
-    // A response's 'close' comes after its finish, or alone when the connection closed or errored
-    // first: then the request never got its answer.
-    response.on('close', onResponseClose);
+    if (socket[kWindow] !== current) {
+      if (socket[kWindow] === undefined) socket.on('close', onSocketClose);
+      socket[kWindow] = current;
+      socket[kPending] = 0;
+    }
+    socket[kPending]++;
   }
   /** @param {any} message */
   function onResponseFinish(message) {
     const response = message.response;
     if (response[kWindow] !== current) return;
     response[kWindow] = 0;
+    message.socket[kPending]--;
     record(response.statusCode, performance.now() - response[kStart]);
   }
   /** @this {any} */
-  function onResponseClose() {
+  function onSocketClose() {
     if (this[kWindow] !== current) return;
-    this[kWindow] = 0;
-    errors++;
+    errors += this[kPending];
+    this[kPending] = 0;
   }
 
   // --- HTTP/2 (Node ≥ 24) ---------------------------------------------------------------------

@@ -118,8 +118,11 @@ export function startReload(d: Draft, ask: ReloadAsk = { release: d.s.queuedRele
     ...(changed.length > 0 ? { changed } : {}),
   });
   // New slots first (capacity grows before anything drains); slots beyond the new count are
-  // not replaced: they serve on and drain last.
-  const slots = [...range(before, d.s.slots.length), ...range(0, Math.min(before, d.config.workers))];
+  // not replaced: they serve on and drain last. A canary goes first in a slot that serves now, so
+  // that it is compared beside its predecessor, and a failed one gives back no capacity.
+  const fresh = range(before, d.s.slots.length);
+  const kept = range(0, Math.min(before, d.config.workers));
+  const slots = d.config.canaryMs > 0 && kept.length > 0 ? [kept[0]!, ...fresh, ...kept.slice(1)] : [...fresh, ...kept];
   startRollout(d, 'reload', generation, slots, d.config.maxSurge, d.config.maxUnavailable, d.config.canaryMs);
   if (d.config.canaryMs > 0) {
     d.log('info', 'ZD_CANARY_STARTED', `generation ${generation} starts with a canary: its first worker serves beside the old ones for ${d.config.canaryMs}ms, then is compared with them`, {

@@ -6,7 +6,7 @@
 import { matchesState } from 'xstate';
 import { addressedWorker, type Effect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
-import { allTimers, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, readyCount } from './queries.ts';
+import { allTimers, servingCapacity, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, readyCount } from './queries.ts';
 import { pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import type { PrimaryState, WorkerEntry } from './state.ts';
 
@@ -153,8 +153,8 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   // I1: a worker's exit (a crash) lowers the ready count by one; a stop may lower it to zero;
   // anything else may only use the room maxUnavailable gives, down to N − maxUnavailable.
   if (event !== null) {
-    const was = servedSlots(before);
-    const now = servedSlots(after);
+    const was = servingCapacity(before);
+    const now = servingCapacity(after);
     const stopping = after.phase === 'stopping' || after.phase === 'exited';
     const floor = Math.min(was, capacityFloor(after));
     // A worker that exits, or whose channel closes, stops serving: one fewer.
@@ -205,20 +205,6 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   if (effects.filter((e) => e.type === 'exit').length > 1) fail('I6', 'more than one exit');
 
   return broken;
-}
-
-/**
- * Ready capacity as I1 counts it: ready workers, where a canary on trial and the predecessor it
- * serves beside count once, as the one slot they share (the canary is surge, not capacity).
- */
-function servedSlots(state: PrimaryState): number {
-  const rollout = state.rollout;
-  const index = rollout && matchesState('canary', rollout.value) ? rollout.context.canarySlot : null;
-  const slot = index === null ? undefined : state.slots[index];
-  const canary = getWorker(state, slot?.next ?? null);
-  const predecessor = getWorker(state, slot?.worker ?? null);
-  const shared = canary && predecessor && isReady(canary) && isReady(predecessor) ? 1 : 0;
-  return readyCount(state) - shared;
 }
 
 function hasTimerPrefix(worker: WorkerEntry, prefix: string): boolean {

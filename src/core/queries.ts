@@ -51,6 +51,20 @@ export function readyCount(state: PrimaryState): number {
 }
 
 /**
+ * Ready capacity, as retirements and invariant I1 count it: the ready workers, where a canary on
+ * trial and the predecessor it serves beside count once, as the one slot they share (the canary
+ * is surge, not capacity).
+ */
+export function servingCapacity(state: PrimaryState): number {
+  const rollout = state.rollout;
+  const index = rollout && matchesState('canary', rollout.value) ? rollout.context.canarySlot : null;
+  const slot = index === null ? undefined : state.slots[index];
+  const canary = getWorker(state, slot?.next ?? null);
+  const predecessor = getWorker(state, slot?.worker ?? null);
+  return readyCount(state) - (canary && predecessor && isReady(canary) && isReady(predecessor) ? 1 : 0);
+}
+
+/**
  * The fewest ready workers a rollout may leave: N − maxUnavailable, where N does not count slots
  * given up to a crash loop (they serve no one until the next reload).
  */

@@ -11,7 +11,7 @@ import { ids, persist, type Draft } from './draft.ts';
 import type { CoreConfig } from './config.ts';
 import type { Release, ReleaseProblem } from './events.ts';
 import { growSlots, shrinkSlots } from './scale.ts';
-import { capacityFloor, isBooting, isDead, isReady, readyCount, rollbackTarget, servingRelease, valueName } from './queries.ts';
+import { capacityFloor, isBooting, isDead, isReady, readyCount, rollbackTarget, servingCapacity, servingRelease, valueName } from './queries.ts';
 import type { CanaryRecord, WorkerEntry } from './state.ts';
 import { respawnTimerId, STAGGER_TIMER } from './timers.ts';
 import { fork, toWorker } from './workers.ts';
@@ -250,7 +250,7 @@ function replaceSlot(d: Draft, index: number, retireFirst: boolean): void {
   }
   d.cancelTimer(respawnTimerId(index));
   // maxUnavailable: the old worker may go first, if the pool keeps its floor without it.
-  if (retireFirst && current && isReady(current) && readyCount(d.s) - 1 >= capacityFloor(d.s)) {
+  if (retireFirst && current && isReady(current) && servingCapacity(d.s) - 1 >= capacityFloor(d.s)) {
     d.mutSlot(index).worker = null;
     retire(d, current, 'superseded');
   }
@@ -320,7 +320,7 @@ function drain(d: Draft, entry: WorkerEntry): void {
 export function nextRetirement(d: Draft): void {
   const next = d.worker(d.s.retiring[0] ?? null);
   if (!next) return;
-  if (readyCount(d.s) - 1 >= capacityFloor(d.s)) {
+  if (servingCapacity(d.s) - 1 >= capacityFloor(d.s)) {
     d.s.retiring = d.s.retiring.slice(1);
     drain(d, next);
   }
@@ -330,7 +330,7 @@ export function nextRetirement(d: Draft): void {
 function retireWhenCovered(d: Draft, entry: WorkerEntry): void {
   // Judged by the settings the abort restores: the old generation's worker count.
   const restored = d.s.previousConfig ? { ...d.s, config: d.s.previousConfig } : d.s;
-  if (readyCount(d.s) - 1 >= capacityFloor(restored)) {
+  if (servingCapacity(d.s) - 1 >= capacityFloor(restored)) {
     drain(d, entry);
     return;
   }
@@ -344,7 +344,7 @@ function retireWhenCovered(d: Draft, entry: WorkerEntry): void {
 export function drainCovered(d: Draft): void {
   while (d.s.retiring.length > 0 && !d.s.timers[STAGGER_TIMER]) {
     const next = d.worker(d.s.retiring[0]!);
-    if (next && isReady(next) && readyCount(d.s) - 1 < capacityFloor(d.s)) return;
+    if (next && isReady(next) && servingCapacity(d.s) - 1 < capacityFloor(d.s)) return;
     d.s.retiring = d.s.retiring.slice(1);
     if (next && isReady(next)) drain(d, next);
   }

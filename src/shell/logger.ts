@@ -1,85 +1,53 @@
-// zd's own logs: one JSON line per event on stderr in pino's format (`level`, `time`, `"name":"zd"`,
-// the fields, `msg`), written synchronously so that nothing is lost at exit; readable lines through
-// pino-pretty when a person is at the terminal. Workers' output never passes through here.
-//
-// Not pino itself: loading it (two dozen CommonJS files) cost the idle primary about 5 MB of RSS,
-// for four calls that format one line each (issue #11; bench/RESULTS.md has the measurement).
-// test/unit/logger.test.ts holds these lines to pino's own, byte for byte but the time.
-import { writeSync } from 'node:fs';
+// zd's own logs: pino JSON lines on stderr (`level`, `time`, `"name":"zd"`, the fields, `msg`),
+// written synchronously so that nothing is lost at exit; readable lines through pino-pretty when a
+// person is at the terminal. Workers' output never passes through here. The writer and the clock
+// are injectable: `zd replay` prints a recorded run's lines, at their recorded times, through the
+// same logger.
 import { createRequire } from 'node:module';
+import type { pino as Pino } from 'pino';
 import { ZdError } from '../errors.ts';
+
+const require = createRequire(import.meta.url);
+// Required, not imported: an ES import of a CommonJS package lexes its exports first, which costs
+// the idle primary measurably more memory (bench/RESULTS.md, "memory:steps").
+const { pino } = require('pino') as { pino: typeof Pino };
 
 export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = Record<LogLevel, (fields: object, msg: string) => void>;
 
-/** pino's level numbers; `ZD_LOG_LEVEL` takes any of these names. */
-const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
-
 export function defaultLogFormat(stream: { isTTY?: boolean }): LogFormat {
   return stream.isTTY ? 'pretty' : 'json';
-}
-
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
-/** Writes all of `text` to `fd`, waiting out a full non-blocking pipe (EAGAIN) as pino's sonic-boom does. */
-function writeAll(fd: number, text: string): void {
-  let buffer = Buffer.from(text);
-  while (buffer.length > 0) {
-    try {
-      buffer = buffer.subarray(writeSync(fd, buffer));
-    } catch (error) {
-      // Anything else (EPIPE: nobody reads stderr any more) loses the line, never the primary.
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') return;
-      Atomics.wait(pause, 0, 0, 1);
-    }
-  }
-}
-
-/** JSON.stringify that survives what pino's fallback survives: cycles and BigInts. */
-function stringify(value: object): string {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    const seen = new WeakSet<object>();
-    return JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'bigint') return v.toString();
-      if (typeof v === 'object' && v !== null) {
-        if (seen.has(v)) return '[Circular]';
-        seen.add(v);
-      }
-      return v;
-    });
-  }
 }
 
 export function createLogger(
   format: LogFormat,
   level = process.env.ZD_LOG_LEVEL ?? 'info',
-  write: (line: string) => void = (line) => writeAll(2, line),
+  /** Where whole lines go: by default stderr, synchronously. */
+  write?: (line: string) => void,
   /** The line's time: now, or (zd replay) when the recorded event happened. */
   now: () => Date = () => new Date(),
 ): Logger {
-  const threshold = LEVELS[level];
-  if (threshold === undefined) {
-    throw new ZdError('ZD_E_BAD_VALUE', `ZD_LOG_LEVEL=${level} is not a level: use one of ${Object.keys(LEVELS).join(', ')}`);
+  if (!(level in pino.levels.values) && level !== 'silent') {
+    throw new ZdError('ZD_E_BAD_VALUE', `ZD_LOG_LEVEL=${level} is not a level: use one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')}`);
   }
-  let out = write;
+  const options = {
+    name: 'zd',
+    level,
+    // No pid in every line: a worker's line carries the worker's `pid`; zd's own is in ZD_CONFIG.
+    base: undefined,
+    timestamp: () => `,"time":"${now().toISOString()}"`,
+  };
   if (format === 'pretty') {
     // Loaded only for a terminal: JSON users never pay for it.
-    const { prettyFactory } = createRequire(import.meta.url)('pino-pretty') as {
-      prettyFactory: (options: object) => (line: string) => string;
-    };
-    const pretty = prettyFactory({ colorize: true, ignore: 'pid,hostname,name', messageFormat: '{code} {msg}' });
-    out = (line) => write(pretty(line));
+    const prettyOptions = { colorize: true, ignore: 'pid,hostname,name', messageFormat: '{code} {msg}' };
+    if (!write) {
+      const pretty = require('pino-pretty') as (opts: object) => NodeJS.WritableStream;
+      return pino(options, pretty({ ...prettyOptions, destination: 2, sync: true }));
+    }
+    const { prettyFactory } = require('pino-pretty') as { prettyFactory: (opts: object) => (line: string) => string };
+    const pretty = prettyFactory(prettyOptions);
+    return pino(options, { write: (line: string) => write(pretty(line)) });
   }
-  const at = (name: LogLevel) => {
-    const number = LEVELS[name]!;
-    return (fields: object, msg: string) => {
-      if (number < threshold) return;
-      const body = stringify({ ...fields, msg });
-      out(`{"level":${number},"time":"${now().toISOString()}","name":"zd",${body.slice(1)}\n`);
-    };
-  };
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  return pino(options, write ? { write } : pino.destination({ fd: 2, sync: true }));
 }

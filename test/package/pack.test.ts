@@ -99,7 +99,7 @@ http
     t.diagnostic(`installed in ${Date.now() - installing} ms`);
     const installed = join(app, 'node_modules');
     assert.equal(JSON.parse(readFileSync(join(installed, pkg.name, 'package.json'), 'utf8')).version, pkg.version);
-    for (const devOnly of ['tsx', 'esbuild', 'typescript', 'pino', 'xstate']) {
+    for (const devOnly of ['tsx', 'esbuild', 'typescript', 'xstate']) {
       assert.ok(!existsSync(join(installed, devOnly)), `${devOnly} is not installed with zd`);
     }
     assert.ok(!existsSync(join(installed, pkg.name, 'src', 'cli')), 'no TypeScript source in the package');

@@ -11,7 +11,7 @@
 //   node bench/soak.mjs --write latest           # also bench/RESULTS-soak-latest.json and a RESULTS.md section
 //   node bench/soak.mjs --node-flags=--max-semi-space-size=2     # node flags for zd (it passes them to its workers too)
 //   node bench/soak.mjs --memory-log [--memory-gc 10]            # the primary's heap from inside (lib/primary-memory.cjs)
-//   node bench/soak.mjs --settle 0               # no RSS reading 45 s after the load (default 45)
+//   node bench/soak.mjs --settle 0               # no RSS reading 90 s after the load (default 90)
 //
 // By default zd runs from its TypeScript source through tsx (what bin/zd.js does without a fresh
 // build). Every process it starts is tracked by pid and killed by pid, on failure and on SIGINT.
@@ -42,7 +42,7 @@ const { values: flags } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     'memory-log': { type: 'boolean', default: false },
     'memory-gc': { type: 'string', default: '0' }, // with --memory-log: a full GC every Nth sample
-    settle: { type: 'string', default: '45' }, // seconds idle after the load, for V8 to give back its young generation
+    settle: { type: 'string', default: '90' }, // seconds idle after the load, for V8 to give back its young generation
   },
 });
 function whole(name, text, min, max) {
@@ -60,8 +60,9 @@ const FRESH = whole('fresh', flags.fresh, 0, 64);
 const SAMPLE_MS = whole('sample-ms', flags['sample-ms'], 100, 60_000);
 const MEMORY_GC = whole('memory-gc', flags['memory-gc'], 0, 1000);
 /**
- * V8 keeps a young generation it grew under load (up to 2 × 16 MB) until its memory reducer sees
- * the process idle, some 30-40 s later: the RSS read then is what an idle zd goes back to.
+ * V8 keeps a young generation it grew under load (up to 2 × 16 MB), and old space it grew, until
+ * its memory reducer sees the process idle: measured, 50-60 s after the load stopped. The RSS read
+ * after that is what an idle zd goes back to.
  */
 const SETTLE_S = whole('settle', flags.settle, 0, 600);
 const NODE_FLAGS = flags['node-flags'].split(/\s+/).filter(Boolean);
@@ -188,7 +189,8 @@ async function main() {
     date: new Date().toISOString(),
     command: `node bench/soak.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     what,
-    commit: sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']),
+    // The commit that ran: the --ref's, else the checkout's.
+    commit: snap?.sha ?? sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']),
     dirty: !flags.ref && sh('git', ['-C', REPO, 'status', '--porcelain', '--', 'src', 'machines']) !== '',
     node: process.version,
     cpus: os.cpus().length,

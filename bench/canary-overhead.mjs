@@ -308,7 +308,9 @@ async function main() {
   const measuredLines = reps
     .map((row, i) => row['measure-on']?.measured && `rep ${i + 1}: ${row['measure-on'].measured.requests} counted of ${row['measure-on'].measured.expected} responses (${row['measure-on'].measured.errors} errors, ${row['measure-on'].measured.non2xx} non-2xx)`)
     .filter(Boolean);
+  const others = reps.flatMap((row) => Object.values(row).map((r) => r.otherCpuS)).filter((x) => Number.isFinite(x));
   const verdicts = [
+    `- other processes on the machine used ${others.length ? `${Math.min(...others).toFixed(1)}–${Math.max(...others).toFixed(1)} CPU-s (mean ${(others.reduce((a, b) => a + b, 0) / others.length).toFixed(1)})` : 'an unknown amount of CPU'} during each ${WINDOW_MS / 1000} s window: req/s moves with them, CPU per request much less`,
     verdictOf('zd', 'canaries off (zd against zd without the module)'),
     ...runners.filter((r) => r.key.startsWith('zd@')).map((r) => verdictOf(r.key, `zd before the module (${r.key}) against ZD_NO_MEASURE=1`)),
     verdictOf('measure-on', 'measuring (a canary window) against the same workers not measuring'),

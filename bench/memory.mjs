@@ -156,7 +156,6 @@ const MODULES = [
   ['pino, imported from an ES module (as the bundle did before #11)', "const { pino } = await import('pino'); pino({ name: 'zd' }, pino.destination({ fd: 1, sync: true })).info({ code: 'X' }, 'x');"],
   ['pino-pretty (a terminal only: prettyFactory, one line)', "require('pino-pretty').prettyFactory({ colorize: true })('{\"level\":30,\"time\":1,\"msg\":\"x\"}');"],
   ["xstate, imported by Node (its CommonJS build, lexed for exports; one transition)", "const x = await import('xstate'); const m = x.setup({}).createMachine({ initial: 'a', states: { a: { on: { go: 'b' } }, b: {} } }); x.transition(m, x.initialTransition(m)[0], { type: 'go' });"],
-  ['immer (a runtime dependency; one produce)', "const { produce } = await import('immer'); produce({ a: 1 }, (d) => { d.a = 2; });"],
   ['prom-client (--metrics-port only: a registry, default metrics)', "const c = require('prom-client'); c.collectDefaultMetrics({ register: new c.Registry() });"],
   ['@hpcc-js/wasm-graphviz (zd inspect --machine --format svg only: loaded, one layout)', "const { Graphviz } = await import('@hpcc-js/wasm-graphviz'); (await Graphviz.load()).dot('digraph { a -> b }');"],
   ['sucrase (workers of a .ts app on Node 20 only; never the primary)', "require('sucrase').transform('const a: number = 1', { transforms: ['typescript'] });"],

@@ -2,7 +2,7 @@
 // `current` symlink; zd was started through the link. Each generation runs the release the link
 // pointed at when its reload was asked for, in that directory, and keeps running it.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, copyFileSync, renameSync, symlinkSync, realpathSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, copyFileSync, renameSync, symlinkSync, realpathSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, test } from 'node:test';
@@ -178,7 +178,7 @@ test('a link pointing nowhere refuses the reload with the reason; a deleted pinn
   const tree = deployTree(2);
   const { zd, port } = await startIn(tree, 'rel-gone', {});
   // A link to a release that does not exist (yet).
-  rmSync(tree.current);
+  unlinkSync(tree.current); // the link itself, not what it points at
   symlinkSync(join(tree.root, 'releases', '9'), tree.current);
   const mark = zd.mark();
   zd.signal('SIGHUP');

@@ -311,11 +311,10 @@ ${modules.length ? table(['loaded', 'RSS MB', 'USS MB'], moduleRows) : '(not mea
 }
 
 function loadedNote() {
-  return `What zd's primary loads since issue #11: its bundle (\`dist/zd.mjs\`, with xstate's ES module build inside it) and, on an
-idle \`zd run\`, no other package. It writes its log lines itself, in pino's format (pino is a devDependency, for the test
-that holds the two to the same output). pino-pretty loads only on a terminal, node:http only with --health-port or
---metrics-port, prom-client only with --metrics-port, the WASM Graphviz only in \`zd inspect\`, sucrase only in the workers of a
-TypeScript app on Node 20.`;
+  return `What zd's primary loads: its bundle (\`dist/zd.mjs\`, with xstate's ES module build inside it) and pino, \`require\`d
+(zd's logs are pino by design; required rather than imported, which the table shows is cheaper). pino-pretty loads only on a
+terminal, node:http only with --health-port or --metrics-port, prom-client only with --metrics-port, the WASM Graphviz only
+in \`zd inspect\`, sucrase only in the workers of a TypeScript app on Node 20.`;
 }
 
 main().catch((error) => {

@@ -12,6 +12,13 @@
 // which Node 24 publishes and Node 20 does not (there, HTTP/2 traffic is not measured).
 // A request counts only if it starts inside the window and ends before the collect: one still in
 // flight at the collect is left out.
+//
+// So that the canary gets its share of real traffic, each keep-alive connection that predates the
+// window is closed once, after its first response in it (`Connection: close`, as a draining worker
+// answers): its client reconnects, and cluster's round robin spreads the new connections over every
+// worker, the canary included. A connection that predates the window is one whose server has
+// already written to it when its first request of the window starts; one opened in the window
+// keeps alive.
 'use strict';
 
 const cluster = /** @type {import('node:cluster').Cluster} */ (/** @type {unknown} */ (require('node:cluster')));
@@ -29,6 +36,7 @@ function setup() {
   const kStart = Symbol('zd.measure.start');
   const kStatus = Symbol('zd.measure.status');
   const kPending = Symbol('zd.measure.pending');
+  const kRebalanced = Symbol('zd.measure.rebalanced');
 
   /** The window being measured; 0: none. A new number per window, so a request of an earlier one is never counted in a later one. */
   let current = 0;
@@ -63,6 +71,10 @@ function setup() {
     const socket = message.socket;
     response[kWindow] = current;
     response[kStart] = performance.now();
+    if (socket[kRebalanced] !== current) {
+      socket[kRebalanced] = current;
+      if (socket.bytesWritten > 0 && !response.headersSent) response.setHeader('connection', 'close');
+    }
     if (socket[kWindow] !== current) {
       if (socket[kWindow] === undefined) socket.on('close', onSocketClose);
       socket[kWindow] = current;

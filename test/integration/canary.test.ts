@@ -17,15 +17,16 @@ afterEach(() => {
 const WINDOW_MS = 3000;
 
 
-async function canaryRun(mode: 'good' | 'errors' | 'slow', name: string, via: 'signal' | 'cli' = 'signal') {
+async function canaryRun(mode: 'good' | 'errors' | 'slow', name: string, via: 'signal' | 'cli' = 'signal', freshLoops = 6) {
   const port = await freePort();
   const app = copyFixture('canary-app.cjs');
   const zd = runApp(app.file, ['-w', '2', '--ready-timeout', '5s', '--drain-timeout', '3s', '--kill-timeout', '1s', '--min-ready', '0', '--canary', `${WINDOW_MS}ms`, '--canary-min-requests', '30', '--name', name], {
     env: { PORT: String(port) },
   });
   await zd.waitForLog('ZD_READY', undefined, 15_000);
-  // New connections reach every worker, the canary included (keep-alive ones stay where they are).
-  const load = hammer(port, { keepAliveConnections: 4, freshLoops: 6, maxMs: 30_000 });
+  // New connections reach every worker, the canary included; keep-alive ones opened before the
+  // window are closed once in it, so that their clients reconnect and some land on the canary.
+  const load = hammer(port, { keepAliveConnections: 8, freshLoops, maxMs: 30_000 });
   await sleep(300);
   app.write(readFixture('canary-app.cjs').replace("const MODE = 'good';", `const MODE = '${mode}';`));
   const mark = zd.mark();
@@ -78,6 +79,18 @@ test('good code completes, not before the window; nothing failed', async () => {
   assert.ok(timeOf(outcome) - timeOf(started) >= WINDOW_MS, `done ${timeOf(outcome) - timeOf(started)}ms after the start`);
   const passed = zd.logs('ZD_CANARY_PASSED')[0] ?? zd.logs('ZD_CANARY_INCONCLUSIVE')[0];
   assert.ok(passed, zd.transcript());
+  assert.equal(report.failures.length, 0, summary(report));
+  assert.equal(report.non2xx, 0, summary(report));
+  zd.signal('SIGTERM');
+  assert.equal((await zd.waitForExit(15_000)).code, 0);
+});
+
+test('keep-alive clients only: the canary still gets its share (the window closes older connections once), and is judged', async () => {
+  const { zd, outcome, report } = await canaryRun('good', 'canary-keepalive', 'signal', 0);
+  assert.equal(outcome.code, 'ZD_RELOAD_DONE', zd.transcript());
+  const passed = zd.logs('ZD_CANARY_PASSED')[0];
+  assert.ok(passed, `judged, not inconclusive:\n${zd.transcript()}`);
+  assert.ok((passed.canary as { requests: number }).requests >= 30, JSON.stringify(passed.canary));
   assert.equal(report.failures.length, 0, summary(report));
   assert.equal(report.non2xx, 0, summary(report));
   zd.signal('SIGTERM');

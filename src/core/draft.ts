@@ -43,7 +43,7 @@ export class Draft {
   private ownCounters = false;
 
   constructor(readonly base: PrimaryState) {
-    this.s = { ...base };
+    this.s = copyState(base);
   }
 
   /**
@@ -196,6 +196,40 @@ export class Draft {
     if (stderrOf !== undefined) effect.stderrOf = stderrOf;
     this.effects.push(effect);
   }
+}
+
+/**
+ * The state's top level, field by field: a spread of an object that has passed through many shapes
+ * takes V8's slow path (about 430 ns against 50, a quarter of a frequent event's cost; measured).
+ * Typed as the whole state, so a field added to it and not here does not compile.
+ */
+function copyState(b: PrimaryState): PrimaryState {
+  return {
+    config: b.config,
+    phase: b.phase,
+    exitCode: b.exitCode,
+    generation: b.generation,
+    nextWorkerId: b.nextWorkerId,
+    workers: b.workers,
+    slots: b.slots,
+    rollout: b.rollout,
+    canary: b.canary,
+    lastRollout: b.lastRollout,
+    lastReload: b.lastReload,
+    reloadQueued: b.reloadQueued,
+    queuedRelease: b.queuedRelease,
+    queuedConfig: b.queuedConfig,
+    previousConfig: b.previousConfig,
+    releases: b.releases,
+    completed: b.completed,
+    replaceQueue: b.replaceQueue,
+    retiring: b.retiring,
+    draining: b.draining,
+    timers: b.timers,
+    allReadyAnnounced: b.allReadyAnnounced,
+    lastBootFailure: b.lastBootFailure,
+    counters: b.counters,
+  };
 }
 
 /** A machine snapshot as the state stores it: plain `{ value, context }`. */

@@ -18,17 +18,17 @@
 // pipelining 1, 2 s warm-up then 10 s measured. CPU per request (utime + stime of the primary and
 // its workers, /proc) is given beside req/s: on two cores shared with the load generator, it moves
 // much less from one run to the next. Every process started is tracked by pid and killed by pid.
-import { execFileSync, fork } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
-import { cpuMs, descendants, isAlive, killTracked, otherCpuSeconds, otherCpuSnapshot, spawnTracked, track, trackTree, waitExit } from './lib/procs.mjs';
+import { cleanUpOnExit, cpuMs, forkLoad, killTracked, otherCpuSeconds, otherCpuSnapshot, stopTree } from './lib/procs.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { removeSnapshots, snapshot } from './lib/snapshot.mjs';
-import { BENCH, REPO } from './lib/runners.mjs';
+import { BENCH, REPO, startPrimary } from './lib/runners.mjs';
 
 const NAME = 'bench/canary-overhead';
 const { values: flags } = parseArgs({
@@ -41,14 +41,7 @@ const { values: flags } = parseArgs({
     write: { type: 'boolean', default: false },
   },
 });
-function whole(name, text, min, max) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`${NAME}: --${name} takes a whole number from ${min} to ${max}, not '${text}'\n`);
-    process.exit(2);
-  }
-  return n;
-}
+const whole = wholeFlag(NAME);
 const REPS = whole('reps', flags.reps, 1, 50);
 const WINDOW_MS = 1000 * whole('seconds', flags.seconds, 2, 120);
 const WORKERS = whole('workers', flags.workers, 1, 16);
@@ -60,7 +53,6 @@ const APP = join(BENCH, 'apps', 'app.cjs');
 const MEASURE_CLUSTER = join(BENCH, 'runners', 'measure-cluster.mjs');
 const READY_MS = 30_000;
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const say = (text) => process.stderr.write(`${text}\n`);
 
 function cleanup() {
@@ -68,29 +60,7 @@ function cleanup() {
   removeSnapshots();
   releaseLock();
 }
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.on(signal, () => {
-    say(`${NAME}: ${signal}: killing every process it started`);
-    cleanup();
-    process.exit(code);
-  });
-}
-process.on('uncaughtException', (error) => {
-  say(`${NAME}: ${error.stack ?? error}`);
-  cleanup();
-  process.exit(1);
-});
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+cleanUpOnExit(NAME, cleanup);
 
 const zdReady = (json) => json?.code === 'ZD_READY';
 function zdRunner(key, label, main, env = {}) {
@@ -110,97 +80,16 @@ const runners = [
   { key: 'measure-on', label: 'node:cluster + zd bootstrap, measuring all the time', env: {}, args: () => ['--import', 'tsx', MEASURE_CLUSTER, APP, String(WORKERS), 'on'], ready: (json) => json?.event === 'ready' },
 ];
 
-/** Every line of a child's stderr, JSON-parsed where it is JSON. */
-function lines(child) {
-  const log = [];
-  const waiters = new Set();
-  let buffer = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    buffer += chunk;
-    let i;
-    while ((i = buffer.indexOf('\n')) >= 0) {
-      const text = buffer.slice(0, i);
-      buffer = buffer.slice(i + 1);
-      let json = null;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        // a worker's own output
-      }
-      const line = { text, json };
-      log.push(line);
-      for (const w of [...waiters]) w(line);
-    }
-  });
-  const until = (pred, ms, what, from = 0) =>
-    new Promise((resolve, reject) => {
-      const seen = log.slice(from).find(pred);
-      if (seen) return resolve(seen);
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`${what}: not seen within ${ms} ms; last lines:\n${log.slice(-10).map((l) => l.text).join('\n')}`));
-      }, ms);
-      const check = (line) => {
-        if (!pred(line)) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve(line);
-      };
-      waiters.add(check);
-    });
-  return { log, until };
-}
-
 /** The load generator in its own process: resolves with its result. */
 function load(port, durationMs) {
-  const child = fork(join(BENCH, 'lib', 'load.mjs'), [JSON.stringify({ mode: 'keepalive', port, durationMs, connections: CONNECTIONS, maxRequests: MAX_REQUESTS, binMs: 1000 })], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  track(child.pid);
-  let onStarted;
-  const started = new Promise((resolve) => (onStarted = resolve));
-  const result = new Promise((resolve, reject) => {
-    let got = null;
-    const timer = setTimeout(() => child.kill('SIGKILL'), durationMs + 30_000);
-    child.on('message', (message) => {
-      if (message.type === 'started') onStarted(message.at);
-      if (message.type === 'result') got = message.result;
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (got) resolve(got);
-      else reject(new Error(`load generator exited ${code ?? signal} without a result`));
-    });
-  });
-  return { started, result };
-}
-
-/** The primary's workers: its children running the app (tsx's esbuild service is not one). */
-function workersOf(pid) {
-  return descendants(pid).filter((child) => {
-    try {
-      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(APP);
-    } catch {
-      return false;
-    }
-  });
+  const spec = { mode: 'keepalive', port, durationMs, connections: CONNECTIONS, maxRequests: MAX_REQUESTS, binMs: 1000 };
+  return forkLoad(join(BENCH, 'lib', 'load.mjs'), spec, { killAfterMs: durationMs + 30_000 });
 }
 
 async function measure(runner) {
-  const port = await freePort();
-  const child = spawnTracked(process.execPath, runner.args(port), {
-    cwd: BENCH, // zd reads a zd.config.json in its cwd: not the repository's
-    env: { ...process.env, ...runner.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const { log, until } = lines(child);
+  const { port, child, log, until, workers } = await startPrimary(runner, { env: runner.env, app: APP, workers: WORKERS, readyMs: READY_MS });
   const result = { runner: runner.key };
   try {
-    await until((l) => runner.ready(l.json), READY_MS, `${runner.label}: ready`);
-    trackTree(child.pid);
-    const workers = workersOf(child.pid);
-    if (workers.length !== WORKERS) throw new Error(`${runner.label}: ${workers.length} workers, not ${WORKERS}`);
     const warm = await load(port, WARMUP_MS).result;
     const run = load(port, WINDOW_MS);
     await run.started;
@@ -236,11 +125,7 @@ async function measure(runner) {
     const problems = log.filter((l) => (l.json?.name === 'zd' && l.json.level >= 40) || l.json?.event === 'worker-exit' || l.json?.event === 'io-error').map((l) => l.text);
     if (problems.length) result.problems = problems;
   } finally {
-    trackTree(child.pid);
-    const tree = [child.pid, ...descendants(child.pid)];
-    child.kill('SIGTERM');
-    if ((await waitExit(child, 15_000)) === null) result.forcedStop = true;
-    for (const pid of tree) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    if (await stopTree(child, 15_000)) result.forcedStop = true;
   }
   return result;
 }

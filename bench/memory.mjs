@@ -16,12 +16,11 @@
 // killed by pid, on failure and on SIGINT.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { releaseLock, takeLock } from './lib/lock.mjs';
-import { killTracked, runTracked } from './lib/procs.mjs';
+import { cleanUpOnExit, freePort, killTracked, runTracked } from './lib/procs.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { BENCH, pm2Homes, REPO, RUNNERS, zdRunner } from './lib/runners.mjs';
 
@@ -55,29 +54,7 @@ function cleanupNow() {
   for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
   releaseLock();
 }
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
-  process.on(signal, () => {
-    say(`\n${NAME}: ${signal}: killing every process it started`);
-    cleanupNow();
-    process.exit(code);
-  });
-}
-process.on('uncaughtException', (error) => {
-  say(`${NAME}: ${error.stack ?? error}`);
-  cleanupNow();
-  process.exit(1);
-});
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+cleanUpOnExit(NAME, cleanupNow, { signals: ['SIGINT', 'SIGTERM'], newline: true });
 
 /** Rss, Pss, private (USS) and anonymous memory of a process, in kB, from smaps_rollup. */
 function smaps(pid) {

@@ -13,16 +13,16 @@
 // written, and divided by the number of messages. zd runs from its TypeScript source (tsx), the way
 // bin/zd.js does without a build. Every process started is tracked by pid and killed by pid.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
-import { cpuMs, descendants, isAlive, killTracked, spawnTracked, trackTree, waitExit } from './lib/procs.mjs';
+import { cleanUpOnExit, cpuMs, killTracked, stopTree } from './lib/procs.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { removeSnapshots, snapshot } from './lib/snapshot.mjs';
-import { BENCH, REPO } from './lib/runners.mjs';
+import { BENCH, REPO, startPrimary } from './lib/runners.mjs';
 
 const NAME = 'bench/messages';
 const { values: flags } = parseArgs({
@@ -35,14 +35,7 @@ const { values: flags } = parseArgs({
     write: { type: 'string' },
   },
 });
-function whole(name, text, min, max) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`${NAME}: --${name} takes a whole number from ${min} to ${max}, not '${text}'\n`);
-    process.exit(2);
-  }
-  return n;
-}
+const whole = wholeFlag(NAME);
 const WORKERS = whole('workers', flags.workers, 1, 64);
 const MESSAGES = whole('messages', flags.messages, 1000, 10_000_000);
 const REPS = whole('reps', flags.reps, 1, 50);
@@ -63,29 +56,7 @@ function cleanup() {
   removeSnapshots();
   releaseLock();
 }
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.on(signal, () => {
-    say(`${NAME}: ${signal}: killing every process it started`);
-    cleanup();
-    process.exit(code);
-  });
-}
-process.on('uncaughtException', (error) => {
-  say(`${NAME}: ${error.stack ?? error}`);
-  cleanup();
-  process.exit(1);
-});
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+cleanUpOnExit(NAME, cleanup);
 
 function zdRunner(main, label) {
   return {
@@ -99,49 +70,6 @@ const runners = [
   { label: 'plain node:cluster (counts them)', key: 'plain', args: () => [COUNTER, APP, String(WORKERS)], ready: (json) => json?.event === 'ready' },
   { ...zdRunner(join(REPO, 'src', 'cli', 'main.ts'), 'zd (this checkout)'), key: 'zd' },
 ];
-
-/** Every line of a child's stderr, JSON-parsed where it is JSON. */
-function lines(child) {
-  const log = [];
-  const waiters = new Set();
-  let buffer = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    buffer += chunk;
-    let i;
-    while ((i = buffer.indexOf('\n')) >= 0) {
-      const text = buffer.slice(0, i);
-      buffer = buffer.slice(i + 1);
-      let json = null;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        // a worker's own output
-      }
-      const line = { text, json };
-      log.push(line);
-      for (const w of [...waiters]) w(line);
-    }
-  });
-  /** The first line from index `from` on that satisfies pred. */
-  const until = (pred, ms, what, from = 0) =>
-    new Promise((resolve, reject) => {
-      const seen = log.slice(from).find(pred);
-      if (seen) return resolve(seen);
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`${what}: not seen within ${ms} ms; last lines:\n${log.slice(-10).map((l) => l.text).join('\n')}`));
-      }, ms);
-      const check = (line) => {
-        if (!pred(line)) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve(line);
-      };
-      waiters.add(check);
-    });
-  return { log, until };
-}
 
 /** CPU time of pid stays still for QUIET_MS: returns that value. */
 async function quiet(pid, deadline) {
@@ -161,26 +89,9 @@ async function quiet(pid, deadline) {
 }
 
 async function measure(runner) {
-  const port = await freePort();
-  const child = spawnTracked(process.execPath, runner.args(port), {
-    cwd: BENCH, // zd reads a zd.config.json in its cwd: not the repository's
-    env: { ...process.env, PORT: String(port), BENCH_MESSAGES: String(MESSAGES) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const { log, until } = lines(child);
+  const { child, log, until, workers } = await startPrimary(runner, { env: { BENCH_MESSAGES: String(MESSAGES) }, app: APP, workers: WORKERS, readyMs: READY_MS });
   const result = { runner: runner.key };
   try {
-    await until((l) => runner.ready(l.json), READY_MS, `${runner.label}: ready`);
-    trackTree(child.pid);
-    // The workers: the primary's children running the app (tsx's esbuild service is not one).
-    const workers = descendants(child.pid).filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(APP);
-      } catch {
-        return false;
-      }
-    });
-    if (workers.length !== WORKERS) throw new Error(`${runner.label}: ${workers.length} workers, not ${WORKERS}`);
     const idleFrom = await quiet(child.pid, Date.now() + 20_000);
     await sleep(1000);
     result.idleCpuMsPerS = cpuMs(child.pid) - idleFrom; // what it burns doing nothing, over 1 s
@@ -213,11 +124,7 @@ async function measure(runner) {
     const problems = log.filter((l) => l.json?.name === 'zd' && l.json.level >= 40).map((l) => l.text);
     if (problems.length) result.problems = problems;
   } finally {
-    trackTree(child.pid);
-    const tree = [child.pid, ...descendants(child.pid)];
-    child.kill('SIGTERM');
-    if ((await waitExit(child, 15_000)) === null) result.forcedStop = true;
-    for (const pid of tree) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    if (await stopTree(child, 15_000)) result.forcedStop = true;
   }
   return result;
 }

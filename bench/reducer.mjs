@@ -21,6 +21,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
 import { table, writeSection } from './lib/results-md.mjs';
 import { removeSnapshots, snapshot } from './lib/snapshot.mjs';
@@ -37,14 +38,7 @@ const { values: flags } = parseArgs({
   },
 });
 
-function whole(name, text, min, max) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`bench/reducer: --${name} takes a whole number from ${min} to ${max}, not '${text}'\n`);
-    process.exit(2);
-  }
-  return n;
-}
+const whole = wholeFlag('bench/reducer');
 const POOLS = flags.workers.split(',').map((w) => whole('workers', w.trim(), 1, 1024));
 const EVENTS = whole('events', flags.events, 100, 10_000_000);
 const WARMUP = whole('warmup', flags.warmup, 0, 10_000_000);

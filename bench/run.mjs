@@ -9,13 +9,13 @@
 //
 // Every process it starts is tracked by pid and killed by pid at the end, on failure and on SIGINT;
 // PM2 runs with its own PM2_HOME in a temp dir and is `pm2 kill`ed after every run.
-import { execFileSync, fork } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuMs, isAlive, killTracked, otherCpuSeconds, otherCpuSnapshot, processesOfThisRun, rssKb, runTracked, track, trackedAlive } from './lib/procs.mjs';
+import { releaseLock, takeLock } from './lib/lock.mjs';
+import { cleanUpOnExit, cpuMs, forkLoad, freePort, killTracked, otherCpuSeconds, otherCpuSnapshot, processesOfThisRun, rssKb, runTracked, trackedAlive } from './lib/procs.mjs';
 import { report } from './lib/report.mjs';
 import { BENCH, pm2Homes, REPO, RUNNERS } from './lib/runners.mjs';
 
@@ -66,33 +66,6 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const say = (text) => process.stderr.write(`${text}\n`);
 
 // ---------------------------------------------------------------------------------------------
-// One benchmark at a time on a machine: two would share the cores and skew each other's numbers.
-const LOCK = join(os.tmpdir(), 'zd-bench.lock');
-function takeLock() {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
-      return;
-    } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
-      const holder = Number(readFileSync(LOCK, 'utf8').trim());
-      if (holder && holder !== process.pid && isAlive(holder)) {
-        process.stderr.write(`bench: another benchmark (pid ${holder}) is running on this machine (${LOCK}): wait for it, or stop it\n`);
-        process.exit(2);
-      }
-      unlinkSync(LOCK); // left by a run that died
-    }
-  }
-}
-function releaseLock() {
-  try {
-    if (Number(readFileSync(LOCK, 'utf8').trim()) === process.pid) unlinkSync(LOCK);
-  } catch {
-    // not ours, or gone
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Clean-up: every exit path goes through here.
 const activeLoads = new Set();
 let cleaningUp = false;
@@ -113,36 +86,9 @@ function cleanupNow() {
   for (const home of pm2Homes) rmSync(home, { recursive: true, force: true });
   releaseLock();
 }
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.on(signal, () => {
-    say(`\nbench: ${signal}: killing every process it started`);
-    cleanupNow();
-    process.exit(code);
-  });
-}
-process.on('uncaughtException', (error) => {
-  say(`bench: ${error.stack ?? error}`);
-  cleanupNow();
-  process.exit(1);
-});
-setTimeout(() => {
-  say(`bench: watchdog: still running after ${WATCHDOG_MS / 60_000} min, giving up`);
-  cleanupNow();
-  process.exit(1);
-}, WATCHDOG_MS).unref();
+cleanUpOnExit('bench', cleanupNow, { watchdogMs: WATCHDOG_MS, newline: true });
 
 // ---------------------------------------------------------------------------------------------
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** bin/zd.js's own test: dist/zd.mjs is used when it is not older than anything in src/ or machines/. */
 function newest(dir) {
   let max = 0;
@@ -170,25 +116,9 @@ async function build(reason) {
 
 /** Starts the load child; resolves { started: Promise<at>, result: Promise<result> }. */
 function startLoad(spec) {
-  const child = fork(join(BENCH, 'lib', 'load.mjs'), [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  track(child.pid);
+  const { child, started, result } = forkLoad(join(BENCH, 'lib', 'load.mjs'), spec, { killAfterMs: spec.durationMs + 30_000 });
   activeLoads.add(child);
-  let onStarted;
-  const started = new Promise((resolve) => (onStarted = resolve));
-  const result = new Promise((resolve, reject) => {
-    let got = null;
-    const timer = setTimeout(() => child.kill('SIGKILL'), spec.durationMs + 30_000);
-    child.on('message', (message) => {
-      if (message.type === 'started') onStarted(message.at);
-      if (message.type === 'result') got = message.result;
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      activeLoads.delete(child);
-      if (got) resolve(got);
-      else reject(new Error(`load generator exited ${code ?? signal} without a result`));
-    });
-  });
+  child.on('exit', () => activeLoads.delete(child));
   return { started, result };
 }
 
@@ -353,7 +283,7 @@ async function main() {
     say('bench: run `npm --prefix bench ci` first');
     process.exit(2);
   }
-  takeLock();
+  takeLock('bench');
   const facts = machine();
   const context = {
     date: new Date().toISOString(),

@@ -16,14 +16,14 @@
 // By default zd runs from its TypeScript source through tsx (what bin/zd.js does without a fresh
 // build). Every process it starts is tracked by pid and killed by pid, on failure and on SIGINT.
 // The load is bounded: it stops after the last reload, or at its own deadline and request cap.
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
-import { killTracked, rssKb, runTracked, track } from './lib/procs.mjs';
+import { cleanUpOnExit, forkLoad, freePort, killTracked, rssKb, runTracked } from './lib/procs.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { BENCH, REPO, zdRunner } from './lib/runners.mjs';
 import { removeSnapshots, snapshot } from './lib/snapshot.mjs';
@@ -45,14 +45,7 @@ const { values: flags } = parseArgs({
     settle: { type: 'string', default: '90' }, // seconds idle after the load, for V8 to give back its young generation
   },
 });
-function whole(name, text, min, max) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`${NAME}: --${name} takes a whole number from ${min} to ${max}, not '${text}'\n`);
-    process.exit(2);
-  }
-  return n;
-}
+const whole = wholeFlag(NAME);
 const RELOADS = whole('reloads', flags.reloads, 1, 10_000);
 const WORKERS = whole('workers', flags.workers, 1, 64);
 const KEEPALIVE = whole('keepalive', flags.keepalive, 0, 256);
@@ -89,34 +82,7 @@ function cleanup() {
   removeSnapshots();
   releaseLock();
 }
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.on(signal, () => {
-    say(`${NAME}: ${signal}: killing every process it started`);
-    cleanup();
-    process.exit(code);
-  });
-}
-process.on('uncaughtException', (error) => {
-  say(`${NAME}: ${error.stack ?? error}`);
-  cleanup();
-  process.exit(1);
-});
-setTimeout(() => {
-  say(`${NAME}: watchdog: still running after ${Math.round(WATCHDOG_MS / 60_000)} min, giving up`);
-  cleanup();
-  process.exit(1);
-}, WATCHDOG_MS).unref();
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+cleanUpOnExit(NAME, cleanup, { watchdogMs: WATCHDOG_MS });
 
 function fdCount(pid) {
   try {
@@ -128,23 +94,9 @@ function fdCount(pid) {
 
 function startLoad(port) {
   const spec = { port, keepalive: KEEPALIVE, fresh: FRESH, maxMs: WATCHDOG_MS, maxRequests: 100_000_000 };
-  const child = fork(join(BENCH, 'lib', 'soak-load.mjs'), [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  track(child.pid);
+  const { child, started, result } = forkLoad(join(BENCH, 'lib', 'soak-load.mjs'), spec, { what: 'the load' });
   loadChild = child;
-  let onStarted;
-  const started = new Promise((resolve) => (onStarted = resolve));
-  const result = new Promise((resolve, reject) => {
-    let got = null;
-    child.on('message', (message) => {
-      if (message.type === 'started') onStarted(message.at);
-      if (message.type === 'result') got = message.result;
-    });
-    child.on('exit', (code, signal) => {
-      loadChild = null;
-      if (got) resolve(got);
-      else reject(new Error(`the load exited ${code ?? signal} without a result`));
-    });
-  });
+  child.on('exit', () => (loadChild = null));
   return { child, started, result, stop: () => child.connected && child.send({ type: 'stop' }) };
 }
 

@@ -1,9 +1,10 @@
 // Every process the benchmark starts is recorded by pid (with its start time, so a reused pid is
 // never mistaken for ours) and killed by pid at the end, on failure and on SIGINT. Nothing is ever
 // killed by name.
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
+import net from 'node:net';
 
 /**
  * Every process of this run inherits ZD_BENCH_RUN=<RUN_ID> (PM2's daemon and instances too, which
@@ -183,4 +184,92 @@ export function runTracked(command, args, options, timeoutMs) {
       resolve({ code, signal, stdout, stderr, startedAt, endedAt: Date.now() });
     });
   });
+}
+
+/** Sends SIGTERM to child, SIGKILLs what is left of its tree after ms; resolves true if it had to. */
+export async function stopTree(child, ms) {
+  trackTree(child.pid);
+  const tree = [child.pid, ...descendants(child.pid)];
+  child.kill('SIGTERM');
+  const forced = (await waitExit(child, ms)) === null;
+  for (const pid of tree) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  return forced;
+}
+
+/** A primary's workers: its descendants whose command line names the app (tsx's esbuild service is not one). */
+export function workersOf(pid, app) {
+  return descendants(pid).filter((child) => {
+    try {
+      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(app);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Forks a load generator (lib/load.mjs, lib/soak-load.mjs: they say 'started' and 'result' over
+ * IPC), tracked. killAfterMs bounds it, if given; `what` names it in the error of an exit without
+ * a result.
+ */
+export function forkLoad(script, spec, { killAfterMs, what = 'load generator' } = {}) {
+  const child = fork(script, [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  track(child.pid);
+  let onStarted;
+  const started = new Promise((resolve) => (onStarted = resolve));
+  const result = new Promise((resolve, reject) => {
+    let got = null;
+    const timer = killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.on('message', (message) => {
+      if (message.type === 'started') onStarted(message.at);
+      if (message.type === 'result') got = message.result;
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (got) resolve(got);
+      else reject(new Error(`${what} exited ${code ?? signal} without a result`));
+    });
+  });
+  return { child, started, result };
+}
+
+/** A port free on 127.0.0.1 a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Every way out of a benchmark goes through cleanup: these signals (then exit 128 + n), an
+ * uncaught exception (exit 1), and, given watchdogMs, a watchdog (exit 1). `name` prefixes what
+ * it says; newline puts a line break before the signal's message (after a progress line).
+ */
+export function cleanUpOnExit(name, cleanup, { signals = ['SIGINT', 'SIGTERM', 'SIGHUP'], watchdogMs, newline = false } = {}) {
+  const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+  const say = (text) => process.stderr.write(`${text}\n`);
+  for (const signal of signals) {
+    process.on(signal, () => {
+      say(`${newline ? '\n' : ''}${name}: ${signal}: killing every process it started`);
+      cleanup();
+      process.exit(codes[signal]);
+    });
+  }
+  process.on('uncaughtException', (error) => {
+    say(`${name}: ${error.stack ?? error}`);
+    cleanup();
+    process.exit(1);
+  });
+  if (watchdogMs !== undefined) {
+    setTimeout(() => {
+      say(`${name}: watchdog: still running after ${Math.round(watchdogMs / 60_000)} min, giving up`);
+      cleanup();
+      process.exit(1);
+    }, watchdogMs).unref();
+  }
 }

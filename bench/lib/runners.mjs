@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { descendants, isAlive, runTracked, spawnTracked, trackTree, track, waitExit } from './procs.mjs';
+import { descendants, freePort, isAlive, runTracked, spawnTracked, stopTree, trackTree, track, waitExit, workersOf } from './procs.mjs';
 
 export const BENCH = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 export const REPO = join(BENCH, '..');
@@ -88,6 +88,50 @@ function waitLine(log, listeners, pred, ms, from = 0) {
   });
 }
 
+/**
+ * Every line of a child's stderr (JSON-parsed where it is JSON), and until(pred, ms, what, from):
+ * the first line from index `from` on that satisfies pred, or an error naming `what` after ms.
+ */
+export function stderrLines(child) {
+  const log = [];
+  const listeners = new Set();
+  lineReader(child.stderr, (line) => {
+    log.push(line);
+    for (const listener of [...listeners]) listener(line);
+  });
+  const until = async (pred, ms, what, from = 0) => {
+    const line = await waitLine(log, listeners, pred, ms, from);
+    if (line === null) throw new Error(`${what}: not seen within ${ms} ms; last lines:\n${log.slice(-10).map((l) => l.text).join('\n')}`);
+    return line;
+  };
+  return { log, listeners, until };
+}
+
+/**
+ * A primary started as `node ...runner.args(port)` in bench/ with PORT set, once runner.ready
+ * holds for a line of its stderr and it has exactly `workers` workers running `app`; else it is
+ * stopped and the error thrown. Stop it with stopTree.
+ */
+export async function startPrimary(runner, { env = {}, app, workers, readyMs }) {
+  const port = await freePort();
+  const child = spawnTracked(process.execPath, runner.args(port), {
+    cwd: BENCH, // zd reads a zd.config.json in its cwd: not the repository's
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const lines = stderrLines(child);
+  try {
+    await lines.until((l) => runner.ready(l.json), readyMs, `${runner.label}: ready`);
+    trackTree(child.pid);
+    const pids = workersOf(child.pid, app);
+    if (pids.length !== workers) throw new Error(`${runner.label}: ${pids.length} workers, not ${workers}`);
+    return { port, child, log: lines.log, until: lines.until, workers: pids };
+  } catch (error) {
+    await stopTree(child, STOP_TIMEOUT_MS);
+    throw error;
+  }
+}
+
 /** A runner that is one tracked child process logging events on stderr (zd, the seed, the bare app). */
 async function startChild({ command, args, port, ready, name }) {
   const child = spawnTracked(process.execPath, [...command, ...args], {
@@ -96,12 +140,7 @@ async function startChild({ command, args, port, ready, name }) {
     env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const log = [];
-  const listeners = new Set();
-  lineReader(child.stderr, (line) => {
-    log.push(line);
-    for (const listener of [...listeners]) listener(line);
-  });
+  const { log, listeners } = stderrLines(child);
   const exited = waitExit(child, 10 * 60_000);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   if (ready) {

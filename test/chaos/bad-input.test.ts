@@ -103,9 +103,22 @@ const commandLine: Case[] = [
   { name: 'zd status with an unknown flag', args: ['status', '--bogus'], mentions: /'--bogus'.*\[ZD_E_UNKNOWN_FLAG\]/ },
   { name: 'zd reload --wait with a malformed --timeout', args: ['reload', '--wait', '--timeout', '5x'], mentions: /--timeout '5x' is not a duration.*\[ZD_E_BAD_DURATION\]/ },
   { name: 'zd reload --timeout without --wait', args: ['reload', '--timeout', '5s'], mentions: /--timeout goes with --wait.*\[ZD_E_USAGE\]/ },
+  // Issues #10, #14, #15.
+  { name: 'a malformed --min-ready', args: run('--min-ready', '5 parsecs'), mentions: /--min-ready '5 parsecs' is not a duration.*\[ZD_E_BAD_DURATION\]/ },
+  { name: 'a malformed --canary', args: run('--canary', 'soon'), mentions: /--canary 'soon' is not a duration.*\[ZD_E_BAD_DURATION\]/ },
+  { name: 'a negative --canary-max-errors', args: run('--canary-max-errors', '-1'), mentions: /--canary-max-errors must be a number from 0 to 100, not '-1'.*\[ZD_E_BAD_VALUE\]/ },
+  { name: 'a --canary-max-latency below 1', args: run('--canary-max-latency', '0.5'), mentions: /--canary-max-latency must be a number from 1 to 1000, not '0.5'.*\[ZD_E_BAD_VALUE\]/ },
+  { name: 'zd scale without a count', args: ['scale'], mentions: /give a worker count.*\[ZD_E_USAGE\]/ },
+  { name: 'zd scale with a word', args: ['scale', 'many'], mentions: /'many' is not a worker count.*\[ZD_E_BAD_WORKERS\]/ },
+  { name: 'zd scale with a flag', args: ['scale', '--now', '3'], mentions: /takes no option '--now'.*\[ZD_E_UNKNOWN_FLAG\]/ },
+  { name: 'zd rollback with an unknown flag', args: ['rollback', '--fast'], mentions: /'--fast'.*\[ZD_E_UNKNOWN_FLAG\]/ },
 ];
 
 const configFile: Case[] = [
+  // (On the command line, node itself checks that an --env-file exists, wherever the flag stands,
+  // and fails with its own line and exit 9 before zd runs: see the README.)
+  { name: 'an envFile that does not exist', args: ['run', app], config: { envFile: '/nonexistent/.env' }, mentions: /\/nonexistent\/\.env: cannot read the env file \(ENOENT\).*\[ZD_E_CONFIG\]/ },
+  { name: 'an env file with a bad line', args: ['run', app], config: { envFile: fixturePath('bad.env') }, mentions: /bad\.env:2: expected KEY=VALUE.*\[ZD_E_CONFIG\]/ },
   { name: 'malformed JSON', args: ['run'], config: '{ "workers": 2,', mentions: /zd\.config\.json: not valid JSON.*\[ZD_E_CONFIG\]/ },
   { name: 'an empty file', args: ['run'], config: '', mentions: /zd\.config\.json: not valid JSON.*\[ZD_E_CONFIG\]/ },
   { name: 'an array', args: ['run'], config: [1, 2], mentions: /zd\.config\.json: must be a JSON object of settings.*\[ZD_E_CONFIG\]/ },

@@ -76,7 +76,7 @@ export function checkState(state: PrimaryState): string[] {
     }
     // Without a stagger timer, a worker waits only for cover: it drains as soon as the pool keeps
     // its floor without it (a failed canary whose predecessor crashed meanwhile).
-    if (state.retiring.length > 0 && !hasTimer(state, STAGGER_TIMER) && readyCount(state) - 1 >= capacityFloor(state)) {
+    if (state.retiring.length > 0 && !hasTimer(state, STAGGER_TIMER) && servingCapacity(state) - 1 >= capacityFloor(state)) {
       fail('I4', `${state.retiring.length} worker(s) await a drain with neither a stagger timer nor a reason to wait`);
     }
     if (state.phase === 'stopping' && !state.draining && !hasTimer(state, STOP_DELAY_TIMER)) {
@@ -156,7 +156,9 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
     const was = servingCapacity(before);
     const now = servingCapacity(after);
     const stopping = after.phase === 'stopping' || after.phase === 'exited';
-    const floor = Math.min(was, capacityFloor(after));
+    // The floor in force when the step decided: a reload that starts in the same step (one queued
+    // behind the rollout that just ended) may raise N, but only for what comes after it.
+    const floor = Math.min(was, capacityFloor(before), capacityFloor(after));
     // A worker that exits, or whose channel closes, stops serving: one fewer.
     const crash = (event.type === 'worker.exit' || event.type === 'worker.disconnect') && now >= Math.min(was - 1, floor);
     if (now < was && now < floor && !stopping && !crash) {

@@ -5,7 +5,8 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from '../helpers/zd.ts';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { descendants, repoRoot, trackPid } from '../helpers/zd.ts';
 
 export const SYSTEM_CHROMIUMS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 
@@ -74,4 +75,39 @@ export function packagedChromium(): string {
     rmSync(staging, { recursive: true, force: true });
   }
   return browser;
+}
+
+/** Chromium's processes among this test's descendants, so that cleanup can kill them by pid. */
+export function chromiumPids(): number[] {
+  return descendants(process.pid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('chrom');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Chromium, headless, in a fresh profile, with the flags this closed network needs; its processes
+ * tracked by pid. The page's errors and console errors are collected in `problems`.
+ */
+export async function openPage(profile: string, viewport: { width: number; height: number }, diagnostic: (line: string) => void) {
+  const browser = findChromium();
+  diagnostic(`browser: ${browser.executablePath} (${browser.source})`);
+  const context: BrowserContext = await chromium.launchPersistentContext(profile, {
+    executablePath: browser.executablePath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport,
+  });
+  const pids = chromiumPids();
+  pids.forEach(trackPid);
+  const page: Page = context.pages()[0] ?? (await context.newPage());
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+  });
+  return { context, page, problems, pids };
 }

@@ -8,12 +8,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type { Release } from '../../src/core/events.ts';
 import { Recorder } from '../../src/record/recorder.ts';
 import { Sim, simConfig } from '../helpers/sim.ts';
-import { descendants, repoRoot, trackPid } from '../helpers/zd.ts';
-import { findChromium } from './browser.ts';
+import { repoRoot } from '../helpers/zd.ts';
+import { openPage } from './browser.ts';
 import { startInspect, type InspectProcess } from './inspect-cli.ts';
 
 const outputDir = join(repoRoot, 'test-output');
@@ -38,15 +38,6 @@ function recordAbortedReload(file: string): void {
   writeFileSync(file, recorder.dump('test')!.text);
 }
 
-function chromiumPids(): number[] {
-  return descendants(process.pid).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('chrom');
-    } catch {
-      return false;
-    }
-  });
-}
 
 test('the replay page draws a timeline, and scrubbed to the abort it shows the rollout aborted', { timeout: 90_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'zd-replay-web-'));
@@ -64,22 +55,8 @@ test('the replay page draws a timeline, and scrubbed to the abort it shows the r
     const urlLine = await inspect.waitForLine(/^zd inspect: http:\/\/127\.0\.0\.1:\d+\/$/, 15_000, 'the URL');
     const url = urlLine.slice('zd inspect: '.length);
 
-    const browser = findChromium();
-    t.diagnostic(`browser: ${browser.executablePath} (${browser.source})`);
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: browser.executablePath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1400, height: 1000 },
-    });
-    browserPids = chromiumPids();
-    browserPids.forEach(trackPid);
-    page = context.pages()[0] ?? (await context.newPage());
-    const problems: string[] = [];
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-    });
+    let problems: string[];
+    ({ context, page, problems, pids: browserPids } = await openPage(profile, { width: 1400, height: 1000 }, (line) => t.diagnostic(line)));
     await page.goto(url);
 
     // The timeline: a lane per worker, one rollout, aborted, with its steps.

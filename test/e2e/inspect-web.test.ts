@@ -4,31 +4,21 @@
 // replacements booting, old workers draining, the rollout replacing then done. Leaves a
 // screenshot in test-output/.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { freePort } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
-import { cleanup, descendants, fastFlags, repoRoot, runApp, trackPid, type Zd } from '../helpers/zd.ts';
-import { findChromium } from './browser.ts';
+import { cleanup, fastFlags, repoRoot, runApp, type Zd } from '../helpers/zd.ts';
+import { openPage } from './browser.ts';
 import { startInspect, type InspectProcess } from './inspect-cli.ts';
 
 const outputDir = join(repoRoot, 'test-output');
 
 afterEach(cleanup);
 
-/** Chromium's processes among this test's descendants, so that cleanup can kill them by pid. */
-function chromiumPids(): number[] {
-  return descendants(process.pid).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('chrom');
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** What the page highlights: each active worker state with its workers, and the rollout's state. */
 interface Seen {
@@ -90,22 +80,8 @@ test('the web inspector highlights each worker on its live state and follows a r
     const urlLine = await inspect.waitForLine(/^zd inspect: http:\/\/127\.0\.0\.1:\d+\/$/, 15_000, 'the URL');
     const url = urlLine.slice('zd inspect: '.length);
 
-    const browser = findChromium();
-    t.diagnostic(`browser: ${browser.executablePath} (${browser.source})`);
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: browser.executablePath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1400, height: 900 },
-    });
-    browserPids = chromiumPids();
-    browserPids.forEach(trackPid);
-    page = context.pages()[0] ?? (await context.newPage());
-    const problems: string[] = [];
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-    });
+    let problems: string[];
+    ({ context, page, problems, pids: browserPids } = await openPage(profile, { width: 1400, height: 900 }, (line) => t.diagnostic(line)));
     await page.goto(url);
 
     // Both workers of generation 1 sit on a listening state, each with its marker.

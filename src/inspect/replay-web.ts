@@ -3,14 +3,12 @@
 // scrubs) and `/view?i=N` (what the inspector shows at step N). It ends on Ctrl-C.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { machineToDot, renderSvg } from '../diagram/index.ts';
 import { MACHINES } from '../diagram/machines.ts';
-import { ZdError } from '../errors.ts';
 import { onInterrupt } from './live.ts';
 import type { ReplaySource } from './replay-source.ts';
 import { renderPage } from './web-page.ts';
-import { admit, payload, plain, sendPage } from './web-server.ts';
+import { admit, listenLocal, payload, plain, sendPage } from './web-server.ts';
 
 export interface ReplayWebOptions {
   source: ReplaySource;
@@ -52,13 +50,7 @@ export async function runReplayWeb(options: ReplayWebOptions): Promise<void> {
       json(req, res, JSON.stringify({ ...payload(source.view(index)), position: index, n: p.n, t: p.t, event: p.eventData, transitions: p.transitions }));
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new ZdError('ZD_E_INSPECT_SERVER', `cannot listen on 127.0.0.1:${options.port}: ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.message}`, 1)),
-    );
-    server.listen(options.port, '127.0.0.1', () => resolve());
-  });
-  port = (server.address() as AddressInfo).port;
+  port = await listenLocal(server, options.port);
   options.onListening(`http://127.0.0.1:${port}/`);
   await new Promise<void>((resolve) => {
     const stop = onInterrupt(() => {

@@ -152,13 +152,7 @@ export async function runWeb(options: WebOptions): Promise<LiveEnd> {
     ]);
     if (first === 'timeout') throw new ZdError('ZD_E_TIMEOUT', `'${instance.name}' sent no snapshot within ${FIRST_SNAPSHOT_TIMEOUT_MS}ms`, 1);
     if (first === 'ended') return interrupted ? 'interrupted' : 'ended';
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) =>
-        reject(new ZdError('ZD_E_INSPECT_SERVER', `cannot listen on 127.0.0.1:${options.port}: ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.message}`, 1)),
-      );
-      server.listen(options.port, '127.0.0.1', () => resolve());
-    });
-    port = (server.address() as AddressInfo).port;
+    port = await listenLocal(server, options.port);
     options.onListening(`http://127.0.0.1:${port}/`);
     await stream.ended;
     const name = view.hello?.name ?? instance.name;
@@ -172,4 +166,15 @@ export async function runWeb(options: WebOptions): Promise<LiveEnd> {
     server.close();
     server.closeAllConnections();
   }
+}
+
+/** Listens on 127.0.0.1 only (the page is for this machine), or fails with one line; the port taken. */
+export async function listenLocal(server: import('node:http').Server, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new ZdError('ZD_E_INSPECT_SERVER', `cannot listen on 127.0.0.1:${port}: ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.message}`, 1)),
+    );
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as AddressInfo).port;
 }

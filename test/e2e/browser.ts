@@ -111,3 +111,15 @@ export async function openPage(profile: string, viewport: { width: number; heigh
   });
   return { context, page, problems, pids };
 }
+
+/** Closes the browser, at most 5 s, then SIGKILLs whatever of it is left, by pid. */
+export async function closeBrowser(context: BrowserContext | undefined, pids: number[]): Promise<void> {
+  await Promise.race([context?.close().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // closed already
+    }
+  }
+}

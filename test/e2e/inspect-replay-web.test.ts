@@ -13,7 +13,7 @@ import type { Release } from '../../src/core/events.ts';
 import { Recorder } from '../../src/record/recorder.ts';
 import { Sim, simConfig } from '../helpers/sim.ts';
 import { repoRoot } from '../helpers/zd.ts';
-import { openPage } from './browser.ts';
+import { closeBrowser, openPage } from './browser.ts';
 import { startInspect, type InspectProcess } from './inspect-cli.ts';
 
 const outputDir = join(repoRoot, 'test-output');
@@ -112,14 +112,7 @@ test('the replay page draws a timeline, and scrubbed to the abort it shows the r
     if (inspect) t.diagnostic(`zd inspect stderr: ${inspect.stderr}`);
     throw error;
   } finally {
-    await Promise.race([context?.close().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
-    for (const pid of browserPids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // closed already
-      }
-    }
+    await closeBrowser(context, browserPids);
     inspect?.kill();
     rmSync(profile, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { freePort } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { cleanup, fastFlags, repoRoot, runApp, type Zd } from '../helpers/zd.ts';
-import { openPage } from './browser.ts';
+import { closeBrowser, openPage } from './browser.ts';
 import { startInspect, type InspectProcess } from './inspect-cli.ts';
 
 const outputDir = join(repoRoot, 'test-output');
@@ -150,14 +150,7 @@ test('the web inspector highlights each worker on its live state and follows a r
     if (zd) t.diagnostic(zd.transcript());
     throw error;
   } finally {
-    await Promise.race([context?.close().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
-    for (const pid of browserPids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // closed already
-      }
-    }
+    await closeBrowser(context, browserPids);
     inspect?.kill();
     if (zd) {
       try {

@@ -70,8 +70,38 @@ function environ(pid: number): string[] {
   return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
 }
 
-function primaryPids(zd: Zd): number[] {
-  return zd.logs('ZD_CONFIG').map((log) => log.primaryPid as number);
+/**
+ * The zd process the fake systemd started (the pid systemd knows, and signals): its child running
+ * bin/zd.js, other than `not`. zd may start processes of its own under it (a primary under a keeper).
+ */
+function zdProcess(zd: Zd, not?: number): Promise<number> {
+  return waitUntil(
+    () =>
+      readdirSync('/proc')
+        .filter((name) => /^\d+$/.test(name))
+        .map(Number)
+        .find((pid) => {
+          if (pid === not) return false;
+          try {
+            const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+            const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+            return ppid === zd.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(zdBin);
+          } catch {
+            return false;
+          }
+        }),
+    20_000,
+    () => `the zd process under the fake systemd\n${zd.transcript()}`,
+  );
+}
+
+/** The log position after the first zd's last line (its ZD_STOPPED), once the fake saw it exit. */
+function afterLastStop(zd: Zd, since: number): number {
+  let at = since;
+  zd.entries.forEach((log, i) => {
+    if (i >= since && log.code === 'ZD_STOPPED') at = i + 1;
+  });
+  return at;
 }
 
 function roundExits(zd: Zd): string[] {
@@ -86,19 +116,18 @@ for (const pidMode of ['exact', 'absent'] as const) {
     assert.equal(socket.address, `127.0.0.1:${port}`);
     await zd.waitForLog('ZD_READY', undefined, 15_000);
     const workers = await distinctPids(port, 2, 5000);
-    const [primary] = primaryPids(zd);
-    assert.ok(primary, zd.transcript());
+    const main = await zdProcess(zd);
     // One listening socket on the port in the whole machine: the one the fake systemd made, which
-    // zd holds as its fd 3. A bind of zd's own would be a second inode (or an EADDRINUSE).
+    // zd holds. A bind of zd's own would be a second inode (or an EADDRINUSE).
     assert.deepEqual(listeningInodes(port), [socket.inode]);
-    assert.equal(readlinkSync(`/proc/${primary}/fd/3`), `socket:[${socket.inode}]`);
+    assert.ok(socketInodes(main).includes(socket.inode), 'zd holds the socket it was given');
     for (const pid of workers) {
       assert.ok(zd.workerPids().includes(pid), `served by a zd worker (${pid})`);
       // Removed from zd's environment before the fork: a worker never takes them for its own.
       assert.deepEqual(environ(pid).filter((v) => v.startsWith('LISTEN_')), [], `worker ${pid}'s environment`);
     }
     const tree = zd.treePids();
-    process.kill(primary, 'SIGTERM');
+    process.kill(main, 'SIGTERM');
     assert.deepEqual(await zd.waitForExit(15_000), { code: 0, signal: null }, zd.transcript());
     assert.deepEqual(roundExits(zd), ['fake-systemd round 1 exit 0 null']);
     await assertAllDead(tree, 2000);
@@ -112,16 +141,18 @@ test("LISTEN_PID of another process: the sockets are not zd's; it binds the app'
   const socket = await given(zd);
   await zd.waitForLog('ZD_READY', undefined, 15_000);
   await distinctPids(port, 2, 5000);
-  const [primary] = primaryPids(zd);
+  const main = await zdProcess(zd);
   const own = listeningInodes(port);
   assert.equal(own.length, 1, `one socket listening on the app's port: ${own.join(', ')}`);
   assert.notEqual(own[0], socket.inode);
-  assert.ok(socketInodes(primary!).includes(own[0]!), "the app's port is a socket zd bound");
+  const zdTree = [main, ...zd.treePids()];
+  assert.ok(zdTree.some((pid) => socketInodes(pid).includes(own[0]!)), "the app's port is a socket zd bound");
+  assert.deepEqual(listeningInodes(given_), [socket.inode], 'the given socket is still the only one on its port');
   // Nobody accepts on the given port: the kernel queues the connection, nothing answers.
   await assert.rejects(getJson(given_, '/', 1000), (error: Error & { code?: string }) => error.code === 'ETIMEOUT');
   for (const pid of zd.workerPids()) assert.deepEqual(environ(pid).filter((v) => v.startsWith('LISTEN_')), []);
   const tree = zd.treePids();
-  process.kill(primary!, 'SIGTERM');
+  process.kill(main, 'SIGTERM');
   assert.deepEqual(await zd.waitForExit(15_000), { code: 0, signal: null }, zd.transcript());
   await assertAllDead(tree, 2000);
 });
@@ -132,17 +163,18 @@ test('a stop and a start of zd under load, the socket held across them (systemct
   await given(zd);
   await zd.waitForLog('ZD_READY', undefined, 15_000);
   await distinctPids(port, 2, 5000);
-  const [first] = primaryPids(zd);
+  const first = await zdProcess(zd);
   const firstWorkers = zd.workerPids();
 
   const load = hammer(port, { keepAliveConnections: 8, freshLoops: 4, maxMs: 40_000, maxRequests: 200_000 });
   const fresh = poller(port, { intervalMs: 5, maxMs: 40_000, maxRequests: 20_000 });
   await sleep(1000);
   const mark = zd.mark();
-  process.kill(first!, 'SIGTERM');
+  process.kill(first, 'SIGTERM');
   // The second zd: started by the fake systemd as soon as the first exited.
-  const config = await zd.waitForLog('ZD_CONFIG', (log) => log.primaryPid !== first, 20_000, mark);
-  await zd.waitForLog('ZD_READY', undefined, 20_000, zd.entries.indexOf(config));
+  await waitUntil(() => roundExits(zd).length === 1, 20_000, () => `the first zd's exit\n${zd.transcript()}`);
+  const second = await zdProcess(zd, first);
+  await zd.waitForLog('ZD_READY', undefined, 20_000, afterLastStop(zd, mark));
   const secondWorkers = zd.workerPids().filter((pid) => !firstWorkers.includes(pid));
   await fresh.until((r) => r.successes.some((s) => secondWorkers.includes(s.pid)), 10_000, 'an answer from the second zd');
   await sleep(1000);
@@ -157,9 +189,8 @@ test('a stop and a start of zd under load, the socket held across them (systemct
   assert.ok(polled.successes.some((s) => firstWorkers.includes(s.pid)), 'answered by the first zd');
   assert.ok(polled.successes.some((s) => secondWorkers.includes(s.pid)), 'and by the second');
 
-  const [, second] = primaryPids(zd);
   const tree = zd.treePids();
-  process.kill(second!, 'SIGTERM');
+  process.kill(second, 'SIGTERM');
   assert.deepEqual(await zd.waitForExit(15_000), { code: 0, signal: null }, zd.transcript());
   assert.deepEqual(roundExits(zd), ['fake-systemd round 1 exit 0 null', 'fake-systemd round 2 exit 0 null']);
   await assertAllDead(tree, 2000);
@@ -207,16 +238,16 @@ test("a Unix socket (FileDescriptorName = its path): the app's listen of that pa
     const seen = new Set<number>();
     for (let i = 0; i < 20 && seen.size < 2; i++) seen.add((await overPath(path)).pid);
     assert.equal(seen.size, 2, 'both workers answer over the path');
-    const [first] = primaryPids(zd);
-    assert.equal(readlinkSync(`/proc/${first}/fd/3`), `socket:[${socket.inode}]`);
+    const first = await zdProcess(zd);
+    assert.ok(socketInodes(first).includes(socket.inode), 'zd holds the socket it was given');
     const mark = zd.mark();
-    process.kill(first!, 'SIGTERM');
-    const config = await zd.waitForLog('ZD_CONFIG', (log) => log.primaryPid !== first, 20_000, mark);
+    process.kill(first, 'SIGTERM');
+    await waitUntil(() => roundExits(zd).length === 1, 20_000, () => `the first zd's exit\n${zd.transcript()}`);
     // The path is systemd's: the first zd neither bound nor removed it.
     assert.ok(statSync(path).isSocket(), 'the path is still there after the first zd exited');
-    await zd.waitForLog('ZD_READY', undefined, 20_000, zd.entries.indexOf(config));
-    const second = config.primaryPid as number;
-    assert.equal(readlinkSync(`/proc/${second}/fd/3`), `socket:[${socket.inode}]`);
+    const second = await zdProcess(zd, first);
+    await zd.waitForLog('ZD_READY', undefined, 20_000, afterLastStop(zd, mark));
+    assert.ok(socketInodes(second).includes(socket.inode), 'the second zd holds it too');
     const reply = await overPath(path);
     assert.ok(!seen.has(reply.pid), 'answered by the second zd');
     const tree = zd.treePids();

@@ -12,7 +12,7 @@ import { parseRunArgs } from './run-options.ts';
 import { typeScriptFor } from './typescript.ts';
 import { ControlServer } from '../control/server.ts';
 import { startMemorySampler } from '../shell/memory-sampler.ts';
-import { startStickyRouter } from '../shell/sticky-router.ts';
+import { takeListenFds } from '../shell/inherited.ts';
 import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
 import { Recorder } from '../record/recorder.ts';
 import { openRecording, writeExitDump } from '../record/attach.ts';
@@ -83,15 +83,28 @@ async function run(argv: string[]): Promise<number> {
     );
   const first = readSpec();
   if ('problem' in first) throw new ZdError(first.problem.startsWith('the app') ? 'ZD_E_APP_MISSING' : 'ZD_E_CONFIG', first.problem, 2);
+  // systemd's socket activation: sockets given to zd serve the app's listens of their addresses.
+  let inherited;
+  try {
+    inherited = takeListenFds(process.env, process.pid);
+  } catch (error) {
+    throw new ZdError('ZD_E_LISTEN_FDS', (error as Error).message, 2);
+  }
+  let runtime: Runtime | undefined;
   const env = createClusterEnv({
     source,
     readReload: readSpec,
     execArgv: [...workerExecArgv(process.execArgv), '--require', WORKER_BOOTSTRAP, ...typescript.execArgv],
     workerEnv: {
-      ...(options.shell.stickyPort !== null ? { ZD_STICKY_PORT: String(options.shell.stickyPort) } : {}),
       ...(options.shell.metricsPort !== null ? { ZD_STATS: '1' } : {}),
     },
-    sched: options.shell.sched,
+    sockets: {
+      sched: options.shell.sched,
+      stickyPort: options.shell.stickyPort,
+      slots: () => runtime?.snapshot?.slots.flatMap((slot) => (slot.worker === null ? [] : [slot.worker])) ?? [],
+      inherited,
+      onError: (what, error) => logger.warn({ code: 'ZD_IO_ERROR', what, err: error.message }, `${what} failed: ${error.message}`),
+    },
     stderr: process.stderr,
     onReleaseGone: (workerId, generation, gone) =>
       logger.error(
@@ -108,7 +121,12 @@ async function run(argv: string[]): Promise<number> {
     stderrTail: env.stderrTail,
     onError: (what, error) => logger.warn({ code: 'ZD_JOURNAL_ERROR', what, err: error.message }, `the journal could not ${what}: ${error.message}`),
   });
-  const runtime = new Runtime(env, logger, recorder);
+  runtime = new Runtime(env, logger, recorder);
+  // Stopping: nothing new is accepted (a load balancer sees the port close, as with node:cluster).
+  const sockets = env.sockets;
+  runtime.subscribe((state) => {
+    if (state.phase === 'stopping' || state.phase === 'exited') sockets.close();
+  });
   const control = new ControlServer({
     path: socketPath(dir, options.shell.name),
     name: options.shell.name,
@@ -121,7 +139,7 @@ async function run(argv: string[]): Promise<number> {
   // Before any fork: a name clash, an unusable runtime directory or a taken health or metrics
   // port fails with nothing to clean up.
   await control.listen();
-  const closers: Array<() => void> = [() => control.close()];
+  const closers: Array<() => void> = [() => control.close(), () => sockets.close()];
   try {
     openRecording(recorder, options.shell.record, logger);
   } catch (error) {
@@ -148,17 +166,6 @@ async function run(argv: string[]): Promise<number> {
     throw new ZdError('ZD_E_PORT', (error as Error).message, 1);
   }
   if (options.config.maxMemoryBytes > 0) closers.push(startMemorySampler(runtime));
-  if (options.shell.stickyPort !== null) {
-    let router;
-    try {
-      router = await startStickyRouter({ port: options.shell.stickyPort, state: () => runtime.snapshot, env, logger });
-    } catch (error) {
-      for (const close of closers) close();
-      throw new ZdError('ZD_E_PORT', (error as Error).message, 1);
-    }
-    closers.push(router.close);
-    runtime.subscribe(() => router.retry());
-  }
   logger.info(
     {
       code: 'ZD_CONFIG',

@@ -10,6 +10,7 @@ import { resolveRelease, type ReleaseSource } from './release.ts';
 import type { Release, ReleaseProblem } from '../core/events.ts';
 import type { ReloadSpec } from './env.ts';
 import { existsSync } from 'node:fs';
+import { Sockets, type SocketsOptions } from './sockets.ts';
 
 export interface ClusterEnvOptions {
   /** The app as the user named it: each reload resolves it again (see release.ts). */
@@ -22,8 +23,8 @@ export interface ClusterEnvOptions {
   workerEnv: Record<string, string>;
   /** Where a worker's stderr is forwarded, unchanged. */
   stderr: NodeJS.WritableStream;
-  /** cluster's scheduling: the primary's round robin, or the operating system's. */
-  sched: 'rr' | 'none';
+  /** The listening sockets (sockets.ts): how connections are spread, --sticky, inherited sockets. */
+  sockets: Omit<SocketsOptions, 'send'>;
   /** A generation's pinned release is gone from disk: its worker cannot start. */
   onReleaseGone: (workerId: WorkerId, generation: number, release: Release) => void;
   /** Reports an I/O failure the core does not model (a failed send, a channel error). */
@@ -36,6 +37,8 @@ export interface ClusterEnvOptions {
  * the pipe open.
  */
 const STDERR_GRACE_MS = 250;
+/** How long after a worker's exit its IPC channel may stay open before zd stops waiting for it. */
+const CHANNEL_GRACE_MS = 2000;
 
 /**
  * A write to a worker that has closed its end of the IPC channel (it is exiting: on its own, or of
@@ -46,16 +49,34 @@ const STDERR_GRACE_MS = 250;
 const CHANNEL_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED', 'ERR_IPC_DISCONNECTED']);
 const channelGone = (error: Error) => CHANNEL_GONE.has((error as NodeJS.ErrnoException).code ?? '');
 
-export function createClusterEnv(options: ClusterEnvOptions): Env {
+/** zd's internal messages with a worker (src/worker/listen.cjs): never seen by the app's handlers. */
+const INTERNAL = 'NODE_ZD';
+
+export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: Sockets } {
   const workers = new Map<WorkerId, Worker>();
+  const sockets = new Sockets({
+    ...options.sockets,
+    send(workerId, message, handle) {
+      const worker = workers.get(workerId);
+      if (!worker || !worker.isConnected()) return false;
+      // send()'s return value is back-pressure (false once Node queues a message behind a handle
+      // still unacknowledged), not failure: queued messages go out in order. A failure is the
+      // channel closing, and the worker's disconnect then re-routes what it had not taken.
+      worker.process.send({ cmd: INTERNAL, ...message }, handle as never, (error: Error | null) => {
+        if (error) ioError(workerId, `send ${String(message.act)}`, error);
+      });
+      return true;
+    },
+  });
   const tails = new StderrTails();
   const ioError: ClusterEnvOptions['onIoError'] = (workerId, what, error) => {
     if (!channelGone(error)) options.onIoError(workerId, what, error);
   };
   const measure = createMeasure({ worker: (workerId) => workers.get(workerId), onIoError: ioError });
 
-  // Must be set before the first setupPrimary()/fork().
-  cluster.schedulingPolicy = options.sched === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+  // Must be set before the first setupPrimary()/fork(). For what zd leaves to node:cluster (an
+  // app's listen({ fd }), UDP), and the same choice as zd's own sockets make.
+  cluster.schedulingPolicy = options.sockets.sched === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   cluster.setupPrimary({
     execArgv: options.execArgv,
     // stdout passes straight through; stderr is piped so its tail can be quoted, and forwarded.
@@ -103,6 +124,11 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
         if (exitReported) return;
         exitReported = true;
         workers.delete(workerId);
+        // Connections it had not confirmed are re-routed once its channel has closed (below):
+        // only then has every confirmation it wrote before dying been read. Should the channel
+        // outlive it (a grandchild holding the descriptor), this is the last word.
+        if (!worker.isConnected()) sockets.workerGone(workerId);
+        else setTimeout(() => sockets.workerGone(workerId), CHANNEL_GRACE_MS).unref();
         sink({ type: 'worker.exit', workerId, code, signal });
       };
       worker.on('online', () => sink({ type: 'worker.online', workerId }));
@@ -114,15 +140,20 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
         }),
       );
       worker.on('message', (message) => {
-        const kind = classifyMessage(message);
-        // --sticky: a worker's app "listens" on the primary's port without binding it, so cluster
-        // reports no 'listening'; the bootstrap does.
-        if (kind === 'listening') sink({ type: 'worker.listening', workerId });
         // The app's own messages (one per request, for some apps) and the metrics server's answers
         // (read from cluster by the metrics server) never queue an event.
-        else if (reachesReducer(kind)) sink({ type: 'worker.message', workerId, message });
+        if (reachesReducer(classifyMessage(message))) sink({ type: 'worker.message', workerId, message });
       });
-      worker.on('disconnect', () => sink({ type: 'worker.disconnect', workerId }));
+      // A listen of a zd-owned socket: cluster sees no bind, so the bootstrap reports it.
+      worker.process.on('internalMessage', (message: { cmd?: unknown; act?: unknown; address?: unknown }) => {
+        if (!message || message.cmd !== INTERNAL) return;
+        if (message.act === 'listening') sink({ type: 'worker.listening', workerId, address: String(message.address) });
+        else sockets.onMessage(workerId, message);
+      });
+      worker.on('disconnect', () => {
+        sockets.workerGone(workerId);
+        sink({ type: 'worker.disconnect', workerId });
+      });
       worker.on('error', (error) => ioError(workerId, 'channel', error));
       worker.process.once('exit', (code, signal) => {
         const timer = setTimeout(() => reportExit(code, signal), STDERR_GRACE_MS);
@@ -156,24 +187,9 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
       }
     },
 
-    sendHandle(workerId, message, socket) {
-      const worker = workers.get(workerId);
-      if (!worker || !worker.isConnected()) return false;
-      try {
-        worker.send(message as never, socket, (error: Error | null) => {
-          if (error) {
-            options.onIoError(workerId, 'send connection', error);
-            socket.destroy();
-          }
-        });
-        return true;
-      } catch (error) {
-        options.onIoError(workerId, 'send connection', error as Error);
-        return false;
-      }
-    },
-
     disconnect(workerId) {
+      // Drained: no new connection from now on; those on their way it still takes.
+      sockets.stopRouting(workerId);
       const worker = workers.get(workerId);
       if (worker && worker.isConnected()) worker.disconnect();
     },
@@ -203,6 +219,8 @@ export function createClusterEnv(options: ClusterEnvOptions): Env {
       process.on(signal, handler);
       return () => process.off(signal, handler);
     },
+
+    sockets,
 
     measureStart: (workerIds) => measure.start(workerIds),
     measureCollect: (workerIds, requestId, sink) => measure.collect(workerIds, requestId, sink),

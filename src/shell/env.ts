@@ -25,8 +25,6 @@ export interface Env {
   fork(spec: ForkSpec, sink: EventSink): void;
   /** Sends over IPC if, and only if, the channel is still open. Returns whether it sent. */
   send(workerId: WorkerId, message: unknown): boolean;
-  /** Hands a connection to a worker (sticky routing); false if its channel is closed. */
-  sendHandle(workerId: WorkerId, message: unknown, socket: import('node:net').Socket): boolean;
   disconnect(workerId: WorkerId): void;
   kill(workerId: WorkerId, signal: KillSignal): void;
   /** The worker's last stderr lines (kept a while after it exits). */

@@ -44,59 +44,11 @@ const originalListen = net.Server.prototype.listen;
 /** @this {net.Server} @param {any[]} args */
 net.Server.prototype.listen = function listen(...args) {
   track(this);
-  if (stickyPort !== null && portOf(args) === stickyPort) return listenSticky(this, args);
   return originalListen.apply(this, /** @type {any} */ (args));
 };
 
-// --- zd run --sticky PORT ---------------------------------------------------------------------
-// The primary owns PORT and hands each connection to the worker its client IP hashes to. The
-// app's listen(PORT) binds nothing: connections arrive over IPC and enter the server as if it
-// had accepted them, so the app and its framework see an ordinary server.
-const stickyPort = process.env.ZD_STICKY_PORT ? Number(process.env.ZD_STICKY_PORT) : null;
-/** @type {Set<net.Server>} */
-const stickyServers = new Set();
-
-/** @param {any[]} args */
-function portOf(args) {
-  const first = args[0];
-  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) return Number(first);
-  if (first && typeof first === 'object' && 'port' in first) return Number(first.port);
-  return null;
-}
-
-/** @param {net.Server} server @param {any[]} args */
-function listenSticky(server, args) {
-  stickyServers.add(server);
-  const callback = args.find((arg) => typeof arg === 'function');
-  if (callback) server.once('listening', callback);
-  server.address = () => ({ address: '0.0.0.0', family: 'IPv4', port: /** @type {number} */ (stickyPort) });
-  Object.defineProperty(server, 'listening', { configurable: true, get: () => !closing.has(server) });
-  process.nextTick(() => {
-    server.emit('listening');
-    // cluster's own 'listening' never fires for a server that binds nothing: say it ourselves.
-    process.send?.({ type: 'zd:listening', port: stickyPort });
-  });
-  return server;
-}
-
-if (stickyPort !== null) {
-  process.on('message', (message, handle) => {
-    const m = /** @type {{ type?: unknown } | null} */ (message);
-    if (!m || m.type !== 'zd:sticky-conn' || !handle) return;
-    const socket = /** @type {import('node:net').Socket} */ (handle);
-    const server = [...stickyServers].find((s) => !closing.has(s));
-    if (!server) {
-      socket.destroy(); // the primary no longer routes to a draining worker; a race lost by one
-      return;
-    }
-    server.emit('connection', socket);
-    socket.resume();
-  });
-  // A sticky server is not one of cluster's handles: its drain starts when zd disconnects us.
-  process.once('disconnect', () => {
-    for (const server of stickyServers) server.close();
-  });
-}
+// zd's primary owns the listening sockets and hands connections over (listen.cjs).
+require('./listen.cjs').install();
 
 /** @param {net.Server} server */
 function track(server) {
@@ -147,16 +99,7 @@ function track(server) {
       callback?.(error);
       maybeExit();
     };
-    if (stickyServers.has(httpServer)) {
-      // Nothing is bound: closed once the connections zd handed over are all gone.
-      const check = () => {
-        if (sockets.size === 0) closed(undefined);
-        else setTimeout(check, 50).unref();
-      };
-      check();
-    } else {
-      originalClose.call(httpServer, closed);
-    }
+    originalClose.call(httpServer, closed);
     return httpServer;
   };
 
@@ -171,7 +114,7 @@ function track(server) {
 function beginClose(server) {
   closing.add(server);
   // cluster sets exitedAfterDisconnect before closing the worker's servers on zd's disconnect.
-  if (cluster.worker?.exitedAfterDisconnect || stickyServers.has(server)) startDrain();
+  if (cluster.worker?.exitedAfterDisconnect) startDrain();
 }
 
 /** @type {import('./http2.cjs').DrainHooks} */
@@ -181,7 +124,6 @@ const http2Hooks = {
     servers.delete(server);
     maybeExit();
   },
-  bindsNothing: (server) => stickyServers.has(server),
 };
 
 /** zd began draining this worker: the app's onShutdown hooks run now. */

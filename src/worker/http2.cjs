@@ -31,8 +31,6 @@ function isHttp2Server(server) {
  * @typedef {object} DrainHooks
  * @property {(server: import('node:net').Server) => void} begin the server started closing
  * @property {(server: import('node:net').Server) => void} end it closed and holds no session
- * @property {(server: import('node:net').Server) => boolean} bindsNothing true for a --sticky
- *   server: its connections come from the primary, so no listener close will ever call back
  */
 
 /** @param {import('node:net').Server} server @param {DrainHooks} hooks */
@@ -57,15 +55,7 @@ function trackHttp2(server, hooks) {
       hooks.end(server);
       callback?.(error);
     };
-    if (hooks.bindsNothing(server)) {
-      const check = () => {
-        if (sessions.size === 0) closed(undefined);
-        else setTimeout(check, 50).unref();
-      };
-      check();
-    } else {
-      originalClose.call(server, closed);
-    }
+    originalClose.call(server, closed);
     return server;
   };
 }

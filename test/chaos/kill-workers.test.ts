@@ -86,7 +86,9 @@ async function killUnderFreshLoad(sched: 'rr' | 'none', kills: number) {
     env: { PORT: String(port) },
   });
   await zd.waitForLog('ZD_READY', undefined, 10_000);
-  const fds = () => readdirSync(`/proc/${zd.pid}/fd`).length;
+  // The primary's: it accepts every connection (zd.pid, the keeper, only holds the listening socket).
+  const primary = zd.primaryPid()!;
+  const fds = () => readdirSync(`/proc/${primary}/fd`).length;
   const before = fds();
   const traffic = load(port, { keepAliveConnections: 1, freshLoops: 8, maxMs: 30_000 });
   await sleep(200);
@@ -102,14 +104,10 @@ async function killUnderFreshLoad(sched: 'rr' | 'none', kills: number) {
   return { zd, hung: failures.filter((f) => /timeout/i.test(f.what)), fdsBefore: before, fdsAfter: fds(), text };
 }
 
+// node:cluster's own round robin leaves such a connection with no answer, no reset and a leaked fd in
+// the primary (measured before zd owned its sockets: 4-5 hung requests and +5 fds per 10 kills).
 test(
-  'a request handed to a worker that is then SIGKILLed fails at once (reset); none hangs, and the primary keeps no connection of it open',
-  {
-    todo:
-      "node:cluster's round-robin primary (--sched rr, the default) accepts each connection and hands it to a worker; if the worker is " +
-      'SIGKILLed before acknowledging it, RoundRobinHandle neither closes nor re-distributes that handle: the client gets no answer and ' +
-      "no reset (it hangs until its own timeout) and the primary's fd stays open for good (measured: 4-5 hung requests and +5 fds per 10 kills)",
-  },
+  'a request handed to a worker that is then SIGKILLed goes to another worker or fails at once (reset); none hangs, and the primary keeps no connection of it open',
   async () => {
     const { hung, fdsBefore, fdsAfter, text } = await killUnderFreshLoad('rr', 8);
     assert.equal(hung.length, 0, `${hung.length} request(s) hung until the client's 5 s timeout, and the primary went from ${fdsBefore} to ${fdsAfter} fds; ${text}`);

@@ -139,7 +139,7 @@ test('a write to a worker that is already gone (EPIPE) is not reported as an I/O
     execArgv: [],
     workerEnv: { PORT: String(await freePort()) },
     stderr: process.stderr,
-    sched: 'rr',
+    sockets: { sched: 'rr', stickyPort: null, slots: () => [], onError: () => {} },
     onReleaseGone: () => reported.push('release gone'),
     onIoError: (_id, what, error) => reported.push(`${what}: ${(error as NodeJS.ErrnoException).code ?? error.message}`),
   });

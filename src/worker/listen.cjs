@@ -1,0 +1,171 @@
+// @ts-check
+// zd owns the listening sockets (issue 13); this is the worker's half (the primary's is
+// src/shell/sockets.ts).
+//
+// node:cluster turns a worker's listen() into `cluster._getServer(server, query, cb)`, answered by
+// the primary with either a listening handle (SCHED_NONE) or nothing, and then connections one by
+// one (round robin, handled by a stand-in handle). zd takes that one seam and answers it itself:
+// the query (already normalised and resolved by net, exactly as cluster gets it) goes to zd's
+// primary, which binds the address once (or takes a socket it inherited: systemd's, or the one the
+// previous primary held across `zd upgrade`) and hands over accepted connections. The app keeps an
+// ordinary server: `address()`, 'listening', 'connection', close(), maxConnections and 'drop' are
+// net's own code, run on the stand-in handle as they are on cluster's.
+//
+// What zd does not take over, and leaves to node:cluster unchanged: UDP (dgram), `exclusive: true`
+// (the app binds in the worker, on purpose) and listen({ fd }) (a descriptor of the worker's own).
+//
+// Messages are `{ cmd: 'NODE_ZD', … }`: Node delivers a `NODE_`-prefixed cmd as 'internalMessage',
+// so neither the app's process.on('message') nor zd's own message handling sees a message per
+// connection.
+'use strict';
+
+const cluster = /** @type {any} */ (require('node:cluster'));
+const path = require('node:path');
+
+const CMD = 'NODE_ZD';
+// The longest setInterval: it only keeps the event loop alive, as a bound socket would.
+const TIMEOUT_MAX = 2 ** 31 - 1;
+
+/**
+ * @typedef {{ onconnection?: (err: number, handle: any) => void, close(): void, listen(): number,
+ *   ref(): void, unref(): void, getsockname?: (out: object) => number, server: import('node:net').Server, open: boolean }} StandIn
+ */
+
+/** @type {Map<string, StandIn>} the stand-in handles of this worker's zd-owned servers, by key */
+const standIns = new Map();
+/** listen() counts per address, as cluster's: the n-th listen of port 0 shares the n-th port. */
+const indexes = new Map();
+/** @type {Map<number, (reply: any, handle: any) => void>} */
+const replies = new Map();
+let nextRequest = 0;
+
+/** @param {object} message @param {any} [handle] */
+function send(message, handle) {
+  if (!process.connected || !process.send) return false;
+  try {
+    process.send({ cmd: CMD, ...message }, handle);
+    return true;
+  } catch {
+    return false; // the channel closed under us: the primary re-routes what it sent
+  }
+}
+
+/** @param {any} options */
+function ownedByZd(options) {
+  // dgram asks with addressType 'udp4'/'udp6'; net with 4, 6 or -1 (a path).
+  if (typeof options.addressType !== 'number') return false;
+  if (typeof options.fd === 'number' && options.fd >= 0) return false;
+  return Boolean(process.send);
+}
+
+function install() {
+  const clusterGetServer = cluster._getServer;
+  if (typeof clusterGetServer !== 'function') return; // not a cluster worker
+  /** @param {any} obj @param {any} options @param {(err: number, handle: any) => void} cb */
+  cluster._getServer = function getServer(obj, options, cb) {
+    if (!ownedByZd(options)) return clusterGetServer.call(this, obj, options, cb);
+    let address = options.address;
+    if (options.port < 0 && typeof address === 'string') address = path.resolve(address);
+    const indexKey = `${address}:${options.port}:${options.addressType}`;
+    const index = indexes.get(indexKey) ?? 0;
+    indexes.set(indexKey, index + 1);
+    const id = nextRequest++;
+    const query = {
+      address: address ?? null,
+      port: options.port,
+      addressType: options.addressType,
+      flags: options.flags ?? 0,
+      backlog: options.backlog,
+      readableAll: Boolean(options.readableAll),
+      writableAll: Boolean(options.writableAll),
+      index,
+      // tls.Server's session ticket keys, shared by every worker as cluster shares them.
+      data: typeof obj._getServerData === 'function' ? obj._getServerData() : null,
+    };
+    replies.set(id, (reply, handle) => {
+      if (typeof obj._setServerData === 'function' && reply.data) obj._setServerData(reply.data);
+      if (reply.errno) return cb(reply.errno, null);
+      // --sched none: the listening socket itself; every worker accepts on it, the kernel balances.
+      if (handle) return cb(0, handle);
+      cb(0, standIn(reply.key, reply.sockname, obj));
+    });
+    if (!send({ act: 'listen', id, query })) {
+      replies.delete(id);
+      process.nextTick(cb, -32 /* EPIPE */, null);
+      return;
+    }
+    obj.once('listening', () => {
+      const bound = obj.address();
+      const port = bound && typeof bound === 'object' ? bound.port : options.port;
+      // What readiness compares: the address as asked for, the port as bound.
+      send({ act: 'listening', address: `${address ?? ''}:${port}` });
+    });
+  };
+
+  process.on('internalMessage', (/** @type {any} */ message, /** @type {any} */ handle) => {
+    if (!message || message.cmd !== CMD) return;
+    if (message.act === 'conn') return onConnection(message, handle);
+    if (message.act === 'listened') {
+      const reply = replies.get(message.id);
+      replies.delete(message.id);
+      reply?.(message, handle);
+    }
+  });
+
+  // zd's drain disconnects the worker; cluster then closes the servers it knows, and these are
+  // zd's to close (their 'close' waits for the connections, as the bootstrap's drain expects).
+  process.once('disconnect', () => {
+    for (const handle of [...standIns.values()]) handle.server.close();
+  });
+}
+
+/**
+ * The stand-in for a zd-owned listening socket (cluster's round-robin "faux handle"): net calls
+ * listen(), close() and getsockname() on it, and zd's connections enter through its onconnection.
+ * @param {string} key @param {object | undefined} sockname @param {import('node:net').Server} server
+ * @returns {StandIn}
+ */
+function standIn(key, sockname, server) {
+  /** @type {NodeJS.Timeout | null} */
+  let keepAlive = null;
+  /** @type {StandIn} */
+  const handle = {
+    server,
+    open: true,
+    listen: () => 0,
+    ref() {
+      keepAlive ??= setInterval(() => {}, TIMEOUT_MAX);
+    },
+    unref() {
+      if (keepAlive) clearInterval(keepAlive);
+      keepAlive = null;
+    },
+    close() {
+      if (!handle.open) return;
+      handle.open = false;
+      handle.unref();
+      standIns.delete(key);
+      // Connections already on their way are answered "not taken" (onConnection) and go elsewhere.
+      send({ act: 'close', key });
+    },
+  };
+  if (sockname) handle.getsockname = (out) => (Object.assign(out, sockname), 0);
+  handle.ref();
+  standIns.set(key, handle);
+  return handle;
+}
+
+/** @param {{ key: string, seq: number }} message @param {any} connection */
+function onConnection(message, connection) {
+  const handle = standIns.get(message.key);
+  const accepted = Boolean(handle?.open && handle.onconnection && connection);
+  // Said before the connection is read from: until zd hears it, zd may give it to another worker.
+  send({ act: 'ack', seq: message.seq, accepted });
+  if (!accepted) {
+    connection?.close();
+    return;
+  }
+  /** @type {StandIn} */ (handle).onconnection?.(0, connection);
+}
+
+module.exports = { install };

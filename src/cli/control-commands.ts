@@ -1,5 +1,5 @@
 // `zd status | reload | stop | list | dump`: requests to a running primary over its control socket.
-import { renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, renameSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findInstance, liveInstances, request } from '../control/client.ts';
@@ -24,7 +24,7 @@ function parse(argv: string[], command: string, options: Record<string, { type: 
 function failed(message: Record<string, unknown>): ZdError | null {
   if (message.ok !== false) return null;
   const error = message.error as { code?: string; message?: string } | undefined;
-  const known = ['ZD_E_RELOAD_ABORTED', 'ZD_E_RELOAD_REFUSED', 'ZD_E_ROLLBACK_REFUSED', 'ZD_E_RELOAD_INVALID', 'ZD_E_SCALE_REFUSED'] as const;
+  const known = ['ZD_E_RELOAD_ABORTED', 'ZD_E_RELOAD_REFUSED', 'ZD_E_ROLLBACK_REFUSED', 'ZD_E_RELOAD_INVALID', 'ZD_E_SCALE_REFUSED', 'ZD_E_UPGRADE_REFUSED', 'ZD_E_UPGRADE_ABORTED'] as const;
   const code = known.find((c) => c === error?.code) ?? 'ZD_E_CONTROL';
   // A reload refused for what it asked for (a bad config or env file): bad input, exit 2.
   return new ZdError(code, error?.message ?? 'the request failed', code === 'ZD_E_RELOAD_INVALID' ? 2 : 1);
@@ -71,6 +71,41 @@ async function rolloutCommand(argv: string[], cmd: 'reload' | 'rollback'): Promi
       ? `zd: '${instance.name}' now serves generation ${reply.generation}\n`
       : `zd: '${instance.name}' ${reply.queued ? 'queued' : 'started'} a ${cmd === 'rollback' ? 'rollback' : 'rolling restart'} to generation ${reply.generation}\n`,
   );
+  return 0;
+}
+
+/**
+ * `zd upgrade [name] [--wait [--timeout D]] [--node PATH]`: the keeper starts a new primary (zd as
+ * on disk now, the config re-read, maybe another Node binary); once all its workers are ready the
+ * old primary retires. --timeout bounds the new primary's readiness (default 60s).
+ */
+export async function upgradeCommand(argv: string[]): Promise<number> {
+  const { values, name } = parse(argv, 'upgrade', { wait: { type: 'boolean' }, timeout: { type: 'string' }, node: { type: 'string' } });
+  const timeoutMs = values.timeout === undefined ? 60_000 : parseDuration(String(values.timeout));
+  if (timeoutMs === null || timeoutMs <= 0) throw new ZdError('ZD_E_BAD_DURATION', `--timeout '${values.timeout}' is not a duration (use 30s, 5m, …)`);
+  let node: string | undefined;
+  if (values.node !== undefined) {
+    node = resolve(String(values.node));
+    try {
+      accessSync(node, constants.X_OK);
+    } catch {
+      throw new ZdError('ZD_E_BAD_VALUE', `--node ${values.node}: no executable file there`);
+    }
+    if (!statSync(node).isFile()) throw new ZdError('ZD_E_BAD_VALUE', `--node ${values.node}: not a file`);
+  }
+  const instance = await findInstance(name);
+  const wait = values.wait === true;
+  let outcome: Record<string, unknown> | null = null;
+  // The request's own deadline is the new primary's, plus its workers' drain of the old ones.
+  await request(instance, { cmd: 'upgrade', wait, ...(node ? { node } : {}), timeoutMs }, (message) => {
+    outcome = message;
+    return false;
+  }, wait ? timeoutMs + 30_000 : REPLY_TIMEOUT_MS);
+  if (!outcome) throw new ZdError('ZD_E_CONTROL', `'${instance.name}' closed the connection before the upgrade ended`, 1);
+  const error = failed(outcome);
+  if (error) throw error;
+  const reply = outcome as { message?: string };
+  process.stdout.write(wait ? `zd: '${instance.name}' upgraded: ${reply.message ?? 'done'}\n` : `zd: '${instance.name}' started an upgrade (zd status, or the logs, tell its outcome)\n`);
   return 0;
 }
 

@@ -9,6 +9,9 @@ Usage:
   zd reload [name] [--wait [--timeout D]]   rolling restart (like SIGHUP); --wait: until it ends
   zd rollback [name] [--wait [--timeout D]] rolling restart back to the previous generation's release
   zd scale [name] N|+N|-N                   live resize: ready workers added first, surplus drained
+  zd upgrade [name] [--wait [--timeout D]] [--node PATH]
+                                            a new primary (zd's code and config as on disk now,
+                                            maybe another Node) takes over: same pid, same sockets
   zd stop [name]                            graceful stop (like SIGTERM)
   zd list [--json]                          running instances
   zd inspect [name] [--json | --web [--port P]] | zd inspect --machine worker|rollout

@@ -13,6 +13,7 @@ import { typeScriptFor } from './typescript.ts';
 import { ControlServer } from '../control/server.ts';
 import { startMemorySampler } from '../shell/memory-sampler.ts';
 import { takeListenFds } from '../shell/inherited.ts';
+import { keeperLink, type KeeperLink } from '../shell/keeper-link.ts';
 import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
 import { Recorder } from '../record/recorder.ts';
 import { openRecording, writeExitDump } from '../record/attach.ts';
@@ -22,6 +23,9 @@ import { openRecording, writeExitDump } from '../record/attach.ts';
  * through the package's own exports, so the source and the dist/ bundle find the same file.
  */
 const WORKER_BOOTSTRAP = createRequire(import.meta.url).resolve('zd-runner/worker-bootstrap');
+
+/** Set when a keeper runs this primary (src/keeper/): told of every exit that is a decision. */
+let keeper: KeeperLink | null = null;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -58,6 +62,7 @@ const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   reload: async (argv) => (await import('./control-commands.ts')).reloadCommand(argv),
   rollback: async (argv) => (await import('./control-commands.ts')).rollbackCommand(argv),
   scale: async (argv) => (await import('./control-commands.ts')).scaleCommand(argv),
+  upgrade: async (argv) => (await import('./control-commands.ts')).upgradeCommand(argv),
   stop: async (argv) => (await import('./control-commands.ts')).stopCommand(argv),
   list: async (argv) => (await import('./control-commands.ts')).listCommand(argv),
   inspect: async (argv) => (await import('./inspect.ts')).inspectCommand(argv),
@@ -66,9 +71,12 @@ const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 };
 
 async function run(argv: string[]): Promise<number> {
+  // First: an exit for bad arguments is a decision too, which the keeper must hear as one.
+  keeper = keeperLink(process.env);
   const options = parseRunArgs(argv, process.env);
   const typescript = typeScriptFor(options.app, WORKER_BOOTSTRAP);
-  const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr));
+  const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr, process.env));
+  keeper?.useLogger(logger);
   const dir = runtimeDir();
   ensureRuntimeDir(dir);
   // The paths as the user named them (through a release link), then everything a generation is
@@ -84,9 +92,10 @@ async function run(argv: string[]): Promise<number> {
   const first = readSpec();
   if ('problem' in first) throw new ZdError(first.problem.startsWith('the app') ? 'ZD_E_APP_MISSING' : 'ZD_E_CONFIG', first.problem, 2);
   // systemd's socket activation: sockets given to zd serve the app's listens of their addresses.
+  // Or the keeper's: the sockets earlier primaries bound, and systemd's, handed down.
   let inherited;
   try {
-    inherited = takeListenFds(process.env, process.pid);
+    inherited = keeper ? keeper.inherited : takeListenFds(process.env, process.pid);
   } catch (error) {
     throw new ZdError('ZD_E_LISTEN_FDS', (error as Error).message, 2);
   }
@@ -103,6 +112,7 @@ async function run(argv: string[]): Promise<number> {
       stickyPort: options.shell.stickyPort,
       slots: () => runtime?.snapshot?.slots.flatMap((slot) => (slot.worker === null ? [] : [slot.worker])) ?? [],
       inherited,
+      onBound: keeper ? (key, handle) => keeper?.bound(key, handle) : undefined,
       onError: (what, error) => logger.warn({ code: 'ZD_IO_ERROR', what, err: error.message }, `${what} failed: ${error.message}`),
     },
     stderr: process.stderr,
@@ -134,8 +144,10 @@ async function run(argv: string[]): Promise<number> {
     pidfile: options.shell.pidfile,
     runtime,
     logger,
+    keeper,
     dump: (reason) => recorder.dump(reason),
   });
+  keeper?.attach(runtime, () => control.promote());
   // Before any fork: a name clash, an unusable runtime directory or a taken health or metrics
   // port fails with nothing to clean up.
   await control.listen();
@@ -215,12 +227,18 @@ function workerExecArgv(execArgv: string[]): string[] {
   return out;
 }
 
+/** Exits with a code zd chose (not a crash): a keeper hears so first, and does not restart it. */
+function exitWith(code: number): void {
+  if (keeper) keeper.exiting(code, () => process.exit(code));
+  else process.exit(code);
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWith(code),
   (error: unknown) => {
     if (error instanceof ZdError) {
       process.stderr.write(`${error.toLine()}\n`);
-      process.exit(error.exitCode);
+      return exitWith(error.exitCode);
     }
     process.stderr.write(`zd: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
     process.exit(1);

@@ -12,6 +12,8 @@ export type DecoratedStatus = Omit<StatusView, 'workers'> & {
   name: string;
   app: string;
   primary: { pid: number; uptimeMs: number } & ProcUsage;
+  /** The keeper (the pid the world knows), when zd runs under one; its sockets by key. */
+  keeper?: { pid: number; sockets?: string[]; state?: { current?: number | null; next?: number | null } };
   workers: Array<WorkerStatus & ProcUsage & { readyForMs: number | null }>;
 };
 
@@ -19,6 +21,12 @@ export function formatStatus(s: DecoratedStatus): string {
   const lines = [
     `zd '${s.name}' — ${s.app} (zd ${s.version})`,
     `primary pid ${s.primary.pid}, up ${duration(s.primary.uptimeMs)}, ${bytes(s.primary.rssBytes)}; ${s.phase}, generation ${s.generation}, ${s.ready}/${s.desired} ready`,
+    ...(s.keeper
+      ? [
+          `keeper pid ${s.keeper.pid}, holding ${s.keeper.sockets?.length ?? 0} listening socket(s)` +
+            (s.keeper.state?.next ? `; upgrading: primary #${s.keeper.state.next} is starting` : ''),
+        ]
+      : []),
     '',
   ];
   const header = ['ID', 'PID', 'GEN', 'SLOT', 'STATE', 'READY FOR', 'RESTARTS', 'RSS', 'CPU'];

@@ -13,7 +13,9 @@ export type ControlRequest =
   | { cmd: 'stop' }
   | { cmd: 'inspect' }
   /** The events kept in memory, as a journal (src/record/). */
-  | { cmd: 'dump' };
+  | { cmd: 'dump' }
+  /** A new primary (zd's code and config as on disk now, maybe another Node) replaces this one. */
+  | { cmd: 'upgrade'; wait?: boolean; node?: string; timeoutMs?: number };
 
 export type ControlErrorCode =
   | 'ZD_E_BAD_JSON'
@@ -24,14 +26,16 @@ export type ControlErrorCode =
   | 'ZD_E_RELOAD_ABORTED'
   | 'ZD_E_ROLLBACK_REFUSED'
   | 'ZD_E_RELOAD_INVALID'
-  | 'ZD_E_SCALE_REFUSED';
+  | 'ZD_E_SCALE_REFUSED'
+  | 'ZD_E_UPGRADE_REFUSED'
+  | 'ZD_E_UPGRADE_ABORTED';
 
 export interface ControlError {
   ok: false;
   error: { code: ControlErrorCode; message: string };
 }
 
-export const COMMANDS = ['status', 'reload', 'rollback', 'scale', 'stop', 'inspect', 'dump'] as const;
+export const COMMANDS = ['status', 'reload', 'rollback', 'scale', 'stop', 'inspect', 'dump', 'upgrade'] as const;
 
 /** A worker count, or a change of it. */
 export const SCALE_TO = /^[+-]?\d{1,5}$/;
@@ -56,8 +60,8 @@ export function parseRequest(line: string): ControlRequest | ControlError {
   if (!(COMMANDS as readonly string[]).includes(cmd)) {
     return errorReply('ZD_E_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(cmd).slice(0, 60)}: use one of ${COMMANDS.join(', ')}`);
   }
-  const waits = cmd === 'reload' || cmd === 'rollback';
-  const allowed = waits ? ['wait'] : cmd === 'scale' ? ['to'] : [];
+  const waits = cmd === 'reload' || cmd === 'rollback' || cmd === 'upgrade';
+  const allowed = cmd === 'upgrade' ? ['wait', 'node', 'timeoutMs'] : waits ? ['wait'] : cmd === 'scale' ? ['to'] : [];
   const extra = Object.keys(rest).filter((key) => !allowed.includes(key));
   if (extra.length > 0) return errorReply('ZD_E_BAD_REQUEST', `unexpected field ${JSON.stringify(extra[0]).slice(0, 60)} for ${cmd}`);
   if (cmd === 'scale') {
@@ -69,6 +73,15 @@ export function parseRequest(line: string): ControlRequest | ControlError {
   if (waits) {
     if (rest.wait !== undefined && typeof rest.wait !== 'boolean') {
       return errorReply('ZD_E_BAD_REQUEST', '"wait" must be true or false');
+    }
+    if (cmd === 'upgrade') {
+      if (rest.node !== undefined && (typeof rest.node !== 'string' || !rest.node.startsWith('/'))) {
+        return errorReply('ZD_E_BAD_REQUEST', '"node" must be an absolute path to a Node binary');
+      }
+      if (rest.timeoutMs !== undefined && (typeof rest.timeoutMs !== 'number' || !(rest.timeoutMs > 0) || rest.timeoutMs > 3_600_000)) {
+        return errorReply('ZD_E_BAD_REQUEST', '"timeoutMs" must be a number of milliseconds (at most an hour)');
+      }
+      return { cmd, ...(rest.wait !== undefined ? { wait: rest.wait as boolean } : {}), ...(rest.node !== undefined ? { node: rest.node as string } : {}), ...(rest.timeoutMs !== undefined ? { timeoutMs: rest.timeoutMs as number } : {}) };
     }
     return rest.wait === undefined ? { cmd } : { cmd, wait: rest.wait as boolean };
   }

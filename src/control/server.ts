@@ -1,7 +1,8 @@
 // The running primary's control socket: status, reload (optionally waiting for the outcome),
 // stop, and a live stream of steps for `zd inspect`. Part of the shell: it reads the runtime's
 // state and dispatches events; every decision stays in the reducer.
-import { existsSync, lstatSync, unlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, unlinkSync, writeFileSync, chmodSync, rmSync, renameSync } from 'node:fs';
+import type { KeeperLink } from '../shell/keeper-link.ts';
 import type { Effect } from '../core/effects.ts';
 import type { PrimaryEvent } from '../core/events.ts';
 import { rollbackTarget } from '../core/queries.ts';
@@ -25,6 +26,8 @@ export interface ControlServerOptions {
   pidfile: string | null;
   runtime: Runtime;
   logger: Logger;
+  /** Set under a keeper: `zd upgrade` is possible, and the control socket changes hands with it. */
+  keeper?: KeeperLink | null;
   /** `zd dump`: the recorder's events as a journal's text, null before the first step. */
   dump?: (reason: string) => { text: string; events: number; from: string } | null;
 }
@@ -41,13 +44,19 @@ export class ControlServer {
   private readonly sockets = new Set<Socket>();
   /** The core's words for the last refused reload or rollback, answered to the one who asked. */
   private lastRefusal: { msg: string; invalid: boolean } | null = null;
+  /** Where this server listens: the instance's path, or (an upgrade candidate) a path of its own until promoted. */
+  private listeningOn: string;
+  /** An upgrade this primary asked the keeper for is under way: reloads wait for it. */
+  private upgrading = false;
 
   constructor(private readonly options: ControlServerOptions) {
+    this.listeningOn = options.keeper?.candidate ? `${options.path}.${process.pid}.next` : options.path;
     options.runtime.subscribe((_state, _event, effects, transitions) => this.onStep(effects, transitions));
   }
 
   async listen(): Promise<void> {
-    const { path } = this.options;
+    const path = this.listeningOn;
+    // A candidate's path is its own; the instance's is the serving primary's until the hand-over.
     await removeStaleSocket(path, this.options.logger);
     const server = createServer((socket) => this.onConnection(socket));
     await new Promise<void>((resolve, reject) => {
@@ -59,9 +68,10 @@ export class ControlServer {
     chmodSync(path, 0o600);
     server.on('error', (error) => this.options.logger.warn({ code: 'ZD_CONTROL_ERROR', err: error.message }, 'control socket error'));
     this.server = server;
-    if (this.options.pidfile) {
+    if (this.options.pidfile && !this.options.keeper?.candidate) {
       try {
-        writeFileSync(this.options.pidfile, `${process.pid}\n`, { mode: 0o644 });
+        // The pid the world knows: the keeper's, which outlives primaries (zd upgrade).
+        writeFileSync(this.options.pidfile, `${this.options.keeper?.keeperPid ?? process.pid}\n`, { mode: 0o644 });
       } catch (error) {
         this.close();
         throw new ZdError('ZD_E_PIDFILE', `cannot write the pid file ${this.options.pidfile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 1);
@@ -69,12 +79,30 @@ export class ControlServer {
     }
   }
 
+  /**
+   * `zd upgrade` made this primary the instance: its socket takes the instance's path, in one
+   * rename, so that a client finds the old primary or the new one, never nothing.
+   */
+  promote(): void {
+    if (this.listeningOn === this.options.path) return;
+    try {
+      renameSync(this.listeningOn, this.options.path);
+      this.listeningOn = this.options.path;
+    } catch (error) {
+      this.options.logger.warn({ code: 'ZD_CONTROL_ERROR', err: (error as Error).message }, `cannot take over the control socket ${this.options.path}`);
+    }
+  }
+
   close(): void {
     for (const socket of this.sockets) socket.destroy();
+    // Retired by an upgrade: the path and the pid file are the new primary's now. Not even the
+    // server is closed: libuv unlinks a Unix socket's path when its server closes, and the path
+    // names the new primary's socket; this process exits next, and its descriptor with it.
+    if (this.options.keeper?.retired && this.listeningOn === this.options.path) return;
     this.server?.close();
     this.server = null;
-    rmSync(this.options.path, { force: true });
-    if (this.options.pidfile) rmSync(this.options.pidfile, { force: true });
+    rmSync(this.listeningOn, { force: true });
+    if (this.options.pidfile && this.listeningOn === this.options.path) rmSync(this.options.pidfile, { force: true });
   }
 
   private onStep(effects: Effect[], transitions: MachineTransition[]): void {
@@ -144,6 +172,8 @@ export class ControlServer {
         return this.rollback(socket, request.wait === true);
       case 'inspect':
         return this.inspect(socket);
+      case 'upgrade':
+        return this.upgrade(socket, request);
       case 'dump': {
         const dump = this.options.dump?.('zd dump') ?? null;
         if (dump === null) reply(socket, errorReply('ZD_E_BAD_REQUEST', 'nothing recorded yet: zd has not started its workers'));
@@ -173,6 +203,7 @@ export class ControlServer {
       name: this.options.name,
       app: this.options.app,
       primary: { pid: process.pid, uptimeMs: now - this.startedAt, ...usage(process.pid) },
+      ...(this.options.keeper ? { keeper: { pid: this.options.keeper.keeperPid, ...((await this.options.keeper.status()) ?? {}) } } : {}),
       workers: view.workers.map((w) => ({
         ...w,
         readyForMs: this.readySince.has(w.id) ? now - this.readySince.get(w.id)! : null,
@@ -218,7 +249,34 @@ export class ControlServer {
   }
 
   private reload(socket: Socket, wait: boolean): void {
+    if (this.upgrading) {
+      reply(socket, errorReply('ZD_E_RELOAD_REFUSED', 'reload refused: zd upgrade is in progress; reload once it has ended'));
+      return;
+    }
     this.startRollout(socket, wait, { type: 'control.reload' }, 'ZD_E_RELOAD_REFUSED');
+  }
+
+  /**
+   * `zd upgrade`: a new primary beside this one (the keeper starts it), ready before this one
+   * retires. Refused while a rollout runs: the two never overlap.
+   */
+  private async upgrade(socket: Socket, request: Extract<ControlRequest, { cmd: 'upgrade' }>): Promise<void> {
+    const { keeper, runtime } = this.options;
+    const refuse = (why: string) => reply(socket, errorReply('ZD_E_UPGRADE_REFUSED', `upgrade refused: ${why}`));
+    if (!keeper) return refuse('this zd runs without a keeper (ZD_NO_KEEPER=1), so nothing would keep its pid and sockets');
+    const state = runtime.snapshot;
+    if (keeper.retired || state.phase === 'stopping' || state.phase === 'exited') return refuse('zd is shutting down');
+    if (state.rollout) return refuse(`a rollout to generation ${state.rollout.context.generation} is in progress: upgrade once it has ended`);
+    if (this.upgrading) return refuse('an upgrade is already in progress');
+    this.upgrading = true;
+    const answer = keeper.upgrade(request.node ?? null, request.timeoutMs ?? 60_000);
+    if (!request.wait) reply(socket, { ok: true, started: true });
+    const outcome = await answer;
+    this.upgrading = false;
+    if (!request.wait) return;
+    if (outcome.ok) reply(socket, { ok: true, message: outcome.message });
+    else reply(socket, errorReply('ZD_E_UPGRADE_ABORTED', outcome.stderr ? `${outcome.message}; its stderr:\n${outcome.stderr}` : outcome.message));
+    socket.end();
   }
 
   /** Dispatches a reload or rollback and answers at once, or (`wait`) with its outcome. */

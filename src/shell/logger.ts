@@ -16,8 +16,9 @@ export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = Record<LogLevel, (fields: object, msg: string) => void>;
 
-export function defaultLogFormat(stream: { isTTY?: boolean }): LogFormat {
-  return stream.isTTY ? 'pretty' : 'json';
+/** For a person at a terminal: stderr is one, or (under the keeper, through a pipe) the keeper's is. */
+export function defaultLogFormat(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = {}): LogFormat {
+  return stream.isTTY || env.ZD_STDERR_TTY === '1' ? 'pretty' : 'json';
 }
 
 export function createLogger(

@@ -148,6 +148,11 @@ export class Zd {
     const log = parsed as ZdLog;
     if (typeof log.pid === 'number') trackPid(log.pid);
     if (log.code === 'ZD_WORKER_FORKED' && typeof log.pid === 'number') trackPid(log.pid);
+    // Each primary runs in a process group of its own, under the keeper (zd.pid).
+    if (log.code === 'ZD_CONFIG' && typeof log.primaryPid === 'number') {
+      trackPid(log.primaryPid);
+      trackGroup(log.primaryPid);
+    }
     this.entries.push(log);
     for (const waiter of [...this.waiters]) {
       if (this.matches(log, this.entries.length - 1, waiter)) {
@@ -241,6 +246,16 @@ export class Zd {
     return this.logs('ZD_WORKER_FORKED').map((log) => log.pid as number);
   }
 
+  /**
+   * The primary's pid (zd.pid is the keeper's, which runs it): the latest one to start, or, with
+   * `first`, the first. Undefined before its ZD_CONFIG line.
+   */
+  primaryPid(first = false): number | undefined {
+    const configs = this.logs('ZD_CONFIG');
+    const config = first ? configs[0] : configs[configs.length - 1];
+    return typeof config?.primaryPid === 'number' ? config.primaryPid : undefined;
+  }
+
   /** zd, every worker it logged, and every live descendant found in /proc right now. */
   treePids(): number[] {
     const found = descendants(this.pid);
@@ -282,10 +297,12 @@ export function runApp(app: string, flags: string[] = [], options?: StartOptions
 export function cleanup(): void {
   stopPollers();
   for (const zd of live) {
-    try {
-      process.kill(-zd.pid, 'SIGKILL');
-    } catch {
-      // Group already gone.
+    for (const group of [zd.pid, ...zd.logs('ZD_CONFIG').map((l) => l.primaryPid as number)]) {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // Group already gone.
+      }
     }
   }
   killAll();

@@ -507,13 +507,16 @@ test("`sh -c 'exec node zd.js run …'`: the shell becomes zd, so SIGTERM reache
   const cmdline = readFileSync(`/proc/${zd.pid}/cmdline`, 'utf8').split('\0');
   assert.equal(cmdline[1], zdBin, `the pid sh started now runs zd: ${cmdline.join(' ')}`);
   const workers = zd.logs('ZD_WORKER_FORKED').map((log) => log.pid as number);
-  for (const pid of workers) assert.equal(procStat(pid)?.ppid, zd.pid, "the workers are zd's children");
+  // zd (the keeper, the pid sh started) runs the primary, whose children the workers are.
+  const primary = zd.logs('ZD_CONFIG')[0]!.primaryPid as number;
+  assert.equal(procStat(primary)?.ppid, zd.pid, "the primary is the keeper's child");
+  for (const pid of workers) assert.equal(procStat(pid)?.ppid, primary, "the workers are the primary's children");
 
   process.kill(zd.pid, 'SIGTERM');
   assert.deepEqual(await zd.waitForExit(8000), { code: 0, signal: null }, zd.transcript());
   assert.equal(zd.logs('ZD_WORKER_DRAINING').length, 2);
   assert.deepEqual(zd.logs('ZD_WORKER_EXITED').map((log) => log.outcome), ['exited', 'exited']);
-  await assertAllDead([zd.pid, ...workers], 300);
+  await assertAllDead([zd.pid, primary, ...workers], 300);
 });
 
 // -- 6. where the health server listens ----------------------------------------------------------

@@ -51,7 +51,8 @@ test('status shows every worker, its machine state, pid, memory; the socket is 0
   assert.equal(json.code, 0, json.stderr);
   const status = JSON.parse(json.stdout);
   assert.equal(status.phase, 'running');
-  assert.equal(status.primary.pid, zd.pid);
+  assert.equal(status.primary.pid, zd.primaryPid());
+  assert.equal(status.keeper.pid, zd.pid, 'the keeper: the pid the world knows');
   assert.deepEqual(status.workers.map((w: { pid: number }) => w.pid).sort(), zd.workerPids().sort());
   for (const worker of status.workers) {
     assert.match(worker.state, /^listening\./);

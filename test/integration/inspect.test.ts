@@ -35,7 +35,7 @@ test('--json streams hello, snapshot and every step of a rolling restart; exits 
   const messages = inspect.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
   assert.equal(messages[0]!.type, 'hello');
   assert.equal(messages[0]!.name, 'ij');
-  assert.equal(messages[0]!.pid, zd.pid);
+  assert.equal(messages[0]!.pid, zd.primaryPid());
   assert.equal(messages[1]!.type, 'snapshot');
   const steps = messages.slice(2);
   assert.ok(steps.length > 0 && steps.every((m) => m.type === 'step'), 'then only steps');

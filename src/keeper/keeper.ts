@@ -1,0 +1,221 @@
+// The keeper's shell (see types.ts): what `zd run` is, the process whose pid systemd, Docker or
+// Kubernetes knows. It runs zd's primary as a child and keeps, for as long as it lives, every
+// listening socket a primary has bound (and those systemd gave it), so that a primary can crash,
+// or be replaced by `zd upgrade`, while the ports stay open. Every decision is reduceKeeper()'s;
+// this file forks, signals, passes descriptors, arms timers and writes log lines.
+//
+// It loads almost nothing on purpose (no logger library, no control server, no cluster): its own
+// memory is the price of every zd instance (bench/memory.mjs).
+//
+// The primaries run in a process group of their own (detached), so that a terminal's Ctrl-C or a
+// signal to the keeper's group reaches the keeper alone, and is passed on exactly once.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { initKeeper, reduceKeeper } from './reduce.ts';
+import type { KeeperEffect, KeeperEvent, PrimaryId } from './types.ts';
+import { KEEPER_ENV, type KeeperMessage, type PrimaryMessage } from './protocol.ts';
+
+/** libuv's handle of a listening socket, as it arrives over IPC. */
+interface HeldSocket {
+  key: string;
+  handle: { fd: number; close(): void };
+}
+
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGQUIT'] as const;
+/** The last lines of a primary's stderr, quoted when it fails to start. */
+const TAIL_LINES = 20;
+const SD_LISTEN_FDS_START = 3;
+
+export function runKeeper(bin: string, argv: string[]): void {
+  const held = new Map<string, HeldSocket>();
+  const children = new Map<PrimaryId, ChildProcess>();
+  const planned = new Set<PrimaryId>();
+  const tails = new Map<PrimaryId, string[]>();
+  /** Who asked for each upgrade: the answer goes back through that primary's control connection. */
+  const askedBy = new Map<string, PrimaryId>();
+  const json = !process.stderr.isTTY;
+  // systemd's sockets are the keeper's (LISTEN_PID is its pid): passed on to every primary.
+  const systemd = takeSystemdFds();
+
+  let state = initKeeper();
+  const queue: KeeperEvent[] = [];
+  let running = false;
+  const dispatch = (event: KeeperEvent) => {
+    queue.push(event);
+    if (running) return;
+    running = true;
+    try {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const step = reduceKeeper(state, next);
+        state = step.state;
+        for (const effect of step.effects) run(effect);
+      }
+    } finally {
+      running = false;
+    }
+  };
+
+  const log = (level: 'info' | 'warn' | 'error', code: string, msg: string, fields: Record<string, unknown> = {}) => {
+    // A primary's exit code is `exitCode` here: `code` is the line's own (ZD_…), as in every zd log.
+    const { code: exitCode, ...rest } = fields;
+    const line = json
+      ? JSON.stringify({ level: level === 'info' ? 30 : level === 'warn' ? 40 : 50, time: new Date().toISOString(), name: 'zd', ...rest, ...(exitCode !== undefined ? { exitCode } : {}), code, msg })
+      : `[${new Date().toISOString().slice(11, 23)}] ${level.toUpperCase()} (zd keeper): ${code} ${msg}`;
+    process.stderr.write(`${line}\n`);
+  };
+
+  const send = (id: PrimaryId, message: KeeperMessage) => {
+    const child = children.get(id);
+    if (child?.connected) child.send(message, undefined, undefined, () => {});
+  };
+
+  function spawnPrimary(id: PrimaryId, node: string | null): void {
+    const sockets = [...held.values()];
+    // fds 3… : systemd's sockets first (LISTEN_FDS, as systemd passes them), then the keeper's.
+    const stdio: Array<'inherit' | 'pipe' | 'ipc' | number> = ['inherit', 'inherit', 'pipe', 'ipc'];
+    // fd 3 is the IPC channel's slot in stdio; the sockets follow it.
+    const first = stdio.length;
+    for (const fd of systemd.fds) stdio.push(fd);
+    for (const socket of sockets) stdio.push(socket.handle.fd);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      [KEEPER_ENV.keeper]: String(process.pid),
+      [KEEPER_ENV.primaryId]: String(id),
+      [KEEPER_ENV.inherited]: JSON.stringify(sockets.map((s, i) => ({ fd: first + systemd.fds.length + i, key: s.key }))),
+      [KEEPER_ENV.systemdFds]: JSON.stringify(systemd.fds.map((_, i) => ({ fd: first + i, name: systemd.names[i] ?? '' }))),
+      ...(process.stderr.isTTY ? { [KEEPER_ENV.stderrTty]: '1' } : {}),
+      ...(id > 1 && state.current !== null ? { [KEEPER_ENV.candidate]: '1' } : {}),
+    };
+    let child: ChildProcess;
+    try {
+      child = spawn(node ?? process.execPath, [...process.execArgv, bin, 'run', ...argv], { stdio, env, detached: true });
+    } catch (error) {
+      tails.set(id, [`cannot start ${node ?? process.execPath}: ${(error as Error).message}`]);
+      queueMicrotask(() => dispatch({ type: 'primary.exited', id, code: null, signal: null, planned: false }));
+      return;
+    }
+    children.set(id, child);
+    const tail: string[] = [];
+    tails.set(id, tail);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) tail.push(line);
+      if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
+    });
+    child.on('message', (message: PrimaryMessage, handle?: HeldSocket['handle']) => onMessage(id, message, handle));
+    let exited = false;
+    const exit = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (exited) return;
+      exited = true;
+      children.delete(id);
+      dispatch({ type: 'primary.exited', id, code, signal, planned: planned.has(id) });
+    };
+    child.once('error', (error) => {
+      tail.push(`cannot start ${node ?? process.execPath}: ${error.message}`);
+      if (child.pid === undefined) exit(null, null);
+    });
+    child.once('exit', (code, signal) => {
+      // Its last stderr lines (why it failed) arrive with the pipe's end.
+      if (!child.stderr || child.stderr.readableEnded) exit(code, signal);
+      else {
+        child.stderr.once('end', () => exit(code, signal));
+        setTimeout(() => exit(code, signal), 250).unref();
+      }
+    });
+    if (child.pid !== undefined) dispatch({ type: 'primary.spawned', id });
+  }
+
+  function onMessage(id: PrimaryId, message: PrimaryMessage, handle?: HeldSocket['handle']): void {
+    if (!message || typeof message !== 'object') return;
+    switch (message.zd) {
+      case 'socket':
+        // Held from now on; a socket already held for the key is the one it came from.
+        if (handle && !held.has(message.key)) held.set(message.key, { key: message.key, handle });
+        else handle?.close();
+        return;
+      case 'ready':
+        dispatch({ type: 'primary.ready', id });
+        return;
+      case 'exiting':
+        planned.add(id);
+        return;
+      case 'upgrade':
+        askedBy.set(message.requestId, id);
+        dispatch({
+          type: 'upgrade.requested',
+          request: { requestId: message.requestId, node: message.node, timeoutMs: message.timeoutMs },
+        });
+        return;
+      case 'status':
+        send(id, { zd: 'status', requestId: message.requestId, keeper: { pid: process.pid, state, sockets: [...held.keys()] } });
+        return;
+    }
+  }
+
+  function run(effect: KeeperEffect): void {
+    switch (effect.type) {
+      case 'spawn':
+        return spawnPrimary(effect.id, effect.node);
+      case 'signal': {
+        const child = children.get(effect.id);
+        if (child && child.exitCode === null) child.kill(effect.signal as NodeJS.Signals);
+        return;
+      }
+      case 'retire':
+        return send(effect.id, { zd: 'retire' });
+      case 'promote':
+        return send(effect.id, { zd: 'promote' });
+      case 'kill': {
+        const child = children.get(effect.id);
+        if (!child?.pid) return;
+        // Its own process group: the primary and the workers it forked.
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+        return;
+      }
+      case 'timer':
+        setTimeout(() => dispatch(effect.event), effect.ms).unref();
+        return;
+      case 'reply': {
+        const asker = askedBy.get(effect.requestId);
+        askedBy.delete(effect.requestId);
+        const stderr = !effect.ok && effect.id !== undefined ? (tails.get(effect.id) ?? []).join('\n') : '';
+        if (asker !== undefined) send(asker, { zd: 'upgrade-result', requestId: effect.requestId, ok: effect.ok, message: effect.message, stderr });
+        return;
+      }
+      case 'log':
+        return log(effect.level, effect.code, effect.message, effect.fields);
+      case 'exit':
+        for (const socket of held.values()) socket.handle.close();
+        process.exitCode = effect.code;
+        // Nothing else keeps it alive once the children are gone and the timers unref'd.
+        setImmediate(() => process.exit(effect.code));
+        return;
+    }
+  }
+
+  for (const signal of SIGNALS) process.on(signal, () => dispatch({ type: 'signal', signal }));
+  dispatch({ type: 'keeper.start' });
+}
+
+/** systemd's socket activation, for the keeper (sd_listen_fds(3)); the variables are removed. */
+function takeSystemdFds(): { fds: number[]; names: string[] } {
+  const env = process.env;
+  const raw = env.LISTEN_FDS;
+  const count = Number(raw);
+  const forUs = env.LISTEN_PID === undefined || Number(env.LISTEN_PID) === process.pid;
+  const names = (env.LISTEN_FDNAMES ?? '').split(':');
+  const given = raw !== undefined;
+  delete env.LISTEN_FDS;
+  delete env.LISTEN_PID;
+  delete env.LISTEN_FDNAMES;
+  if (!given || !forUs) return { fds: [], names: [] };
+  if (!Number.isInteger(count) || count < 0 || count > 1024) {
+    // The primary says so, with its error code: passed on as given.
+    env.LISTEN_FDS = raw;
+    return { fds: [], names: [] };
+  }
+  return { fds: Array.from({ length: count }, (_, i) => SD_LISTEN_FDS_START + i), names };
+}

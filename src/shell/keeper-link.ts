@@ -1,0 +1,163 @@
+// The primary's side of the keeper (src/keeper/): present when `zd run` started this primary
+// under a keeper (ZD_KEEPER_PID). It hands up every listening socket the primary binds, says when
+// every worker is ready and when it exits by its own decision, forwards `zd upgrade` and carries
+// back the answer, and hears `retire` (a newer primary serves: stop gracefully) and `promote`
+// (this one is now the instance: take the control socket).
+import type { Runtime } from './runtime.ts';
+import type { Logger } from './logger.ts';
+import { inherit, type InheritedSocket } from './inherited.ts';
+import { KEEPER_ENV, type KeeperMessage, type PrimaryMessage } from '../keeper/protocol.ts';
+
+export interface UpgradeAnswer {
+  ok: boolean;
+  message: string;
+  stderr: string;
+}
+
+export interface KeeperLink {
+  keeperPid: number;
+  /** Started by `zd upgrade` beside a serving primary: promoted later, or never. */
+  candidate: boolean;
+  /** Sockets handed down: the keeper's (by key) and systemd's (by address). */
+  inherited: InheritedSocket[];
+  /** A listening socket this primary bound: the keeper holds it from now on. */
+  bound(key: string, handle: unknown): void;
+  /** Asks the keeper for an upgrade; the answer arrives when it ends (or at once, refused). */
+  upgrade(node: string | null, timeoutMs: number): Promise<UpgradeAnswer>;
+  /** The keeper's own view, for `zd status`. */
+  status(): Promise<{ pid: number; state: unknown; sockets: string[] } | null>;
+  /** Tells the keeper this exit is a decision, not a crash; calls back once the message is out. */
+  exiting(code: number, done: () => void): void;
+  /** Whether a newer primary took over (its control socket and pid file are not ours to remove). */
+  readonly retired: boolean;
+  /** zd's logger, once there is one. */
+  useLogger(logger: Logger): void;
+  /** Wires the runtime: ready reports, retire → graceful stop, promote → the given callback. */
+  attach(runtime: Runtime, onPromote: () => void): void;
+}
+
+export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
+  let logger: Logger | null = null;
+  const pid = Number(env[KEEPER_ENV.keeper]);
+  if (!pid || typeof process.send !== 'function') return null;
+  const inherited = [
+    ...parseList<{ fd: number; key: string }>(env[KEEPER_ENV.inherited]).map((s) => byKey(inherit(s.fd, s.key), s.key)),
+    ...parseList<{ fd: number; name: string }>(env[KEEPER_ENV.systemdFds]).map((s) => inherit(s.fd, s.name)),
+  ];
+  const candidate = env[KEEPER_ENV.candidate] === '1';
+  for (const name of Object.values(KEEPER_ENV)) delete env[name];
+
+  const send = (message: PrimaryMessage, handle?: unknown, done?: () => void) => {
+    if (!process.connected) return done?.();
+    process.send!(message, handle as never, undefined, () => done?.());
+  };
+  const upgrades = new Map<string, (answer: UpgradeAnswer) => void>();
+  const statuses = new Map<string, (keeper: { pid: number; state: unknown; sockets: string[] }) => void>();
+  let nextRequest = 0;
+  let retired = false;
+  let runtime: Runtime | null = null;
+  let promote: () => void = () => {};
+
+  process.on('message', (message: KeeperMessage) => {
+    if (!message || typeof message !== 'object' || !('zd' in message)) return;
+    switch (message.zd) {
+      case 'retire':
+        retired = true;
+        logger?.info({ code: 'ZD_RETIRING' }, 'a newer primary serves now (zd upgrade): this one stops, draining its workers');
+        runtime?.dispatch({ type: 'control.stop' });
+        return;
+      case 'promote':
+        promote();
+        return;
+      case 'upgrade-result': {
+        const answer = upgrades.get(message.requestId);
+        upgrades.delete(message.requestId);
+        answer?.({ ok: message.ok, message: message.message, stderr: message.stderr });
+        return;
+      }
+      case 'status': {
+        const answer = statuses.get(message.requestId);
+        statuses.delete(message.requestId);
+        answer?.(message.keeper);
+        return;
+      }
+    }
+  });
+  // The keeper is gone (SIGKILLed): nothing holds the pid the world knows any more, and nobody
+  // would restart or stop this primary. It goes at once, as a primary that is killed does; its
+  // workers, seeing their channel close, follow.
+  process.once('disconnect', () => {
+    const why = `the keeper (pid ${pid}) is gone: this primary exits now`;
+    if (logger) logger.error({ code: 'ZD_KEEPER_GONE', keeperPid: pid }, why);
+    else process.stderr.write(`zd: ${why} [ZD_KEEPER_GONE]\n`);
+    process.exit(1);
+  });
+
+  return {
+    keeperPid: pid,
+    candidate,
+    inherited,
+    get retired() {
+      return retired;
+    },
+    bound: (key, handle) => send({ zd: 'socket', key }, handle),
+    useLogger(l) {
+      logger = l;
+    },
+    upgrade(node, timeoutMs) {
+      const requestId = `${process.pid}-${nextRequest++}`;
+      return new Promise((resolve) => {
+        upgrades.set(requestId, resolve);
+        send({ zd: 'upgrade', requestId, node, timeoutMs });
+      });
+    },
+    status() {
+      const requestId = `${process.pid}-${nextRequest++}`;
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          statuses.delete(requestId);
+          resolve(null);
+        }, 1000);
+        statuses.set(requestId, (keeper) => {
+          clearTimeout(timer);
+          resolve(keeper);
+        });
+        send({ zd: 'status', requestId });
+      });
+    },
+    exiting(code, done) {
+      const timer = setTimeout(done, 500);
+      send({ zd: 'exiting', code }, undefined, () => {
+        clearTimeout(timer);
+        done();
+      });
+    },
+    attach(r, onPromote) {
+      runtime = r;
+      promote = onPromote;
+      let announced = false;
+      r.subscribe((_state, _event, effects) => {
+        if (announced) return;
+        if (effects.some((e) => e.type === 'log' && e.code === 'ZD_READY')) {
+          announced = true;
+          send({ zd: 'ready' });
+        }
+      });
+    },
+  };
+}
+
+/** A socket a previous primary bound serves the listen it was bound for: the same key. */
+function byKey(socket: InheritedSocket, key: string): InheritedSocket {
+  return { ...socket, serves: (_query, queryKey) => queryKey === key };
+}
+
+function parseList<T>(text: string | undefined): T[] {
+  if (!text) return [];
+  try {
+    const value = JSON.parse(text) as unknown;
+    return Array.isArray(value) ? (value as T[]) : [];
+  } catch {
+    return [];
+  }
+}

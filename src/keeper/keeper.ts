@@ -23,6 +23,8 @@ interface HeldSocket {
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGQUIT'] as const;
 /** The last lines of a primary's stderr, quoted when it fails to start. */
 const TAIL_LINES = 20;
+/** How many of them a failed upgrade's answer quotes. */
+const QUOTED_LINES = 8;
 const SD_LISTEN_FDS_START = 3;
 
 export function runKeeper(bin: string, argv: string[]): void {
@@ -176,12 +178,13 @@ export function runKeeper(bin: string, argv: string[]): void {
         return;
       }
       case 'timer':
-        setTimeout(() => dispatch(effect.event), effect.ms).unref();
+        // Held: a restart's backoff may be all that keeps the keeper alive (its primary crashed).
+        setTimeout(() => dispatch(effect.event), effect.ms);
         return;
       case 'reply': {
         const asker = askedBy.get(effect.requestId);
         askedBy.delete(effect.requestId);
-        const stderr = !effect.ok && effect.id !== undefined ? (tails.get(effect.id) ?? []).join('\n') : '';
+        const stderr = !effect.ok && effect.id !== undefined ? (tails.get(effect.id) ?? []).slice(-QUOTED_LINES).join('\n') : '';
         if (asker !== undefined) send(asker, { zd: 'upgrade-result', requestId: effect.requestId, ok: effect.ok, message: effect.message, stderr });
         return;
       }

@@ -107,6 +107,8 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
           ZD_WORKER_ID: String(workerId),
           ZD_WORKER_SLOT: String(spec.slot),
           ZD_GENERATION: String(spec.generation),
+          // This primary answers the worker's listen() itself (src/worker/listen.cjs).
+          ZD_SOCKETS: '1',
         });
       } catch (error) {
         options.onIoError(workerId, 'fork', error as Error);

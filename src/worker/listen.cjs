@@ -59,8 +59,12 @@ function ownedByZd(options) {
 }
 
 function install() {
+  // zd's primary says it speaks this (ZD_SOCKETS=1); under any other cluster primary the bootstrap
+  // leaves listen() to node:cluster. Not passed on to what the app itself starts.
+  const zdPrimary = process.env.ZD_SOCKETS === '1';
+  delete process.env.ZD_SOCKETS;
   const clusterGetServer = cluster._getServer;
-  if (typeof clusterGetServer !== 'function') return; // not a cluster worker
+  if (!zdPrimary || typeof clusterGetServer !== 'function') return; // not a zd worker
   /** @param {any} obj @param {any} options @param {(err: number, handle: any) => void} cb */
   cluster._getServer = function getServer(obj, options, cb) {
     if (!ownedByZd(options)) return clusterGetServer.call(this, obj, options, cb);

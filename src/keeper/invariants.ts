@@ -18,7 +18,7 @@ export const KEEPER_INVARIANTS = {
   K6: 'the keeper exits once, only when no primary is alive, and does nothing after',
   K7: "the keeper never lets go of its sockets while it runs: it has no effect that closes one, and only its exit (K6) releases them",
   K8: 'effects address only primaries alive when they are asked for; a kill only ever hits a candidate that never became ready',
-  K9: 'current, next and the upgrade machine agree: next is the starting candidate beside the current primary; an upgrade in flight has its deadline armed; none is in flight while stopping',
+  K9: 'current, next and the upgrade machine agree: next is the starting candidate beside the ready current primary; every other live primary is on its way out (retiring, stopping, killed); an upgrade in flight has its deadline armed; none is in flight while stopping',
   K10: 'while running (not stopping), the current primary is alive, or it crashed and its restart is pending',
   K11: 'the state is plain data: a JSON round trip changes nothing',
 } as const;
@@ -139,6 +139,12 @@ export function checkKeeperInvariants(before: KeeperState, after: KeeperState, e
   if (!upgrading && (context.request !== null || after.deadline !== null)) fail('K9', 'a request or deadline left with no upgrade');
   if (upgrading && after.stopping) fail('K9', 'an upgrade in flight while stopping');
   if (after.current !== null && after.next === after.current) fail('K9', 'next is the current primary');
+  for (const id of alive) {
+    const status = after.primaries[id]!.status;
+    const leaving = status === 'retiring' || status === 'stopping' || status === 'killed';
+    if (id !== after.current && id !== after.next && !leaving) fail('K9', `primary ${id} is ${status}, neither current, next nor on its way out`);
+    if (id === after.current && (status === 'retiring' || status === 'killed')) fail('K9', `the current primary ${id} is ${status}`);
+  }
 
   // K10
   if (after.started && !after.stopping) {

@@ -2,14 +2,21 @@
 // files come from, so a test can regenerate them and compare.
 import type { AnyStateMachine } from 'xstate';
 import { machineToDot } from './dot.ts';
+import { upgradeMachine } from '../../machines/upgrade.machine.ts';
 import { MACHINES } from './machines.ts';
 import { machineToMermaid } from './mermaid.ts';
 import { renderSvg } from './render.ts';
 
 export const DIAGRAMS_README = 'README.md';
 
+/**
+ * What diagrams/ draws: the primary's machines (which `zd inspect` also shows live) and the
+ * keeper's upgrade machine (issue 13), which runs in another process and is drawn only.
+ */
+export const DRAWN: Record<string, AnyStateMachine> = { ...MACHINES, upgrade: upgradeMachine };
+
 export async function diagramFiles(
-  machines: Record<string, AnyStateMachine> = MACHINES,
+  machines: Record<string, AnyStateMachine> = DRAWN,
 ): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   const sections: string[] = [];

@@ -147,7 +147,9 @@ async function run(argv: string[]): Promise<number> {
     keeper,
     dump: (reason) => recorder.dump(reason),
   });
-  keeper?.attach(runtime, () => control.promote());
+  // Health and metrics: closed at once when retired (the newer primary answers on the same sockets).
+  const opsClosers: Array<() => void> = [];
+  keeper?.attach(runtime, { onPromote: () => control.promote(), onRetire: () => opsClosers.splice(0).forEach((close) => close()) });
   // Before any fork: a name clash, an unusable runtime directory or a taken health or metrics
   // port fails with nothing to clean up.
   await control.listen();
@@ -165,13 +167,15 @@ async function run(argv: string[]): Promise<number> {
   try {
     if (options.shell.healthPort !== null) {
       const { startHealthServer } = await import('../ops/health.ts');
-      const health = await startHealthServer({ host: options.shell.healthHost, port: options.shell.healthPort, runtime });
+      const health = await startHealthServer({ host: options.shell.healthHost, port: options.shell.healthPort, runtime, held: keeper });
       closers.push(health.close);
+      opsClosers.push(health.close);
     }
     if (options.shell.metricsPort !== null) {
       const { startMetricsServer } = await import('../ops/metrics.ts');
-      const metrics = await startMetricsServer({ host: options.shell.metricsHost, port: options.shell.metricsPort, runtime, logger });
+      const metrics = await startMetricsServer({ host: options.shell.metricsHost, port: options.shell.metricsPort, runtime, logger, held: keeper });
       closers.push(metrics.close);
+      opsClosers.push(metrics.close);
     }
   } catch (error) {
     for (const close of closers) close();

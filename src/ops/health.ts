@@ -18,7 +18,7 @@ export function readiness(runtime: Runtime): { ready: boolean; reason: string } 
   return { ready: true, reason: `${ready}/${state.config.workers} workers ready` };
 }
 
-export function startHealthServer(options: { host: string; port: number; runtime: Runtime }): Promise<OpsServer> {
+export function startHealthServer(options: { host: string; port: number; runtime: Runtime; held?: HeldSockets | null }): Promise<OpsServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -36,14 +36,29 @@ export function startHealthServer(options: { host: string; port: number; runtime
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /livez, /readyz\n');
   });
-  return listen(server, options.host, options.port, 'health');
+  return listen(server, options.host, options.port, 'health', options.held);
 }
 
-/** Binds, or fails with one line saying which port and why. */
-export function listen(server: Server, host: string, port: number, what: string): Promise<OpsServer> {
+/**
+ * Listening sockets that outlive this primary (the keeper's, src/shell/keeper-link.ts): under
+ * `zd upgrade` the old and the new primary serve health and metrics on the same socket, so that
+ * neither a probe nor a scrape is ever refused.
+ */
+export interface HeldSockets {
+  /** The socket held under this key, if any (taken once). */
+  take(key: string): unknown;
+  /** A socket this primary bound: held from now on. */
+  bound(key: string, handle: unknown): void;
+}
+
+/** Binds (or takes the held socket), or fails with one line saying which port and why. */
+export function listen(server: Server, host: string, port: number, what: string, held?: HeldSockets | null): Promise<OpsServer> {
+  const key = `${what}:${host}:${port}`;
+  const handle = held?.take(key);
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(Object.assign(new Error(`cannot serve ${what} on ${host}:${port}: ${error.code ?? error.message}`), { code: error.code })));
-    server.listen(port, host, () => {
+    const onListening = () => {
+      if (!handle) held?.bound(key, (server as unknown as { _handle: unknown })._handle);
       const address = server.address();
       resolve({
         port: typeof address === 'object' && address ? address.port : port,
@@ -52,6 +67,8 @@ export function listen(server: Server, host: string, port: number, what: string)
           server.close();
         },
       });
-    });
+    };
+    if (handle) server.listen(handle as never, onListening);
+    else server.listen(port, host, onListening);
   });
 }

@@ -7,7 +7,7 @@ import { isReady, liveWorkers } from '../core/queries.ts';
 import type { PrimaryState } from '../core/state.ts';
 import type { Logger } from '../shell/logger.ts';
 import type { Runtime } from '../shell/runtime.ts';
-import { listen, type OpsServer } from './health.ts';
+import { listen, type HeldSockets, type OpsServer } from './health.ts';
 import { aggregateAppMetrics, appMetricsProtocol } from './metrics-apps.ts';
 import { WorkerPoll, type PollTarget } from './metrics-poll.ts';
 import { ZdMetrics, workerStatsProtocol, type LagReading } from './metrics-zd.ts';
@@ -23,7 +23,7 @@ export const METRICS_DEFAULTS = {
   statsProbes: 1,
 };
 
-export function startMetricsServer(options: { host: string; port: number; runtime: Runtime; logger: Logger }): Promise<OpsServer> {
+export function startMetricsServer(options: { host: string; port: number; runtime: Runtime; logger: Logger; held?: HeldSockets | null }): Promise<OpsServer> {
   const { runtime, logger } = options;
   const zd = new ZdMetrics(runtime);
   const { waitMs, probeWaitMs, appProbes, statsProbes } = METRICS_DEFAULTS;
@@ -90,7 +90,7 @@ export function startMetricsServer(options: { host: string; port: number; runtim
       },
     );
   });
-  return listen(server, options.host, options.port, 'metrics').then(
+  return listen(server, options.host, options.port, 'metrics', options.held).then(
     (ops) => ({
       port: ops.port,
       close: () => {

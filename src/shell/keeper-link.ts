@@ -22,6 +22,8 @@ export interface KeeperLink {
   inherited: InheritedSocket[];
   /** A listening socket this primary bound: the keeper holds it from now on. */
   bound(key: string, handle: unknown): void;
+  /** The handle of a socket the keeper handed down under `key` (health, metrics), taken once. */
+  take(key: string): unknown;
   /** Asks the keeper for an upgrade; the answer arrives when it ends (or at once, refused). */
   upgrade(node: string | null, timeoutMs: number): Promise<UpgradeAnswer>;
   /** The keeper's own view, for `zd status`. */
@@ -32,8 +34,11 @@ export interface KeeperLink {
   readonly retired: boolean;
   /** zd's logger, once there is one. */
   useLogger(logger: Logger): void;
-  /** Wires the runtime: ready reports, retire → graceful stop, promote → the given callback. */
-  attach(runtime: Runtime, onPromote: () => void): void;
+  /**
+   * Wires the runtime: ready reports; retire → `onRetire` (what serves beside the workers stops
+   * answering: the newer primary answers) and a graceful stop; promote → `onPromote`.
+   */
+  attach(runtime: Runtime, hooks: { onPromote: () => void; onRetire: () => void }): void;
 }
 
 export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
@@ -56,7 +61,7 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
   let nextRequest = 0;
   let retired = false;
   let runtime: Runtime | null = null;
-  let promote: () => void = () => {};
+  let hooks = { onPromote: () => {}, onRetire: () => {} };
 
   process.on('message', (message: KeeperMessage) => {
     if (!message || typeof message !== 'object' || !('zd' in message)) return;
@@ -64,10 +69,11 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
       case 'retire':
         retired = true;
         logger?.info({ code: 'ZD_RETIRING' }, 'a newer primary serves now (zd upgrade): this one stops, draining its workers');
+        hooks.onRetire();
         runtime?.dispatch({ type: 'control.stop' });
         return;
       case 'promote':
-        promote();
+        hooks.onPromote();
         return;
       case 'upgrade-result': {
         const answer = upgrades.get(message.requestId);
@@ -101,6 +107,12 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
       return retired;
     },
     bound: (key, handle) => send({ zd: 'socket', key }, handle),
+    take(key) {
+      const socket = inherited.find((s) => !s.taken && s.name === key);
+      if (!socket) return undefined;
+      socket.taken = true;
+      return socket.handle;
+    },
     useLogger(l) {
       logger = l;
     },
@@ -132,9 +144,9 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
         done();
       });
     },
-    attach(r, onPromote) {
+    attach(r, h) {
       runtime = r;
-      promote = onPromote;
+      hooks = h;
       let announced = false;
       r.subscribe((_state, _event, effects) => {
         if (announced) return;

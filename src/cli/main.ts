@@ -132,10 +132,10 @@ async function run(argv: string[]): Promise<number> {
     onError: (what, error) => logger.warn({ code: 'ZD_JOURNAL_ERROR', what, err: error.message }, `the journal could not ${what}: ${error.message}`),
   });
   runtime = new Runtime(env, logger, recorder);
-  // Stopping: nothing new is accepted (a load balancer sees the port close, as with node:cluster).
+  // Stopping: the ports close once no worker serves them (sockets.ts).
   const sockets = env.sockets;
   runtime.subscribe((state) => {
-    if (state.phase === 'stopping' || state.phase === 'exited') sockets.close();
+    if (state.phase === 'stopping' || state.phase === 'exited') sockets.stopping();
   });
   const control = new ControlServer({
     path: socketPath(dir, options.shell.name),

@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { initKeeper, reduceKeeper } from './reduce.ts';
 import type { KeeperEffect, KeeperEvent, PrimaryId } from './types.ts';
 import { KEEPER_ENV, type KeeperMessage, type PrimaryMessage } from './protocol.ts';
+import { listenFds } from '../shell/listen-fds.ts';
 
 /** libuv's handle of a listening socket, as it arrives over IPC. */
 interface HeldSocket {
@@ -25,7 +26,6 @@ const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGQUIT'] as const;
 const TAIL_LINES = 20;
 /** How many of them a failed upgrade's answer quotes. */
 const QUOTED_LINES = 8;
-const SD_LISTEN_FDS_START = 3;
 
 export function runKeeper(bin: string, argv: string[]): void {
   const held = new Map<string, HeldSocket>();
@@ -203,22 +203,24 @@ export function runKeeper(bin: string, argv: string[]): void {
   dispatch({ type: 'keeper.start' });
 }
 
-/** systemd's socket activation, for the keeper (sd_listen_fds(3)); the variables are removed. */
+/**
+ * systemd's socket activation, for the keeper (sd_listen_fds(3)); the variables are removed. A bad
+ * LISTEN_FDS is one line and exit 2, before anything starts.
+ */
 function takeSystemdFds(): { fds: number[]; names: string[] } {
   const env = process.env;
   const raw = env.LISTEN_FDS;
-  const count = Number(raw);
   const forUs = env.LISTEN_PID === undefined || Number(env.LISTEN_PID) === process.pid;
   const names = (env.LISTEN_FDNAMES ?? '').split(':');
-  const given = raw !== undefined;
   delete env.LISTEN_FDS;
   delete env.LISTEN_PID;
   delete env.LISTEN_FDNAMES;
-  if (!given || !forUs) return { fds: [], names: [] };
-  if (!Number.isInteger(count) || count < 0 || count > 1024) {
-    // The primary says so, with its error code: passed on as given.
-    env.LISTEN_FDS = raw;
-    return { fds: [], names: [] };
+  if (raw === undefined || !forUs) return { fds: [], names: [] };
+  try {
+    const fds = listenFds(raw);
+    return { fds, names: fds.map((fd, i) => names[i] || `fd${fd}`) };
+  } catch (error) {
+    process.stderr.write(`zd: ${(error as Error).message} [ZD_E_LISTEN_FDS]\n`);
+    process.exit(2);
   }
-  return { fds: Array.from({ length: count }, (_, i) => SD_LISTEN_FDS_START + i), names };
 }

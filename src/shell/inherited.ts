@@ -9,6 +9,7 @@
 //   socket's gets its own bind;
 // - a Unix socket: the path the app listens on must be the socket's name (`FileDescriptorName=` in
 //   the .socket unit), since a Unix socket cannot say its own path through Node's handles.
+import { listenFds } from './listen-fds.ts';
 import { createHandle, type ListenQuery, type RawHandle } from './sockets.ts';
 
 export interface InheritedSocket {
@@ -24,7 +25,6 @@ export interface InheritedSocket {
   close(): void;
 }
 
-const SD_LISTEN_FDS_START = 3;
 const WILDCARD = new Set(['', '::', '0.0.0.0', null]);
 
 /**
@@ -33,18 +33,15 @@ const WILDCARD = new Set(['', '::', '0.0.0.0', null]);
  * an error, not a silent bind of zd's own.
  */
 export function takeListenFds(env: NodeJS.ProcessEnv, pid: number): InheritedSocket[] {
-  if (env.LISTEN_FDS === undefined) return [];
+  const raw = env.LISTEN_FDS;
+  if (raw === undefined) return [];
   const forUs = env.LISTEN_PID === undefined || Number(env.LISTEN_PID) === pid;
-  const count = Number(env.LISTEN_FDS);
   const names = (env.LISTEN_FDNAMES ?? '').split(':');
   delete env.LISTEN_FDS;
   delete env.LISTEN_PID;
   delete env.LISTEN_FDNAMES;
   if (!forUs) return [];
-  if (!Number.isInteger(count) || count < 0 || count > 1024) throw new Error(`LISTEN_FDS=${String(count)} is not a count of sockets`);
-  const out: InheritedSocket[] = [];
-  for (let i = 0; i < count; i++) out.push(inherit(SD_LISTEN_FDS_START + i, names[i] ?? `fd${SD_LISTEN_FDS_START + i}`));
-  return out;
+  return listenFds(raw).map((fd, i) => inherit(fd, names[i] || `fd${fd}`));
 }
 
 /** Wraps fd `fd` (a listening socket) in a handle; throws with the fd named if it is not one. */

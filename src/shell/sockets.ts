@@ -107,6 +107,8 @@ export class Sockets {
   private nextSeq = 0;
   private sweep: NodeJS.Timeout | null = null;
   private closed = false;
+  /** zd is stopping: each socket closes once no worker listens on it any more. */
+  private draining = false;
 
   constructor(private readonly options: SocketsOptions) {}
 
@@ -128,6 +130,23 @@ export class Sockets {
   /** zd stops sending this worker connections (it drains); what is on its way it still answers. */
   stopRouting(workerId: WorkerId): void {
     for (const listener of this.listeners.values()) removeFrom(listener.workers, workerId);
+    this.closeIdle();
+  }
+
+  /**
+   * zd is stopping. Its workers serve on until they are told to drain (--shutdown-delay keeps them
+   * serving while a load balancer takes the instance out), so the ports close once no worker
+   * listens on them any more, as node:cluster's did: from then on a connection is refused, which a
+   * client or load balancer retries elsewhere, rather than accepted for nobody.
+   */
+  stopping(): void {
+    this.draining = true;
+    this.closeIdle();
+  }
+
+  private closeIdle(): void {
+    if (!this.draining || this.closed) return;
+    if ([...this.listeners.values()].every((l) => l.workers.length === 0)) this.close();
   }
 
   /**
@@ -248,6 +267,7 @@ export class Sockets {
   private unlisten(workerId: WorkerId, key: string): void {
     const listener = this.listeners.get(key);
     if (listener) removeFrom(listener.workers, workerId);
+    this.closeIdle();
   }
 
   private accepted(listener: Listener, handle: RawHandle): void {

@@ -217,7 +217,7 @@ for (const [what, env] of [
 test("LISTEN_FDS=abc: the message names the value as given", async () => {
   const zd = runApp(fixturePath('serve.cjs'), flags, { env: { LISTEN_FDS: 'abc', PORT: String(await freePort()) } });
   await zd.waitForExit(15_000);
-  // inherited.ts prints Number('abc'), i.e. "LISTEN_FDS=NaN", which is not what the user set.
+  // As the user (or a unit file) set it, not as a number would print it (NaN).
   assert.match(zd.stderr, /LISTEN_FDS=abc\b/, zd.stderr);
 });
 

@@ -1,5 +1,6 @@
 // zd's entry point: parses the command line, starts the runtime, and owns the only process.exit.
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { createClusterEnv } from '../shell/cluster-env.ts';
 import { releaseSource } from '../shell/release.ts';
 import { readReload } from './reload-settings.ts';
@@ -182,6 +183,15 @@ async function run(argv: string[]): Promise<number> {
     throw new ZdError('ZD_E_PORT', (error as Error).message, 1);
   }
   if (options.config.maxMemoryBytes > 0) closers.push(startMemorySampler(runtime));
+  // --sticky names the app's port up front: a port someone else holds is said now, before any
+  // fork (zd binds it when the app listens). Under a keeper that holds it already, it is ours.
+  if (options.shell.stickyPort !== null && !keeper?.holds(options.shell.stickyPort)) {
+    const problem = await portProblem(options.shell.stickyPort);
+    if (problem) {
+      for (const close of closers) close();
+      throw new ZdError('ZD_E_PORT', `cannot listen on port ${options.shell.stickyPort} for --sticky: ${problem}`, 1);
+    }
+  }
   logger.info(
     {
       code: 'ZD_CONFIG',
@@ -214,6 +224,15 @@ async function run(argv: string[]): Promise<number> {
   } finally {
     for (const close of closers) close();
   }
+}
+
+/** Why the port cannot be bound now (EADDRINUSE, EACCES), or null: a bind that is closed at once. */
+function portProblem(port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    probe.listen(port, () => probe.close(() => resolve(null)));
+  });
 }
 
 /** Node flags the primary was started with, minus zd's own TypeScript loader. */

@@ -147,10 +147,13 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
         if (reachesReducer(classifyMessage(message))) sink({ type: 'worker.message', workerId, message });
       });
       // A listen of a zd-owned socket: cluster sees no bind, so the bootstrap reports it.
-      worker.process.on('internalMessage', (message: { cmd?: unknown; act?: unknown; address?: unknown }) => {
-        if (!message || message.cmd !== INTERNAL) return;
+      worker.process.on('internalMessage', (message: { cmd?: unknown; act?: unknown; address?: unknown }, handle?: unknown) => {
+        if (!message) return;
+        // Node's receipt for a descriptor passed to the worker: a connection is in its hands.
+        if (message.cmd === 'NODE_HANDLE_ACK') return sockets.delivered(workerId);
+        if (message.cmd !== INTERNAL) return;
         if (message.act === 'listening') sink({ type: 'worker.listening', workerId, address: String(message.address) });
-        else sockets.onMessage(workerId, message);
+        else sockets.onMessage(workerId, message, handle);
       });
       worker.on('disconnect', () => {
         sockets.workerGone(workerId);

@@ -22,6 +22,8 @@ export interface KeeperLink {
   inherited: InheritedSocket[];
   /** A listening socket this primary bound: the keeper holds it from now on. */
   bound(key: string, handle: unknown): void;
+  /** Whether the keeper handed down a socket for a worker's listen of this port. */
+  holds(port: number): boolean;
   /** The handle of a socket the keeper handed down under `key` (health, metrics), taken once. */
   take(key: string): unknown;
   /** Asks the keeper for an upgrade; the answer arrives when it ends (or at once, refused). */
@@ -107,6 +109,7 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
       return retired;
     },
     bound: (key, handle) => send({ zd: 'socket', key }, handle),
+    holds: (port) => inherited.some((s) => s.port === port),
     take(key) {
       const socket = inherited.find((s) => !s.taken && s.name === key);
       if (!socket) return undefined;

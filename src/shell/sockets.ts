@@ -9,10 +9,13 @@
 //
 // Connections (round robin, or --sticky's client-IP hash, as node:cluster's RoundRobinHandle does
 // them) are handed over one at a time per worker, and the primary keeps its copy of each until
-// the worker says it took it. A worker that dies or is stopped first never read from it: the
-// connection goes to another worker, or is reset at once if none is left, and its descriptor is
-// closed either way. That is the difference from node:cluster, whose round robin forgets a
-// connection handed to a worker that is then SIGKILLed: no answer, no reset, and a leaked fd.
+// the worker has it: Node's own receipt for a passed descriptor (NODE_HANDLE_ACK, which the
+// worker's IPC layer sends before anything can read from it) says so, at no cost of a message of
+// zd's. A worker that dies first never read from it: the connection goes to another worker, or is
+// reset at once if none is left, and its descriptor is closed either way. One that arrives after
+// the worker's server closed comes back (`back`) and goes elsewhere. That is the difference from
+// node:cluster, whose round robin forgets a connection handed to a worker that is then
+// SIGKILLed: no answer, no reset, and a leaked fd.
 //
 // With --sched none the listening socket itself is handed to every worker and the kernel spreads
 // the connections, as cluster's SCHED_NONE does; zd keeps its own copy, so the port stays bound.
@@ -96,15 +99,10 @@ interface Listener {
   inherited: InheritedSocket | null;
 }
 
-interface InFlight extends Connection {
-  workerId: WorkerId;
-}
-
 export class Sockets {
   private readonly listeners = new Map<string, Listener>();
-  private readonly inFlight = new Map<number, InFlight>();
-  private readonly inFlightBy = new Map<WorkerId, number>();
-  private nextSeq = 0;
+  /** Handed to each worker, not yet received, oldest first (Node passes descriptors in order). */
+  private readonly inFlight = new Map<WorkerId, Connection[]>();
   private sweep: NodeJS.Timeout | null = null;
   private closed = false;
   /** zd is stopping: each socket closes once no worker listens on it any more. */
@@ -113,13 +111,13 @@ export class Sockets {
   constructor(private readonly options: SocketsOptions) {}
 
   /** A worker's internal message (`{ cmd: 'NODE_ZD', act }`), other than its 'listening' report. */
-  onMessage(workerId: WorkerId, message: { act?: unknown; [k: string]: unknown }): void {
+  onMessage(workerId: WorkerId, message: { act?: unknown; [k: string]: unknown }, handle?: unknown): void {
     switch (message.act) {
       case 'listen':
         this.listen(workerId, Number(message.id), message.query as ListenQuery);
         break;
-      case 'ack':
-        this.ack(workerId, Number(message.seq), message.accepted === true);
+      case 'back':
+        if (handle) this.returned(workerId, String(message.key), handle as RawHandle);
         break;
       case 'close':
         this.unlisten(workerId, String(message.key));
@@ -155,12 +153,23 @@ export class Sockets {
    */
   workerGone(workerId: WorkerId): void {
     this.stopRouting(workerId);
-    for (const [seq, conn] of this.inFlight) {
-      if (conn.workerId !== workerId) continue;
-      this.inFlight.delete(seq);
-      this.route(conn, true);
-    }
-    this.inFlightBy.delete(workerId);
+    const lost = this.inFlight.get(workerId) ?? [];
+    this.inFlight.delete(workerId);
+    for (const conn of lost) this.route(conn, true);
+  }
+
+  /**
+   * Node's receipt (NODE_HANDLE_ACK) from this worker: the oldest descriptor handed to it is in its
+   * hands, and ours is closed. Receipts for other descriptors (the listening socket, --sched none)
+   * find nothing here.
+   */
+  delivered(workerId: WorkerId): void {
+    const queue = this.inFlight.get(workerId);
+    const conn = queue?.shift();
+    if (!conn) return;
+    if (queue!.length === 0) this.inFlight.delete(workerId);
+    conn.handle.close();
+    for (const listener of this.listeners.values()) if (listener.waiting.length > 0) this.flush(listener);
   }
 
   /**
@@ -292,49 +301,34 @@ export class Sockets {
   }
 
   private handOver(workerId: WorkerId, conn: Connection): void {
-    const seq = this.nextSeq++;
-    this.inFlight.set(seq, { ...conn, workerId });
-    this.inFlightBy.set(workerId, (this.inFlightBy.get(workerId) ?? 0) + 1);
+    const queue = this.inFlight.get(workerId);
+    if (queue) queue.push(conn);
+    else this.inFlight.set(workerId, [conn]);
     conn.listener.last = workerId;
     let sent = false;
     try {
-      sent = this.options.send(workerId, { act: 'conn', key: conn.listener.key, seq }, conn.handle);
+      sent = this.options.send(workerId, { act: 'conn', key: conn.listener.key }, conn.handle);
     } catch (error) {
       this.options.onError('hand over a connection', error as Error);
     }
     if (!sent) {
       // Its channel is closed: it is leaving, and takes nothing more.
-      this.settle(seq);
+      this.inFlight.get(workerId)?.pop();
       removeFrom(conn.listener.workers, workerId);
       this.route(conn, true);
     }
   }
 
-  private ack(workerId: WorkerId, seq: number, accepted: boolean): void {
-    const conn = this.inFlight.get(seq);
-    if (!conn || conn.workerId !== workerId) return;
-    this.settle(seq);
-    // Taken: the worker has its own descriptor; ours is closed. Not taken (its server had just
-    // closed): another worker gets it.
-    if (accepted) conn.handle.close();
-    else {
-      removeFrom(conn.listener.workers, workerId);
-      this.route(conn, false);
-    }
-    for (const listener of this.listeners.values()) if (listener.waiting.length > 0) this.flush(listener);
-  }
-
-  private settle(seq: number): void {
-    const conn = this.inFlight.get(seq);
-    if (!conn) return;
-    this.inFlight.delete(seq);
-    const n = (this.inFlightBy.get(conn.workerId) ?? 1) - 1;
-    if (n > 0) this.inFlightBy.set(conn.workerId, n);
-    else this.inFlightBy.delete(conn.workerId);
+  /** A connection a worker got after its server closed: sent back, it goes to another worker. */
+  private returned(workerId: WorkerId, key: string, handle: RawHandle): void {
+    const listener = this.listeners.get(key);
+    if (!listener) return reset(handle);
+    removeFrom(listener.workers, workerId);
+    this.route({ handle, listener, since: Date.now() }, false);
   }
 
   private pick(listener: Listener, handle: RawHandle): WorkerId | null {
-    const room = listener.workers.filter((id) => (this.inFlightBy.get(id) ?? 0) < IN_FLIGHT_PER_WORKER);
+    const room = listener.workers.filter((id) => (this.inFlight.get(id)?.length ?? 0) < IN_FLIGHT_PER_WORKER);
     if (room.length === 0) return null;
     if (this.options.stickyPort !== null && listener.query.port === this.options.stickyPort) {
       const peer: Record<string, unknown> = {};

@@ -159,17 +159,18 @@ function standIn(key, sockname, server) {
   return handle;
 }
 
-/** @param {{ key: string, seq: number }} message @param {any} connection */
+/** @param {{ key: string }} message @param {any} connection */
 function onConnection(message, connection) {
+  if (!connection) return;
   const handle = standIns.get(message.key);
-  const accepted = Boolean(handle?.open && handle.onconnection && connection);
-  // Said before the connection is read from: until zd hears it, zd may give it to another worker.
-  send({ act: 'ack', seq: message.seq, accepted });
-  if (!accepted) {
-    connection?.close();
-    return;
+  if (handle?.open && handle.onconnection) return handle.onconnection(0, connection);
+  // Its server closed as the connection was on its way: back to zd, unread, for another worker.
+  if (!process.connected || !process.send) return connection.close();
+  try {
+    process.send({ cmd: CMD, act: 'back', key: message.key }, connection, undefined, () => connection.close());
+  } catch {
+    connection.close();
   }
-  /** @type {StandIn} */ (handle).onconnection?.(0, connection);
 }
 
 module.exports = { install };

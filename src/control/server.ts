@@ -275,7 +275,10 @@ export class ControlServer {
     this.upgrading = false;
     if (!request.wait) return;
     if (outcome.ok) reply(socket, { ok: true, message: outcome.message });
-    else reply(socket, errorReply('ZD_E_UPGRADE_ABORTED', outcome.stderr ? `${outcome.message}; its stderr:\n${outcome.stderr}` : outcome.message));
+    else {
+      const code = outcome.code === 'ZD_E_UPGRADE_REFUSED' ? 'ZD_E_UPGRADE_REFUSED' : 'ZD_E_UPGRADE_ABORTED';
+      reply(socket, errorReply(code, outcome.stderr ? `${outcome.message}; its stderr:\n${outcome.stderr}` : outcome.message));
+    }
     socket.end();
   }
 

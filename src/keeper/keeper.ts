@@ -185,7 +185,7 @@ export function runKeeper(bin: string, argv: string[]): void {
         const asker = askedBy.get(effect.requestId);
         askedBy.delete(effect.requestId);
         const stderr = !effect.ok && effect.id !== undefined ? (tails.get(effect.id) ?? []).slice(-QUOTED_LINES).join('\n') : '';
-        if (asker !== undefined) send(asker, { zd: 'upgrade-result', requestId: effect.requestId, ok: effect.ok, message: effect.message, stderr });
+        if (asker !== undefined) send(asker, { zd: 'upgrade-result', requestId: effect.requestId, ok: effect.ok, message: effect.message, stderr, ...(effect.code ? { code: effect.code } : {}) });
         return;
       }
       case 'log':

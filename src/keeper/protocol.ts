@@ -35,5 +35,5 @@ export type PrimaryMessage =
 export type KeeperMessage =
   | { zd: 'retire' }
   | { zd: 'promote' }
-  | { zd: 'upgrade-result'; requestId: string; ok: boolean; message: string; stderr: string }
+  | { zd: 'upgrade-result'; requestId: string; ok: boolean; message: string; stderr: string; code?: string }
   | { zd: 'status'; requestId: string; keeper: { pid: number; state: unknown; sockets: string[] } };

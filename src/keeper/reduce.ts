@@ -289,6 +289,14 @@ const STOP_SIGNALS = new Set(['SIGTERM', 'SIGINT', 'SIGQUIT']);
 
 function signal(d: Draft, sig: 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR2' | 'SIGQUIT'): void {
   if (!STOP_SIGNALS.has(sig)) {
+    // A reload and an upgrade never overlap: the new primary reads the code and config on disk
+    // anyway, and a rollout under the old one would race its retirement.
+    if (d.upgrading) {
+      d.log('warn', 'ZD_RELOAD_REFUSED', `${sig} refused: zd upgrade is in progress (primary ${d.candidate} starting); it starts from the code and config on disk, or send ${sig} again once it has ended`, {
+        signal: sig,
+      });
+      return;
+    }
     // A reload is the current primary's business (its own rollout); a candidate has nothing to reload yet.
     const current = d.s.current;
     const entry = d.entry(current);

@@ -12,6 +12,8 @@ export interface UpgradeAnswer {
   ok: boolean;
   message: string;
   stderr: string;
+  /** ZD_E_UPGRADE_REFUSED (it never started) or ZD_E_UPGRADE_ABORTED, when not ok. */
+  code?: string;
 }
 
 export interface KeeperLink {
@@ -80,7 +82,7 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
       case 'upgrade-result': {
         const answer = upgrades.get(message.requestId);
         upgrades.delete(message.requestId);
-        answer?.({ ok: message.ok, message: message.message, stderr: message.stderr });
+        answer?.({ ok: message.ok, message: message.message, stderr: message.stderr, ...(message.code ? { code: message.code } : {}) });
         return;
       }
       case 'status': {

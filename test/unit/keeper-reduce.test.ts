@@ -390,12 +390,22 @@ describe('signals', () => {
   });
 
   it('SIGHUP and SIGUSR2 go to the current primary only', () => {
-    const { sim } = upgrading();
+    const sim = serving();
     sim.signal('SIGHUP');
     sim.signal('SIGUSR2');
     assert.deepEqual(sim.proc(1).signals, ['SIGHUP', 'SIGUSR2']);
-    assert.deepEqual(sim.proc(2).signals, []);
     assert.equal(sim.state.stopping, false);
+  });
+
+  it('SIGHUP and SIGUSR2 during an upgrade are refused with a line (a reload and an upgrade never overlap), and go through once it ends', () => {
+    const { sim } = upgrading();
+    const refused = [sim.signal('SIGHUP'), sim.signal('SIGUSR2')].flat().filter((e) => e.type === 'log');
+    assert.deepEqual(refused.map((e) => e.type === 'log' && e.code), ['ZD_RELOAD_REFUSED', 'ZD_RELOAD_REFUSED']);
+    assert.deepEqual(sim.proc(1).signals, []);
+    assert.deepEqual(sim.proc(2).signals, []);
+    sim.ready(2);
+    sim.signal('SIGHUP');
+    assert.deepEqual(sim.proc(2).signals, ['SIGHUP']);
   });
 
   it('SIGHUP with no primary running (restarting) is logged, not lost silently', () => {

@@ -56,11 +56,14 @@ export function runKeeper(bin: string, argv: string[]): void {
     }
   };
 
-  const log = (level: 'info' | 'warn' | 'error', code: string, msg: string, fields: Record<string, unknown> = {}) => {
+  const debug = process.env.ZD_LOG_LEVEL === 'debug';
+  const log = (level: 'debug' | 'info' | 'warn' | 'error', code: string, msg: string, fields: Record<string, unknown> = {}) => {
+    // Routine lines (a start, a stop the primary has told already) only when asked for.
+    if (level === 'debug' && !debug) return;
     // A primary's exit code is `exitCode` here: `code` is the line's own (ZD_…), as in every zd log.
     const { code: exitCode, ...rest } = fields;
     const line = json
-      ? JSON.stringify({ level: level === 'info' ? 30 : level === 'warn' ? 40 : 50, time: new Date().toISOString(), name: 'zd', ...rest, ...(exitCode !== undefined ? { exitCode } : {}), code, msg })
+      ? JSON.stringify({ level: { debug: 20, info: 30, warn: 40, error: 50 }[level], time: new Date().toISOString(), name: 'zd', ...rest, ...(exitCode !== undefined ? { exitCode } : {}), code, msg })
       : `[${new Date().toISOString().slice(11, 23)}] ${level.toUpperCase()} (zd keeper): ${code} ${msg}`;
     process.stderr.write(`${line}\n`);
   };

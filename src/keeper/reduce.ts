@@ -83,7 +83,7 @@ class Draft {
     this.s.primaries[id] = { ...this.s.primaries[id]!, status };
   }
 
-  log(level: 'info' | 'warn' | 'error', code: string, message: string, fields?: Record<string, unknown>): void {
+  log(level: 'debug' | 'info' | 'warn' | 'error', code: string, message: string, fields?: Record<string, unknown>): void {
     this.effects.push(fields ? { type: 'log', level, code, message, fields } : { type: 'log', level, code, message });
   }
 
@@ -133,7 +133,8 @@ function finish(d: Draft): void {
   d.s.exited = true;
   d.s.exitCode = code;
   d.s.restartPending = false;
-  d.log(code === 0 ? 'info' : 'error', 'ZD_KEEPER_EXIT', `no primary left (${d.s.stopReason ?? 'stopped'}): exiting with code ${code}`, {
+  // Debug: the primary has said why (ZD_STOPPED, its error line); a bad command line stays one line.
+  d.log('debug', 'ZD_KEEPER_EXIT', `no primary left (${d.s.stopReason ?? 'stopped'}): exiting with code ${code}`, {
     code,
   });
   d.effects.push({ type: 'exit', code });
@@ -144,7 +145,8 @@ function spawnCurrent(d: Draft, node: string | null, code: string, what: string)
   d.s.primaries[id] = { status: 'starting', node, exit: null };
   d.s.current = id;
   d.effects.push({ type: 'spawn', id, node });
-  d.log('info', code, `${what} ${id}${node === null ? '' : ` on ${node}`}`, { id, node });
+  // The first start is every run's: the primary's own ZD_CONFIG says it; a restart is news.
+  d.log(id === 1 ? 'debug' : 'info', code, `${what} ${id}${node === null ? '' : ` on ${node}`}`, { id, node });
 }
 
 function ready(d: Draft, id: PrimaryId): void {
@@ -152,7 +154,7 @@ function ready(d: Draft, id: PrimaryId): void {
   // Late news of a primary already told to go (killed, stopping, retiring) changes nothing.
   if (entry?.status !== 'starting') return;
   d.setStatus(id, 'ready');
-  d.log('info', 'ZD_PRIMARY_READY', `primary ${id} ready`, { id });
+  d.log('debug', 'ZD_PRIMARY_READY', `primary ${id} ready`, { id });
   if (d.upgrading && d.candidate === id) toUpgrade(d, { type: 'candidate.ready' });
 }
 
@@ -202,7 +204,7 @@ function exited(d: Draft, id: PrimaryId, code: number | null, signal: string | n
     d.s.stopping = true;
     d.s.stopReason = `primary ${id} stopped`;
     d.s.exitCode = code ?? 1;
-    d.log(code === 0 ? 'info' : 'warn', 'ZD_PRIMARY_STOPPED', `primary ${id} stopped (${how}): zd stops with it`, fields);
+    d.log('debug', 'ZD_PRIMARY_STOPPED', `primary ${id} stopped (${how}): zd stops with it`, fields);
     return;
   }
   countCrash(d, id, how, fields, null);
@@ -313,7 +315,7 @@ function signal(d: Draft, sig: 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR2' | 'SI
     d.s.stopping = true;
     d.s.stopReason = sig;
     d.s.restartPending = false;
-    d.log('info', 'ZD_KEEPER_STOPPING', `${sig}: stopping every primary`, { signal: sig });
+    d.log('debug', 'ZD_KEEPER_STOPPING', `${sig}: stopping every primary`, { signal: sig });
     if (d.upgrading) toUpgrade(d, { type: 'keeper.stopping', signal: sig });
   }
   // Every live primary hears it, again on a second one (a second SIGINT forces); a killed one

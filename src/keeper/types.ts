@@ -64,6 +64,6 @@ export type KeeperEffect =
    */
   | { type: 'reply'; requestId: string; ok: boolean; message: string; id?: PrimaryId; code?: string }
   /** Log a line (code is a stable ZD_* code). */
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; code: string; message: string; fields?: Record<string, unknown> }
+  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; code: string; message: string; fields?: Record<string, unknown> }
   /** The keeper exits with this code (its last primary is gone, by a stop or for good). */
   | { type: 'exit'; code: number };

@@ -91,7 +91,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'heartbeat-timeout', kind: 'duration', core: 'heartbeatTimeoutMs', min: 0, help: 'replace a worker that does not answer a ping within this (0: off)', default: 'off' },
   { flag: 'heartbeat-interval', kind: 'duration', core: 'heartbeatIntervalMs', min: 100, help: 'time between a pong and the next ping', default: d(DEFAULTS.heartbeatIntervalMs) },
   { flag: 'max-memory', kind: 'size', core: 'maxMemoryBytes', min: 0, help: 'replace a worker whose RSS goes over this, e.g. 512M (0: off)', default: 'off' },
-  { flag: 'sched', kind: 'enum', values: ['rr', 'none'], shell: 'sched', help: "cluster scheduling: the primary's round robin, or the OS", default: SHELL_DEFAULTS.sched },
+  { flag: 'sched', kind: 'enum', values: ['rr', 'none'], shell: 'sched', help: "who spreads connections: the primary's round robin, or the kernel (every worker accepts on the shared socket)", default: SHELL_DEFAULTS.sched },
   { flag: 'sticky', kind: 'port', shell: 'stickyPort', help: "own this port (the app's) and send each client IP to the same worker", default: 'off' },
   { flag: 'health-port', kind: 'port', shell: 'healthPort', help: 'serve /livez and /readyz on this port', default: 'off' },
   { flag: 'health-host', kind: 'text', shell: 'healthHost', help: 'address the health server binds', default: SHELL_DEFAULTS.healthHost },

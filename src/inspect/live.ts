@@ -3,7 +3,7 @@
 import type { Instance } from '../control/client.ts';
 import { messageLine } from './render-lines.ts';
 import { renderTty } from './render-tty.ts';
-import { openInspectStream } from './stream.ts';
+import { followInspectStream } from './stream.ts';
 import { applyMessage, EMPTY_VIEW, rolloutDisplay, type InspectView } from './view.ts';
 
 /** At most this often a terminal frame is drawn (~10 fps): a burst of steps is one redraw. */
@@ -55,7 +55,7 @@ export async function runLive(instance: Instance, out: Output, mode: LiveMode): 
     timer = setTimeout(draw, Math.max(0, lastFrame + FRAME_MS - Date.now()));
   };
 
-  const stream = openInspectStream(instance, (message, line) => {
+  const stream = followInspectStream(instance, (message, line) => {
     if (mode === 'json') {
       out.write(`${line}\n`);
       return;

@@ -2,7 +2,7 @@
 // the primary lives. `request()` in control/client.ts is for bounded replies; this stream has no
 // end of its own, only a deadline for the hello.
 import { connect } from 'node:net';
-import { lineReader } from '../control/socket.ts';
+import { answers, lineReader } from '../control/socket.ts';
 import type { Instance } from '../control/client.ts';
 import { ZdError } from '../errors.ts';
 import { parseInspectMessage, type InspectMessage } from './messages.ts';
@@ -62,7 +62,10 @@ export function openInspectStream(instance: Instance, onMessage: (message: Inspe
         settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent an inspect message this zd does not understand: ${line.slice(0, 80)}`, 1));
         return false;
       }
-      if (message.type === 'hello') clearTimeout(helloTimer);
+      if (message.type === 'hello') {
+        greeted = true;
+        clearTimeout(helloTimer);
+      }
       try {
         onMessage(message, line);
       } catch (error) {
@@ -72,7 +75,40 @@ export function openInspectStream(instance: Instance, onMessage: (message: Inspe
       return true;
     }),
   );
-  socket.on('error', (error) => settle(new ZdError('ZD_E_CONTROL', `control socket of '${instance.name}': ${error.message}`, 1)));
+  let greeted = false;
+  socket.on('error', (error: NodeJS.ErrnoException) => {
+    // A primary that exits with the stream open may reset it rather than close it: once the stream
+    // was up, that is its end like any other.
+    if (greeted && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) settle();
+    else settle(new ZdError('ZD_E_CONTROL', `control socket of '${instance.name}': ${error.message}`, 1));
+  });
   socket.on('close', () => settle());
   return { ended, close: () => settle() };
+}
+
+/** How long a closed stream's instance has to answer again before the inspector calls it stopped. */
+const FOLLOW_PROBE_MS = 1000;
+
+/**
+ * The same stream, following the instance across `zd upgrade`: when a primary's stream ends and
+ * the instance's control socket still answers, a newer primary took it over, and the stream goes
+ * on from it (a new hello and snapshot). It ends when nobody answers there any more, or on close().
+ */
+export function followInspectStream(instance: Instance, onMessage: (message: InspectMessage, line: string) => void): InspectStream {
+  let current = openInspectStream(instance, onMessage);
+  let closed = false;
+  const ended = (async () => {
+    for (;;) {
+      await current.ended;
+      if (closed || !(await answers(instance.path, FOLLOW_PROBE_MS, false))) return;
+      current = openInspectStream(instance, onMessage);
+    }
+  })();
+  return {
+    ended,
+    close: () => {
+      closed = true;
+      current.close();
+    },
+  };
 }

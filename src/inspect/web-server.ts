@@ -13,7 +13,7 @@ import { machineToDot, renderSvg } from '../diagram/index.ts';
 import { MACHINES } from '../diagram/machines.ts';
 import { ZdError } from '../errors.ts';
 import { onInterrupt, type LiveEnd } from './live.ts';
-import { openInspectStream } from './stream.ts';
+import { followInspectStream } from './stream.ts';
 import { renderPage } from './web-page.ts';
 import { applyMessage, EMPTY_VIEW, rolloutDisplay, type InspectView } from './view.ts';
 
@@ -106,7 +106,7 @@ export async function runWeb(options: WebOptions): Promise<LiveEnd> {
   let view = EMPTY_VIEW;
   let snapshotSeen!: () => void;
   const snapshot = new Promise<void>((resolve) => (snapshotSeen = resolve));
-  const stream = openInspectStream(instance, (message) => {
+  const stream = followInspectStream(instance, (message) => {
     view = applyMessage(view, message);
     if (message.type === 'snapshot') snapshotSeen();
     if (message.type !== 'hello') send('view', payload(view));

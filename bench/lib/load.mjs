@@ -12,6 +12,9 @@ const autocannon = require('autocannon');
 const spec = JSON.parse(process.argv[2]);
 const HOST = '127.0.0.1';
 const TIMEOUT_S = 10; // autocannon's default request timeout, used by both modes
+// When the first failed requests happened (ms since the load started): enough to place them
+// against a reload or an upgrade, bounded so a broken server cannot grow the result.
+const MAX_ERROR_TIMES = 100;
 
 /** Responses (any status) per bin of binMs since `startedAt`: the throughput curve. */
 function binner(binMs, durationMs) {
@@ -52,6 +55,7 @@ function countInto(map, key) {
  */
 async function keepalive() {
   const bins = binner(spec.binMs, spec.durationMs);
+  const errorTimes = [];
   const extra = {
     droppedOnClose: 0,
     droppedOnCloseAfterConnClose: 0,
@@ -74,6 +78,7 @@ async function keepalive() {
         if (this.destroyed || this.conn !== conn) return;
         const pending = this.pipelinedRequests.size();
         if (pending > 0) {
+          if (errorTimes.length < MAX_ERROR_TIMES) errorTimes.push({ ms: Date.now() - bins.startedAt, code: this.benchToldClose ? 'lost after Connection: close' : 'lost on close', n: pending });
           extra.droppedOnClose += pending;
           if (this.benchToldClose) extra.droppedOnCloseAfterConnClose += pending;
           // autocannon would leave them queued, and charge their age to the next responses.
@@ -83,6 +88,7 @@ async function keepalive() {
       conn.prependListener('error', (error) => {
         if (this.destroyed) return;
         countInto(extra.connErrors, error.code ?? error.message);
+        if (errorTimes.length < MAX_ERROR_TIMES) errorTimes.push({ ms: Date.now() - bins.startedAt, code: `connection ${error.code ?? error.message}${this.benchToldClose ? ' after Connection: close' : ''}` });
         if (this.benchToldClose && this.conn === conn) extra.connErrorsAfterConnClose++;
         // autocannon counts this as an error; its request must not also count as lost.
         if (this.conn === conn) this.pipelinedRequests.clear();
@@ -100,7 +106,10 @@ async function keepalive() {
   });
   const reqErrors = {};
   instance.on('response', () => bins.hit());
-  instance.on('reqError', (error) => countInto(reqErrors, error.code ?? error.message));
+  instance.on('reqError', (error) => {
+    countInto(reqErrors, error.code ?? error.message);
+    if (errorTimes.length < MAX_ERROR_TIMES) errorTimes.push({ ms: Date.now() - bins.startedAt, code: error.code ?? error.message });
+  });
   const ticks = [];
   instance.on('tick', ({ counter }) => ticks.push(counter));
   bins.start(Date.now());
@@ -118,6 +127,7 @@ async function keepalive() {
     errors: result.errors,
     timeouts: result.timeouts,
     reqErrors,
+    errorTimes,
     ...extra,
     rps: result.requests.total / result.duration,
     latencyP50: result.latency.p50,
@@ -132,7 +142,7 @@ async function keepalive() {
 /** `concurrency` loops, each sending one request per new connection (agent: false), until the deadline. */
 async function perConnection() {
   const bins = binner(spec.binMs, spec.durationMs);
-  const out = { responses: 0, ok2xx: 0, non2xx: 0, errors: 0, timeouts: 0, reqErrors: {}, sent: 0, responsesInWindow: 0 };
+  const out = { responses: 0, ok2xx: 0, non2xx: 0, errors: 0, timeouts: 0, reqErrors: {}, errorTimes: [], sent: 0, responsesInWindow: 0 };
   const startedAt = Date.now();
   const deadline = startedAt + spec.durationMs;
   bins.start(startedAt);
@@ -155,6 +165,7 @@ async function perConnection() {
           out.errors++;
           if (kind === 'timeout') out.timeouts++;
           countInto(out.reqErrors, code);
+          if (out.errorTimes.length < MAX_ERROR_TIMES) out.errorTimes.push({ ms: Date.now() - startedAt, code });
         }
         resolve();
       };

@@ -108,6 +108,7 @@ async function run(argv: string[]): Promise<number> {
     workerEnv: {
       ...(options.shell.metricsPort !== null ? { ZD_STATS: '1' } : {}),
     },
+    ...(keeper ? { signals: keeper.onSignal } : {}),
     sockets: {
       sched: options.shell.sched,
       stickyPort: options.shell.stickyPort,

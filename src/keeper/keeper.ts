@@ -21,7 +21,8 @@ interface HeldSocket {
   handle: { fd: number; close(): void };
 }
 
-const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGQUIT'] as const;
+// SIGQUIT keeps Node's default (the keeper ends at once; its primary, losing its channel, follows).
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2'] as const;
 /** The last lines of a primary's stderr, quoted when it fails to start. */
 const TAIL_LINES = 20;
 /** How many of them a failed upgrade's answer quotes. */
@@ -161,8 +162,13 @@ export function runKeeper(bin: string, argv: string[]): void {
       case 'spawn':
         return spawnPrimary(effect.id, effect.node);
       case 'signal': {
+        // Said over IPC: a primary ignores the signals it gets itself (a signal to every process
+        // of the instance, such as systemd's KillMode=control-group, must count once). One whose
+        // channel is gone gets the real thing.
         const child = children.get(effect.id);
-        if (child && child.exitCode === null) child.kill(effect.signal as NodeJS.Signals);
+        if (!child || child.exitCode !== null) return;
+        if (child.connected) send(effect.id, { zd: 'signal', signal: effect.signal });
+        else child.kill(effect.signal as NodeJS.Signals);
         return;
       }
       case 'retire':

@@ -33,6 +33,8 @@ export type PrimaryMessage =
 
 /** Keeper → primary. */
 export type KeeperMessage =
+  /** A signal the keeper got (or decided on): the primary acts on it as on its own. */
+  | { zd: 'signal'; signal: string }
   | { zd: 'retire' }
   | { zd: 'promote' }
   | { zd: 'upgrade-result'; requestId: string; ok: boolean; message: string; stderr: string; code?: string }

@@ -196,7 +196,8 @@ function exited(d: Draft, id: PrimaryId, code: number | null, signal: string | n
   if (d.s.stopping) {
     // The stop's outcome is the current primary's: its own code if it stopped as planned.
     d.s.exitCode = planned ? (code ?? 1) : 1;
-    d.log(planned && code === 0 ? 'info' : 'warn', 'ZD_PRIMARY_EXITED', `primary ${id} ${how}`, fields);
+    // A planned exit the primary has told itself (ZD_STOPPED); a crash during the stop is news.
+    d.log(planned ? 'debug' : 'warn', 'ZD_PRIMARY_EXITED', `primary ${id} ${how}`, fields);
     return;
   }
   if (planned) {

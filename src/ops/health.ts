@@ -55,6 +55,11 @@ export interface HeldSockets {
 export function listen(server: Server, host: string, port: number, what: string, held?: HeldSockets | null): Promise<OpsServer> {
   const key = `${what}:${host}:${port}`;
   const handle = held?.take(key);
+  // One request per connection: probes and scrapes are seconds apart, and an idle kept-alive
+  // connection is one a client could be writing on when this primary closes it (zd upgrade).
+  server.prependListener('request', (_req, res) => {
+    res.shouldKeepAlive = false;
+  });
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(Object.assign(new Error(`cannot serve ${what} on ${host}:${port}: ${error.code ?? error.message}`), { code: error.code })));
     const onListening = () => {
@@ -63,8 +68,9 @@ export function listen(server: Server, host: string, port: number, what: string,
       resolve({
         port: typeof address === 'object' && address ? address.port : port,
         close: () => {
-          server.closeAllConnections?.();
+          // Requests in flight are answered (each then closes its connection); nothing else is open.
           server.close();
+          server.closeIdleConnections?.();
         },
       });
     };

@@ -27,6 +27,11 @@ export interface ClusterEnvOptions {
   sockets: Omit<SocketsOptions, 'send'>;
   /** A generation's pinned release is gone from disk: its worker cannot start. */
   onReleaseGone: (workerId: WorkerId, generation: number, release: Release) => void;
+  /**
+   * Where the primary's signals come from: its own (by default), or, under a keeper, the keeper's
+   * word for them (keeper-link.ts), which hears each signal once for the whole instance.
+   */
+  signals?: (signal: NodeJS.Signals, handler: () => void) => () => void;
   /** Reports an I/O failure the core does not model (a failed send, a channel error). */
   onIoError: (workerId: WorkerId, what: string, error: Error) => void;
 }
@@ -221,6 +226,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
     },
 
     onSignal(signal, handler) {
+      if (options.signals) return options.signals(signal, handler);
       process.on(signal, handler);
       return () => process.off(signal, handler);
     },

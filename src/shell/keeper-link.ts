@@ -36,6 +36,8 @@ export interface KeeperLink {
   exiting(code: number, done: () => void): void;
   /** Whether a newer primary took over (its control socket and pid file are not ours to remove). */
   readonly retired: boolean;
+  /** The primary's signals, as the keeper passes them on (the primary's own are ignored). */
+  onSignal(signal: NodeJS.Signals, handler: () => void): () => void;
   /** zd's logger, once there is one. */
   useLogger(logger: Logger): void;
   /**
@@ -66,10 +68,19 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
   let retired = false;
   let runtime: Runtime | null = null;
   let hooks = { onPromote: () => {}, onRetire: () => {} };
+  const signalHandlers = new Map<string, Set<() => void>>();
+  // The keeper hears every signal meant for the instance and passes each on once. One that reaches
+  // this primary directly (a signal to all of the instance's processes, a `kill` of the primary's
+  // group) is the same signal again: ignored, as the workers ignore theirs, rather than counted
+  // twice (a second SIGTERM forces).
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2'] as const) process.on(signal, () => {});
 
   process.on('message', (message: KeeperMessage) => {
     if (!message || typeof message !== 'object' || !('zd' in message)) return;
     switch (message.zd) {
+      case 'signal':
+        for (const handler of signalHandlers.get(message.signal) ?? []) handler();
+        return;
       case 'retire':
         retired = true;
         logger?.info({ code: 'ZD_RETIRING' }, 'a newer primary serves now (zd upgrade): this one stops, draining its workers');
@@ -117,6 +128,12 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
       if (!socket) return undefined;
       socket.taken = true;
       return socket.handle;
+    },
+    onSignal(signal, handler) {
+      let set = signalHandlers.get(signal);
+      if (!set) signalHandlers.set(signal, (set = new Set()));
+      set.add(handler);
+      return () => set.delete(handler);
     },
     useLogger(l) {
       logger = l;

@@ -1,7 +1,8 @@
-// Issue #10, item 4: signals sent to zd's whole process group (Ctrl-C in a terminal, `timeout`,
-// `kill -- -PGID`, a supervisor) are handled once, by zd. The workers are in zd's group (the test
-// helper starts zd as a group leader, as a shell does a foreground job), so each signal below
-// reaches zd and every worker at the same moment.
+// Issue #10, item 4: signals sent to zd's whole process tree (Ctrl-C in a terminal, `timeout`,
+// `kill -- -PGID`, systemd's KillMode=control-group) are handled once, by zd. zd.pid is the keeper,
+// leader of the group the test helper starts it in (as a shell does a foreground job); the primary
+// and its workers are a group of their own. Each signal below goes to both groups at the same
+// moment: every process of the instance gets it, and zd must still act on it once.
 import assert from 'node:assert/strict';
 import cluster from 'node:cluster';
 import { readdirSync } from 'node:fs';
@@ -18,9 +19,10 @@ afterEach(cleanup);
 
 const flags = ['--ready-timeout', '5s', '--drain-timeout', '5s', '--kill-timeout', '1s'];
 
-/** Sends `signal` to every process in zd's group, as a terminal's Ctrl-C does. */
+/** Sends `signal` to every process of the instance: the keeper's group and the primary's. */
 function signalGroup(zd: Zd, signal: NodeJS.Signals): void {
   process.kill(-zd.pid, signal);
+  process.kill(-zd.primaryPid()!, signal);
 }
 
 function handlerLines(zd: Zd, signal: string): string[] {

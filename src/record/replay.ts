@@ -78,7 +78,8 @@ export function reached(item: StepTime, until: Until | null): boolean {
 }
 
 /**
- * The log lines the shell writes itself, about its own I/O, which no replay can decide again:
+ * The log lines the shell writes itself, about its own I/O, which no replay can decide again
+ * (and the keeper's, which decides in a process of its own):
  * everything else zd logs is a `log` effect of the reducer and comes back in a replay. (ZD_STOPPED
  * is also the shell's when a stop signal arrives before any worker is started.)
  */
@@ -93,4 +94,23 @@ export const SHELL_LOG_CODES: ReadonlySet<string> = new Set([
   'ZD_METRICS_APP_ERROR',
   'ZD_JOURNAL_ERROR',
   'ZD_JOURNAL_WRITTEN',
+  // The keeper link's (src/shell/keeper-link.ts).
+  'ZD_RETIRING',
+  'ZD_KEEPER_GONE',
+  // And the keeper's own lines, on the same stderr: another process's decisions (src/keeper/).
+  'ZD_KEEPER_EXIT',
+  'ZD_KEEPER_NO_PRIMARY',
+  'ZD_KEEPER_STOPPING',
+  'ZD_PRIMARY_CRASHED',
+  'ZD_PRIMARY_CRASH_LOOP',
+  'ZD_PRIMARY_EXITED',
+  'ZD_PRIMARY_READY',
+  'ZD_PRIMARY_RESTARTING',
+  'ZD_PRIMARY_RESTART_SCHEDULED',
+  'ZD_PRIMARY_STARTING',
+  'ZD_PRIMARY_STOPPED',
+  'ZD_UPGRADE_ABORTED',
+  'ZD_UPGRADE_DONE',
+  'ZD_UPGRADE_REFUSED',
+  'ZD_UPGRADE_STARTED',
 ]);

@@ -227,6 +227,20 @@ function failureKinds(window) {
   return { failed: out, artifacts };
 }
 
+/** errorTimes as a few words: each kind's count and when, bursts within a second together ("50 lost … at 3.42–3.44 s"). */
+function whenFailed(errorTimes) {
+  const bursts = [];
+  for (const e of [...errorTimes].sort((a, b) => a.ms - b.ms)) {
+    const last = bursts.findLast((b) => b.code === e.code && e.ms - b.to < 1000);
+    if (last) {
+      last.to = e.ms;
+      last.n += e.n ?? 1;
+    } else bursts.push({ code: e.code, from: e.ms, to: e.ms, n: e.n ?? 1 });
+  }
+  const s = (ms) => (ms / 1000).toFixed(2);
+  return bursts.map((b) => `${b.n}× ${b.code} at ${s(b.from)}${b.to > b.from ? `–${s(b.to)}` : ''} s`).join('; ');
+}
+
 /** Each primary's pid, in the order they started (their ZD_CONFIG lines come through the keeper). */
 const primaryPids = (log) => log.filter((l) => l.json?.code === 'ZD_CONFIG').map((l) => l.json.primaryPid);
 
@@ -372,7 +386,7 @@ async function main() {
     try {
       const u = await measureUpgrades(l);
       upgrades.push(u);
-      say(`${NAME}: zd upgrade under ${l.key}: ${Math.round(u.window.rps)} req/s (lowest second ${Math.round(u.window.lowestSecondRps)}), ${u.window.failed} failed${u.window.failed || u.window.artifacts ? ` ${JSON.stringify(u.window.failures)} at ${u.window.errorTimes.map((e) => `${e.ms} ms ${e.code}`).join(', ')}` : ''}; keeper ${u.keeperPid} ${u.pids.keeperSameProcess ? 'the same process' : 'GONE'}, primaries ${u.pids.primaries.join(' → ')}, zd status: keeper ${u.pids.statusKeeperPid}, primary ${u.pids.statusPrimaryPid}${u.problems ? `; ${u.problems.length} warning line(s): ${u.problems[0]}` : ''}`);
+      say(`${NAME}: zd upgrade under ${l.key}: ${Math.round(u.window.rps)} req/s (lowest second ${Math.round(u.window.lowestSecondRps)}), ${u.window.failed} failed${u.window.failed || u.window.artifacts ? ` ${JSON.stringify(u.window.failures)}: ${whenFailed(u.window.errorTimes)}` : ''}; keeper ${u.keeperPid} ${u.pids.keeperSameProcess ? 'the same process' : 'GONE'}, primaries ${u.pids.primaries.join(' → ')}, zd status: keeper ${u.pids.statusKeeperPid}, primary ${u.pids.statusPrimaryPid}${u.problems ? `; ${u.problems.length} warning line(s): ${u.problems[0]}` : ''}`);
     } catch (error) {
       upgrades.push({ load: l.key, error: String(error.message ?? error).split('\n')[0] });
       say(`${NAME}: zd upgrade under ${l.key}: FAILED: ${upgrades.at(-1).error}`);
@@ -425,10 +439,10 @@ async function main() {
       const u = upgrades.find((x) => x.load === l.key);
       if (!u || u.error) return [l.label, `failed: ${u?.error ?? 'not run'}`, '', '', '', '', ''];
       const steady = median(field('zd', l.key, 'rps'));
-      const each = u.upgrades.map((x) => (x.error && x.atMs === null ? x.error : `at ${(x.atMs / 1000).toFixed(2)} s: ${x.exit === 0 ? '' : `exit ${x.exit}, `}${x.cliMs} ms (keeper ${num(x.keeperMs)} ms; old primary gone after ${num(x.oldPrimaryGoneMs)} ms)`));
+      const each = u.upgrades.map((x) => (x.error && x.atMs === null ? x.error : `at ${(x.atMs / 1000).toFixed(2)} s: ${x.exit === 0 ? '' : `exit ${x.exit} (${String(x.error ?? '').replace(/\|/g, '/')}), `}${x.cliMs} ms (keeper ${num(x.keeperMs)} ms; old primary gone after ${num(x.oldPrimaryGoneMs)} ms)`));
       const kinds = Object.entries(u.window.failures.failed).map(([kind, n]) => `${n} ${kind}`);
       const artifacts = Object.entries(u.window.failures.artifacts).map(([kind, n]) => `${n} ${kind}`);
-      const when = u.window.errorTimes.length ? ` (at ${[...new Set(u.window.errorTimes.map((e) => `${(e.ms / 1000).toFixed(2)} s`))].join(', ')} of the window)` : '';
+      const when = u.window.errorTimes.length ? ` (${whenFailed(u.window.errorTimes)} into the window)` : '';
       const p = u.pids;
       return [
         l.label,
@@ -443,6 +457,7 @@ async function main() {
     const upgradeTable = table(
       ['load', `each \`zd upgrade --wait\`: the CLI's wall clock (the keeper's STARTED → DONE; the old primary's exit)`, `req/s over the ${UPGRADE_WINDOW_MS / 1000} s window`, 'lowest second, req/s', 'failed requests', "autocannon's artifacts (not failures)", 'pids'],
       upgradeRows,
+      ['l', 'l', 'r', 'r', 'l', 'l', 'l'],
     );
     const ran = upgrades.filter((u) => !u.error);
     const count = ran.reduce((sum, u) => sum + u.upgrades.filter((x) => x.exit === 0).length, 0);

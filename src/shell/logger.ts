@@ -4,13 +4,12 @@
 // are injectable: `zd replay` prints a recorded run's lines, at their recorded times, through the
 // same logger.
 import { createRequire } from 'node:module';
-import type { pino as Pino } from 'pino';
+import { pino } from 'pino';
 import { ZdError } from '../errors.ts';
 
+// pino is bundled into dist/ (scripts/build.mjs): loading its CommonJS files from node_modules
+// cost the idle primary about 4 MB of RSS (bench/RESULTS.md). pino-pretty, a terminal's only, is not.
 const require = createRequire(import.meta.url);
-// Required, not imported: an ES import of a CommonJS package lexes its exports first, which costs
-// the idle primary measurably more memory (bench/RESULTS.md, "memory:steps").
-const { pino } = require('pino') as { pino: typeof Pino };
 
 export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

@@ -98,10 +98,17 @@ export function followInspectStream(instance: Instance, onMessage: (message: Ins
   let current = openInspectStream(instance, onMessage);
   let closed = false;
   const ended = (async () => {
+    await current.ended;
     for (;;) {
-      await current.ended;
       if (closed || !(await answers(instance.path, FOLLOW_PROBE_MS, false))) return;
       current = openInspectStream(instance, onMessage);
+      // What answered may be a primary on its way out (a stop, not an upgrade): a stream that
+      // cannot start from it is the instance's end, not an error.
+      try {
+        await current.ended;
+      } catch {
+        return;
+      }
     }
   })();
   return {

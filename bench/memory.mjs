@@ -3,6 +3,9 @@
 // the tarball installed into a fresh app) against PM2's daemon and a hand-written node:cluster
 // script, each idle with 2 workers of bench/apps/app.cjs, in one run; then where a primary's memory
 // goes: what each dependency costs a node process that loads it the way zd does (or did).
+// `zd run` is two processes of zd's own (issue #13): the keeper (the pid the bench starts) and the
+// primary, its child (ZD_CONFIG's primaryPid). Each is sampled on its own: the primary against PM2's
+// daemon, the keeper's anonymous memory against its own target (≤ 12 MB), and the two together.
 //
 //   npm --prefix bench ci && node bench/memory.mjs              # 3 repetitions, prints the tables
 //   node bench/memory.mjs --before 3f45839                      # also that commit's built primary
@@ -20,7 +23,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { releaseLock, takeLock } from './lib/lock.mjs';
-import { cleanUpOnExit, freePort, killTracked, runTracked } from './lib/procs.mjs';
+import { cleanUpOnExit, descendants, freePort, killTracked, runTracked } from './lib/procs.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { BENCH, pm2Homes, REPO, RUNNERS, zdRunner } from './lib/runners.mjs';
 
@@ -42,6 +45,8 @@ if (!Number.isInteger(REPS) || REPS < 1 || REPS > 20 || !Number.isInteger(SETTLE
   process.exit(2);
 }
 const WORKERS = 2;
+/** Issue #13: the keeper's own anonymous memory (smaps_rollup's Anonymous), idle. */
+const KEEPER_ANON_TARGET_MB = 12;
 const say = (text) => process.stderr.write(`${text}\n`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const MB = (kb) => (kb === null || kb === undefined ? null : kb / 1024);
@@ -98,7 +103,30 @@ async function builtAt(ref) {
   return { sha, bin: join(dir, 'bin', 'zd.js') };
 }
 
-/** Starts a runner, samples its primary at ready + 5 s and ready + SETTLE_S, always stops it. */
+function parentOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The runner's processes: for zd under a keeper, the keeper is the pid the bench started and the
+ * primary is the pid its ZD_CONFIG line names, which must be the keeper's child; a zd without a
+ * keeper (an older commit, or ZD_NO_KEEPER=1) names its own pid. PM2 and the script: one primary.
+ */
+function processesOf(handle) {
+  const { primary: started, workers } = handle.rssPids();
+  const config = handle.log?.find((l) => l.json?.code === 'ZD_CONFIG')?.json;
+  const primaryPid = config?.primaryPid;
+  if (primaryPid === undefined || primaryPid === started) return { keeper: null, primary: started, workers };
+  if (parentOf(primaryPid) !== started) throw new Error(`ZD_CONFIG names primary ${primaryPid}, which is not a child of the keeper ${started}`);
+  return { keeper: started, primary: primaryPid, workers: descendants(primaryPid) };
+}
+
+/** Starts a runner, samples its primary (and keeper) at ready + 5 s and ready + SETTLE_S, always stops it. */
 async function idle(name, runner) {
   const port = await freePort();
   const sample = { name, port };
@@ -106,12 +134,16 @@ async function idle(name, runner) {
   try {
     handle = await runner.start({ port, workers: WORKERS });
     const ready = Date.now();
-    const { primary, workers } = handle.rssPids();
+    const { keeper, primary, workers } = processesOf(handle);
     sample.workers = workers.length;
+    if (keeper !== null) sample.keeper = { pid: keeper };
+    sample.primaryPid = primary;
     await sleep(5000 - (Date.now() - ready));
     sample.at5s = smaps(primary);
+    if (keeper !== null) sample.keeper.at5s = smaps(keeper);
     await sleep(SETTLE_S * 1000 - (Date.now() - ready));
     sample.settled = smaps(primary);
+    if (keeper !== null) sample.keeper.settled = smaps(keeper);
     sample.workerRss = workers.map((pid) => smaps(pid)?.rss ?? null);
   } catch (error) {
     sample.error = String(error.stack ?? error);
@@ -129,7 +161,7 @@ async function idle(name, runner) {
 const MODULES = [
   ['(the baseline: node with cluster, net, child_process)', ''],
   ['node:http (the health server, loaded eagerly before #11)', "await import('node:http');"],
-  ['pino, as zd used it (required, sync destination, one line)', "const { pino } = require('pino'); pino({ name: 'zd' }, pino.destination({ fd: 1, sync: true })).info({ code: 'X' }, 'x');"],
+  ['pino from node_modules, required (as the primary did until it was bundled; sync destination, one line)', "const { pino } = require('pino'); pino({ name: 'zd' }, pino.destination({ fd: 1, sync: true })).info({ code: 'X' }, 'x');"],
   ['pino, imported from an ES module (as the bundle did before #11)', "const { pino } = await import('pino'); pino({ name: 'zd' }, pino.destination({ fd: 1, sync: true })).info({ code: 'X' }, 'x');"],
   ['pino-pretty (a terminal only: prettyFactory, one line)', "require('pino-pretty').prettyFactory({ colorize: true })('{\"level\":30,\"time\":1,\"msg\":\"x\"}');"],
   ["xstate, imported by Node (its CommonJS build, lexed for exports; one transition)", "const x = await import('xstate'); const m = x.setup({}).createMachine({ initial: 'a', states: { a: { on: { go: 'b' } }, b: {} } }); x.transition(m, x.initialTransition(m)[0], { type: 'go' });"],
@@ -196,7 +228,8 @@ async function main() {
       say(`${NAME}: ${key} rep ${rep}/${REPS} (idle ${SETTLE_S} s)`);
       const sample = await idle(key, runner);
       samples.push({ ...sample, rep });
-      say(sample.error ? `  failed: ${sample.error.split('\n')[0]}` : `  RSS ${fmt(MB(sample.at5s?.rss))} MB at 5 s, ${fmt(MB(sample.settled?.rss))} MB settled (USS ${fmt(MB(sample.settled?.uss))} MB)`);
+      const keeperNote = sample.keeper ? `; keeper RSS ${fmt(MB(sample.keeper.settled?.rss))} MB, anonymous ${fmt(MB(sample.keeper.settled?.anon))} MB` : '';
+      say(sample.error ? `  failed: ${sample.error.split('\n')[0]}` : `  primary RSS ${fmt(MB(sample.at5s?.rss))} MB at 5 s, ${fmt(MB(sample.settled?.rss))} MB settled (USS ${fmt(MB(sample.settled?.uss))} MB, anonymous ${fmt(MB(sample.settled?.anon))} MB)${keeperNote}`);
     }
   }
 
@@ -241,6 +274,7 @@ function render(context, runners, samples, modules) {
     fmt(MB(med(key, (s) => s.settled?.rss))),
     fmt(MB(med(key, (s) => s.settled?.uss))),
     fmt(MB(med(key, (s) => s.settled?.pss))),
+    fmt(MB(med(key, (s) => s.settled?.anon))),
     String(samples.filter((s) => s.name === key && !s.error).length),
   ]);
   const ratio = (pick) => {
@@ -257,7 +291,8 @@ function render(context, runners, samples, modules) {
   );
   const failures = samples.filter((s) => s.error).map((s) => `- ${s.name} rep ${s.rep}: ${s.error.split('\n')[0]}`);
   const verdict = (r) => (r === null ? '–' : `**${fmt(r, 2)} ×** (${r <= 0.8 ? 'met' : 'missed'})`);
-  const markdown = `## Memory: the installed primary, idle with ${WORKERS} workers, against PM2's daemon
+  const own = ownProcesses(context, runners, samples, med);
+  const markdown = `## Memory: the installed primary and keeper, idle with ${WORKERS} workers, against PM2's daemon
 
 \`${context.command}\` — ${context.date}, zd ${context.commit}${context.dirty ? ' (with uncommitted changes)' : ''}, Node ${context.node}, ${context.nproc} cores, load average ${context.loadavg}; ${context.reps} repetitions per runner, medians; ${context.elapsedS} s.
 zd is this checkout packed by \`npm pack\` and installed from the tarball into a fresh app, as a user gets it. Each
@@ -265,10 +300,10 @@ runner serves \`bench/apps/app.cjs\` with ${WORKERS} workers and no load. RSS at
 (V8's memory reducer has shrunk the heap by then, in every runner). USS is the private part (the rest of RSS is the node binary's pages,
 shared with every node process on the machine, the workers included); PSS shares those out. Raw: \`bench/RESULTS-memory.json\`.
 
-${table(['primary', 'RSS 5 s', `RSS ${context.settleS} s`, `USS ${context.settleS} s`, `PSS ${context.settleS} s`, 'runs'], rows)}
+${table(['primary', 'RSS 5 s', `RSS ${context.settleS} s`, `USS ${context.settleS} s`, `PSS ${context.settleS} s`, `anonymous ${context.settleS} s`, 'runs'], rows)}
 
 Target (issue #11): zd's primary ≤ 0.8 × PM2's daemon (RSS). At 5 s: ${verdict(r5)}; settled: ${verdict(rs)}; private memory (USS), settled: ${ru === null ? '–' : `${fmt(ru, 2)} ×`}.
-${failures.length ? `\nFailed runs:\n${failures.join('\n')}\n` : ''}
+${failures.length ? `\nFailed runs:\n${failures.join('\n')}\n` : ''}${own.markdown}
 ### Where a primary's memory goes
 
 What loading each module costs a node process, loaded and used the way zd loads it (median of 3, RSS 3 s after start, MB over the
@@ -281,17 +316,87 @@ ${modules.length ? table(['loaded', 'RSS MB', 'USS MB'], moduleRows) : '(not mea
 `;
   const summary = [
     ...rows.map((r) => `${r[0]}: RSS ${r[1]} MB at 5 s, ${r[2]} MB settled, USS ${r[3]} MB`),
-    `zd / PM2 (RSS): ${fmt(r5, 2)} at 5 s, ${fmt(rs, 2)} settled; USS ${fmt(ru, 2)}`,
+    `zd's primary / PM2's daemon (RSS): ${fmt(r5, 2)} at 5 s, ${fmt(rs, 2)} settled; USS ${fmt(ru, 2)}`,
+    ...own.summary,
     ...moduleRows.map((r) => `${r[0]}: ${r[1]} MB`),
   ].join('\n');
   return { markdown, summary };
 }
 
+/**
+ * zd's own processes under a keeper: the keeper, the primary and both together (summed per run,
+ * then the median), beside PM2's daemon, which is all of PM2 that stays running in cluster mode.
+ */
+function ownProcesses(context, runners, samples, med) {
+  const S = context.settleS;
+  const withKeeper = runners.filter(([key]) => samples.some((s) => s.name === key && !s.error && s.keeper));
+  if (withKeeper.length === 0) return { markdown: '', summary: [] };
+  const sum = (a, b) => (a === undefined || b === undefined || a === null || b === null ? null : a + b);
+  const cells = (key, pick) => [
+    fmt(MB(med(key, (s) => pick(s, 'at5s')?.rss))),
+    fmt(MB(med(key, (s) => pick(s, 'settled')?.rss))),
+    fmt(MB(med(key, (s) => pick(s, 'settled')?.uss))),
+    fmt(MB(med(key, (s) => pick(s, 'settled')?.pss))),
+    fmt(MB(med(key, (s) => pick(s, 'at5s')?.anon))),
+    fmt(MB(med(key, (s) => pick(s, 'settled')?.anon))),
+  ];
+  const keeperOf = (s, when) => s.keeper?.[when];
+  const primaryOf = (s, when) => s[when];
+  const both = (s, when) => {
+    const k = s.keeper?.[when];
+    const p = s[when];
+    if (!k || !p) return null;
+    return { rss: sum(k.rss, p.rss), uss: sum(k.uss, p.uss), pss: sum(k.pss, p.pss), anon: sum(k.anon, p.anon) };
+  };
+  const rows = [];
+  const lines = [];
+  for (const [key, label] of withKeeper) {
+    rows.push([`${label}: the keeper`, ...cells(key, keeperOf)]);
+    rows.push([`${label}: the primary`, ...cells(key, primaryOf)]);
+    rows.push([`**${label}: keeper + primary**`, ...cells(key, both).map((c) => `**${c}**`)]);
+    const k5 = MB(med(key, (s) => s.keeper?.at5s?.anon));
+    const ks = MB(med(key, (s) => s.keeper?.settled?.anon));
+    const met = (x) => (x === null ? '–' : `**${fmt(x)} MB** (${x <= KEEPER_ANON_TARGET_MB ? 'met' : 'missed'})`);
+    const vsPm2 = (field) => {
+      const z = med(key, (s) => both(s, 'settled')?.[field]);
+      const p = med('pm2', (s) => s.settled?.[field]);
+      return z && p ? `${fmt(z / p, 2)} ×` : '–';
+    };
+    lines.push(
+      `${label}: the keeper's own anonymous memory, target (issue #13) ≤ ${KEEPER_ANON_TARGET_MB} MB: at 5 s ${met(k5)}; settled ${met(ks)}. ` +
+        `Keeper + primary against PM2's daemon, settled: RSS ${vsPm2('rss')}, USS ${vsPm2('uss')}, PSS ${vsPm2('pss')}.`,
+    );
+  }
+  rows.push(["PM2's daemon (all of PM2 that stays running)", ...cells('pm2', primaryOf)]);
+  if (withKeeper.some(([key]) => key === 'zd-before')) {
+    lines.push(
+      "The --before commit runs from a checkout, where bin/zd.js first checks that the build is newer than every file of src/: that walk alone gets V8's optimising compiler going in its keeper (path's normalizeString), so its keeper's RSS is not an installed keeper's.",
+    );
+  }
+  const markdown = `
+### zd's own processes: the keeper and the primary
+
+\`zd run\` is two processes of zd's: the keeper (the pid the bench starts, which systemd or Docker would know; it holds the
+listening sockets and loads almost nothing) and the primary, its child (the pid in ZD_CONFIG's \`primaryPid\`, checked to be the
+keeper's child), which forks the workers. The primary rows above are that child. Anonymous is smaps_rollup's \`Anonymous\`: the
+process's own heap, stacks and V8 spaces, none of the node binary. The keeper + primary RSS counts the node binary's shared pages
+twice (each process maps them); USS and PSS add up fairly. Medians of per-run values.
+
+${table(['process', 'RSS 5 s', `RSS ${S} s`, `USS ${S} s`, `PSS ${S} s`, 'anonymous 5 s', `anonymous ${S} s`], rows)}
+
+${lines.join('\n\n')}
+`;
+  const summary = [...rows.map((r) => `${r[0].replaceAll('*', '')}: RSS ${r[2].replaceAll('*', '')} MB settled, USS ${r[3].replaceAll('*', '')} MB, anonymous ${r[6].replaceAll('*', '')} MB`), ...lines.map((l) => l.replaceAll('*', ''))];
+  return { markdown, summary };
+}
+
 function loadedNote() {
-  return `What zd's primary loads: its bundle (\`dist/zd.mjs\`, with xstate's ES module build inside it) and pino, \`require\`d
-(zd's logs are pino by design; required rather than imported, which the table shows is cheaper). pino-pretty loads only on a
-terminal, node:http only with --health-port or --metrics-port, prom-client only with --metrics-port, the WASM Graphviz only
-in \`zd inspect\`, sucrase only in the workers of a TypeScript app on Node 20.`;
+  return `What zd's primary loads: its bundle (\`dist/zd.mjs\` and its chunks), with xstate's ES module build and pino (zd's logs
+are pino by design) inside it, so that Node resolves, reads and lexes no CommonJS file from node_modules at start-up: the rows
+below are what those two cost loaded from node_modules instead. pino-pretty loads only on a terminal, node:http only with
+--health-port or --metrics-port, prom-client only with --metrics-port, the WASM Graphviz only in \`zd inspect\`, sucrase only in
+the workers of a TypeScript app on Node 20. The keeper (\`dist/keeper.mjs\`) loads node:child_process, its own modules, the
+upgrade machine and xstate's chunk: no logger library, no cluster, no control server.`;
 }
 
 main().catch((error) => {

@@ -283,7 +283,6 @@ async function measureUpgrades(l) {
         cliMs: result.endedAt - result.startedAt,
         keeperMs: begun && done ? Date.parse(done.json.time) - Date.parse(begun.json.time) : null,
         outcome: done?.json.code ?? null,
-        loggedByKeeper: done ? done.json.pid === keeper : null,
         oldPrimary: before,
         newPrimary: after,
         oldPrimaryGoneMs: null,

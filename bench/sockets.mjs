@@ -81,13 +81,13 @@ const say = (text) => process.stderr.write(`${text}\n`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // zd's control sockets go here, not in the user's runtime directory: no name of another zd (or
-// of another benchmark) can collide with ours, and `zd upgrade <name>` finds only ours.
-const RUNTIME_DIR = mkdtempSync(join(os.tmpdir(), 'zdb-'));
-const ZD_ENV = { ZD_RUNTIME_DIR: RUNTIME_DIR };
+// of another benchmark) can collide with ours, and `zd upgrade <name>` finds only ours. Made once
+// the lock is ours (a refused run exits at once, with nothing to remove).
+const ZD_ENV = {};
 
 function cleanup() {
   killTracked('SIGKILL');
-  rmSync(RUNTIME_DIR, { recursive: true, force: true });
+  if (ZD_ENV.ZD_RUNTIME_DIR) rmSync(ZD_ENV.ZD_RUNTIME_DIR, { recursive: true, force: true });
   releaseLock();
 }
 cleanUpOnExit(NAME, cleanup);
@@ -356,6 +356,7 @@ async function measureUpgrades(l) {
 
 async function main() {
   takeLock(NAME);
+  ZD_ENV.ZD_RUNTIME_DIR = mkdtempSync(join(os.tmpdir(), 'zdb-'));
   const loadavg = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   say(`${NAME}: ${WORKERS} workers; ${loads.map((l) => l.label).join(' and ')}; ${WINDOW_MS / 1000} s windows after ${WARMUP_MS / 1000} s of warm-up; ${REPS} rep(s); ${UPGRADES ? `then ${UPGRADES} zd upgrade(s) in a ${UPGRADE_WINDOW_MS / 1000} s window per load; ` : ''}load average ${loadavg}`);
   await buildIfStale('start of the run');

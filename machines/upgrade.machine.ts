@@ -96,11 +96,15 @@ export const upgradeMachine = base
           params: { id: candidate!, node: request!.node, timeoutMs: request!.timeoutMs, previous: previous! },
         });
       }),
-      /** Ready beside the old one: it takes over, then the old one drains. */
+      /**
+       * Ready beside the old one: it takes over, the asker hears so, then the old one drains. The
+       * answer goes out before the retirement: it travels through the old primary's control
+       * connection, which a retirement may close.
+       */
       takeOver: base.enqueueActions(({ context, enqueue }) => {
         enqueue({ type: 'promote', params: { id: context.candidate! } });
-        enqueue({ type: 'retire', params: { id: context.previous! } });
         answer(enqueue, context, true, `upgraded: ${p(context.candidate)} is ready and serves; ${p(context.previous)} retires`);
+        enqueue({ type: 'retire', params: { id: context.previous! } });
       }),
       /** The old one crashed: the candidate is the current primary from now on. */
       adopt: base.enqueueActions(({ context, enqueue }) => {

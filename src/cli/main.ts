@@ -151,6 +151,7 @@ async function run(argv: string[]): Promise<number> {
   });
   // Health and metrics: closed at once when retired (the newer primary answers on the same sockets).
   const opsClosers: Array<() => void> = [];
+  const opsDrained: Array<Promise<void>> = [];
   // Retired: this primary stops accepting before its workers are told to drain, so that what it
   // accepted a moment ago still reaches one of them (the newer primary accepts from now on).
   keeper?.attach(runtime, {
@@ -177,15 +178,23 @@ async function run(argv: string[]): Promise<number> {
   try {
     if (options.shell.healthPort !== null) {
       const { startHealthServer } = await import('../ops/health.ts');
-      const health = await startHealthServer({ host: options.shell.healthHost, port: options.shell.healthPort, runtime, held: keeper });
+      const health = await startHealthServer({
+        host: options.shell.healthHost,
+        port: options.shell.healthPort,
+        runtime,
+        held: keeper,
+        handedOver: () => keeper?.retired ?? false,
+      });
       closers.push(health.close);
       opsClosers.push(health.close);
+      opsDrained.push(health.drained);
     }
     if (options.shell.metricsPort !== null) {
       const { startMetricsServer } = await import('../ops/metrics.ts');
       const metrics = await startMetricsServer({ host: options.shell.metricsHost, port: options.shell.metricsPort, runtime, logger, held: keeper });
       closers.push(metrics.close);
       opsClosers.push(metrics.close);
+      opsDrained.push(metrics.drained);
     }
   } catch (error) {
     for (const close of closers) close();
@@ -232,8 +241,14 @@ async function run(argv: string[]): Promise<number> {
     return await runtime.exited;
   } finally {
     for (const close of closers) close();
+    // A probe or a scrape in flight is answered, not reset by the exit (bounded: a scrape waits
+    // for workers that may be gone).
+    await Promise.race([Promise.all(opsDrained), new Promise((resolve) => setTimeout(resolve, OPS_DRAIN_MS))]);
   }
 }
+
+/** How long an exiting primary lets its health and metrics requests in flight finish. */
+const OPS_DRAIN_MS = 1000;
 
 /** Why the port cannot be bound now (EADDRINUSE, EACCES), or null: a bind that is closed at once. */
 function portProblem(port: number): Promise<string | null> {

@@ -7,7 +7,10 @@ import type { Runtime } from '../shell/runtime.ts';
 
 export interface OpsServer {
   port: number;
+  /** Stops accepting; requests in flight are still answered. */
   close(): void;
+  /** Settles once every connection is done (after close()). */
+  readonly drained: Promise<void>;
 }
 
 export function readiness(runtime: Runtime): { ready: boolean; reason: string } {
@@ -18,7 +21,14 @@ export function readiness(runtime: Runtime): { ready: boolean; reason: string } 
   return { ready: true, reason: `${ready}/${state.config.workers} workers ready` };
 }
 
-export function startHealthServer(options: { host: string; port: number; runtime: Runtime; held?: HeldSockets | null }): Promise<OpsServer> {
+export function startHealthServer(options: {
+  host: string;
+  port: number;
+  runtime: Runtime;
+  held?: HeldSockets | null;
+  /** A newer primary serves (zd upgrade): a probe this one still answers says ready, as the instance is. */
+  handedOver?: () => boolean;
+}): Promise<OpsServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -30,7 +40,7 @@ export function startHealthServer(options: { host: string; port: number; runtime
       return;
     }
     if (path === '/readyz') {
-      const { ready, reason } = readiness(options.runtime);
+      const { ready, reason } = options.handedOver?.() ? { ready: true, reason: 'a newer primary serves (zd upgrade)' } : readiness(options.runtime);
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${reason}\n`);
       return;
     }
@@ -62,6 +72,7 @@ export function listen(server: Server, host: string, port: number, what: string,
   });
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(Object.assign(new Error(`cannot serve ${what} on ${host}:${port}: ${error.code ?? error.message}`), { code: error.code })));
+    const drained = new Promise<void>((resolve) => server.once('close', () => resolve()));
     const onListening = () => {
       if (!handle) held?.bound(key, (server as unknown as { _handle: unknown })._handle);
       const address = server.address();
@@ -72,6 +83,7 @@ export function listen(server: Server, host: string, port: number, what: string,
           server.close();
           server.closeIdleConnections?.();
         },
+        drained,
       });
     };
     if (handle) server.listen(handle as never, onListening);

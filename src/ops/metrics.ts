@@ -97,6 +97,7 @@ export function startMetricsServer(options: { host: string; port: number; runtim
         ops.close();
         dispose();
       },
+      drained: ops.drained,
     }),
     (error: unknown) => {
       dispose();

@@ -62,10 +62,10 @@ describe('upgrade', () => {
     assert.deepEqual(sim.state.upgrade.value, { upgrading: 'beside' });
   });
 
-  it('on the candidate ready: promote it, then retire the old one, answer ok naming both, log ZD_UPGRADE_DONE', () => {
+  it('on the candidate ready: promote it, answer ok naming both (through the old primary, before it retires), then retire the old one, log ZD_UPGRADE_DONE', () => {
     const { sim, requestId } = upgrading();
     const effects = sim.ready(2);
-    assert.deepEqual(types(effects), ['promote', 'retire', 'reply']);
+    assert.deepEqual(types(effects), ['promote', 'reply', 'retire']);
     assert.deepEqual(sim.lastOf('promote'), [{ type: 'promote', id: 2 }]);
     assert.deepEqual(sim.lastOf('retire'), [{ type: 'retire', id: 1 }]);
     const reply = sim.reply(requestId)!;

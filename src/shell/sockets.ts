@@ -105,7 +105,7 @@ export class Sockets {
   private readonly inFlight = new Map<WorkerId, Connection[]>();
   private sweep: NodeJS.Timeout | null = null;
   private closed = false;
-  /** zd is stopping: each socket closes once no worker listens on it any more. */
+  /** zd is stopping: the sockets close once no worker listens on any of them. */
   private draining = false;
 
   constructor(private readonly options: SocketsOptions) {}

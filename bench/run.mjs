@@ -10,14 +10,15 @@
 // Every process it starts is tracked by pid and killed by pid at the end, on failure and on SIGINT;
 // PM2 runs with its own PM2_HOME in a temp dir and is `pm2 kill`ed after every run.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { releaseLock, takeLock } from './lib/lock.mjs';
-import { cleanUpOnExit, cpuMs, forkLoad, freePort, killTracked, otherCpuSeconds, otherCpuSnapshot, processesOfThisRun, rssKb, runTracked, trackedAlive } from './lib/procs.mjs';
+import { cleanUpOnExit, cpuMs, forkLoad, freePort, killTracked, otherCpuSeconds, otherCpuSnapshot, processesOfThisRun, rssKb, trackedAlive } from './lib/procs.mjs';
 import { report } from './lib/report.mjs';
 import { BENCH, pm2Homes, REPO, RUNNERS } from './lib/runners.mjs';
+import { build, buildIsFresh, builds } from './lib/build.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -89,31 +90,6 @@ function cleanupNow() {
 cleanUpOnExit('bench', cleanupNow, { watchdogMs: WATCHDOG_MS, newline: true });
 
 // ---------------------------------------------------------------------------------------------
-/** bin/zd.js's own test: dist/zd.mjs is used when it is not older than anything in src/ or machines/. */
-function newest(dir) {
-  let max = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    max = Math.max(max, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
-  }
-  return max;
-}
-function buildIsFresh() {
-  try {
-    return statSync(join(REPO, 'dist', 'zd.mjs')).mtimeMs >= Math.max(newest(join(REPO, 'src')), newest(join(REPO, 'machines')));
-  } catch {
-    return false;
-  }
-}
-const builds = [];
-async function build(reason) {
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const result = await runTracked(npm, ['run', 'build', '--prefix', REPO], { cwd: REPO, env: process.env }, 120_000);
-  builds.push({ at: new Date(result.startedAt).toISOString(), reason, ms: result.endedAt - result.startedAt, code: result.code });
-  if (result.code !== 0) throw new Error(`npm run build failed (${result.code}):\n${result.stderr}${result.stdout}`);
-  if (!buildIsFresh()) throw new Error('npm run build succeeded but dist/zd.mjs is still older than the source');
-}
-
 /** Starts the load child; resolves { started: Promise<at>, result: Promise<result> }. */
 function startLoad(spec) {
   const { child, started, result } = forkLoad(join(BENCH, 'lib', 'load.mjs'), spec, { killAfterMs: spec.durationMs + 30_000 });

@@ -33,7 +33,7 @@
 // at the start and before each zd start, since bin/zd.js would otherwise run the source through
 // tsx. Every process started is tracked by pid and killed by pid.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -44,6 +44,7 @@ import { cleanUpOnExit, cpuMs, descendants, forkLoad, freePort, isAlive, isOurs,
 import { failures } from './lib/report.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { BENCH, REPO, stderrLines } from './lib/runners.mjs';
+import { build, buildIsFresh, builds } from './lib/build.mjs';
 
 const NAME = 'bench/sockets';
 const { values: flags } = parseArgs({
@@ -112,33 +113,10 @@ function load(port, spec, durationMs) {
   return forkLoad(join(BENCH, 'lib', 'load.mjs'), { ...spec, port, durationMs, maxRequests: MAX_REQUESTS, binMs: 1000 }, { killAfterMs: durationMs + 30_000 });
 }
 
-function newest(dir) {
-  let max = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    max = Math.max(max, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
-  }
-  return max;
-}
-
-/** bin/zd.js's own test: it runs dist/ only when both bundles are newer than every source file. */
-function buildIsFresh() {
-  try {
-    const source = Math.max(newest(join(REPO, 'src')), newest(join(REPO, 'machines')));
-    return ['zd.mjs', 'keeper.mjs'].every((file) => statSync(join(REPO, 'dist', file)).mtimeMs >= source);
-  } catch {
-    return false;
-  }
-}
-
-const builds = [];
 async function buildIfStale(reason) {
   if (buildIsFresh()) return;
   say(`${NAME}: npm run build (${reason}: dist/ is older than the source)`);
-  const result = await runTracked('npm', ['run', 'build', '--prefix', REPO], { cwd: REPO, env: process.env }, 120_000);
-  builds.push({ at: new Date(result.startedAt).toISOString(), reason, ms: result.endedAt - result.startedAt, code: result.code });
-  if (result.code !== 0) throw new Error(`npm run build failed (${result.code ?? result.signal}): ${`${result.stderr}${result.stdout}`.trim().split('\n').slice(-5).join(' | ')}`);
-  if (!buildIsFresh()) throw new Error('npm run build succeeded but dist/ is still older than the source');
+  await build(reason);
 }
 
 const cmdline = (pid) => {

@@ -7,12 +7,11 @@ import { isReadyMessage, pongSeq } from './events.ts';
 /**
  * - `ready`: the worker says it is ready (`'ready'`, or `{ type: 'zd:ready' }`);
  * - `pong`: its answer to a heartbeat ping (`{ type: 'zd:pong', seq }`);
- * - `listening`: the bootstrap reports a --sticky app listening (cluster sees no bind);
  * - `zd-internal`: any other `zd:` message, or prom-client's cluster answer: the metrics server's,
  *   read from cluster directly, or nobody's;
  * - `app`: everything else.
  */
-export type MessageKind = 'ready' | 'pong' | 'listening' | 'zd-internal' | 'app';
+export type MessageKind = 'ready' | 'pong' | 'zd-internal' | 'app';
 
 /** prom-client's AggregatorRegistry answer from a worker. */
 const PROM_CLIENT_ANSWER = 'prom-client:getMetricsRes';
@@ -23,7 +22,6 @@ export function classifyMessage(message: unknown): MessageKind {
   const type = (message as { type?: unknown }).type;
   if (typeof type !== 'string') return 'app';
   if (pongSeq(message) !== null) return 'pong';
-  if (type === 'zd:listening') return 'listening';
   if (type.startsWith('zd:') || type === PROM_CLIENT_ANSWER) return 'zd-internal';
   return 'app';
 }

@@ -13,7 +13,8 @@ describe('classifyMessage', () => {
     assert.equal(classifyMessage('ready'), 'ready');
     assert.equal(classifyMessage({ type: 'zd:ready' }), 'ready');
     assert.equal(classifyMessage({ type: 'zd:pong', seq: 3 }), 'pong');
-    assert.equal(classifyMessage({ type: 'zd:listening', port: 3000 }), 'listening');
+    // A listen is reported over zd's internal channel (NODE_ZD), never as a message: this is any zd: one.
+    assert.equal(classifyMessage({ type: 'zd:listening', port: 3000 }), 'zd-internal');
     assert.equal(classifyMessage({ type: 'zd:stats', requestId: 1, lagMs: { mean: 1, p99: 2, max: 3 } }), 'zd-internal');
     assert.equal(classifyMessage({ type: 'prom-client:getMetricsRes', requestId: 1, metrics: [] }), 'zd-internal');
     assert.equal(classifyMessage({ type: 'zd:pong', seq: '3' }), 'zd-internal', 'a malformed pong is not one');

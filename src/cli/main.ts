@@ -154,8 +154,13 @@ async function run(argv: string[]): Promise<number> {
   const opsDrained: Array<Promise<void>> = [];
   // Retired: this primary stops accepting before its workers are told to drain, so that what it
   // accepted a moment ago still reaches one of them (the newer primary accepts from now on).
+  let onPromoted = () => {};
+  const promoted = new Promise<void>((resolve) => (onPromoted = resolve));
   keeper?.attach(runtime, {
-    onPromote: () => control.promote(),
+    onPromote: () => {
+      control.promote();
+      onPromoted();
+    },
     onRetire: () => {
       sockets.close();
       for (const close of opsClosers.splice(0)) close();
@@ -175,7 +180,7 @@ async function run(argv: string[]): Promise<number> {
   // Exit 1 (no worker ever ready, a crash loop, or zd's own failure): the last events go next to
   // the control socket, for zd replay and a bug report.
   process.once('exit', (code) => writeExitDump(recorder, code, options.shell.record, socketPath(dir, options.shell.name), logger));
-  try {
+  const startOps = async () => {
     if (options.shell.healthPort !== null) {
       const { startHealthServer } = await import('../ops/health.ts');
       const health = await startHealthServer({
@@ -196,9 +201,20 @@ async function run(argv: string[]): Promise<number> {
       opsClosers.push(metrics.close);
       opsDrained.push(metrics.drained);
     }
-  } catch (error) {
-    for (const close of closers) close();
-    throw new ZdError('ZD_E_PORT', (error as Error).message, 1);
+  };
+  // An upgrade candidate answers probes and scrapes only once promoted: until then the serving
+  // primary does, on the same sockets, and a probe never hears a candidate that is still starting.
+  if (keeper?.candidate) {
+    promoted.then(startOps).catch((error: Error) =>
+      logger.error({ code: 'ZD_IO_ERROR', what: 'health/metrics', err: error.message }, `cannot serve health or metrics after the upgrade: ${error.message}`),
+    );
+  } else {
+    try {
+      await startOps();
+    } catch (error) {
+      for (const close of closers) close();
+      throw new ZdError('ZD_E_PORT', (error as Error).message, 1);
+    }
   }
   if (options.config.maxMemoryBytes > 0) closers.push(startMemorySampler(runtime));
   // --sticky names the app's port up front: a port someone else holds is said now, before any

@@ -33,6 +33,8 @@ const TIMEOUT_MAX = 2 ** 31 - 1;
 
 /** @type {Map<string, StandIn>} the stand-in handles of this worker's zd-owned servers, by key */
 const standIns = new Map();
+/** --sched none: servers listening on the shared socket itself, closed like the others at a drain. */
+const shared = new Set();
 /** listen() counts per address, as cluster's: the n-th listen of port 0 shares the n-th port. */
 const indexes = new Map();
 /** @type {Map<number, (reply: any, handle: any) => void>} */
@@ -90,7 +92,11 @@ function install() {
       if (typeof obj._setServerData === 'function' && reply.data) obj._setServerData(reply.data);
       if (reply.errno) return cb(reply.errno, null);
       // --sched none: the listening socket itself; every worker accepts on it, the kernel balances.
-      if (handle) return cb(0, handle);
+      if (handle) {
+        shared.add(obj);
+        obj.once('close', () => shared.delete(obj));
+        return cb(0, handle);
+      }
       cb(0, standIn(reply.key, reply.sockname, obj));
     });
     if (!send({ act: 'listen', id, query })) {
@@ -120,6 +126,7 @@ function install() {
   // zd's to close (their 'close' waits for the connections, as the bootstrap's drain expects).
   process.once('disconnect', () => {
     for (const handle of [...standIns.values()]) handle.server.close();
+    for (const server of [...shared]) server.close();
   });
 }
 

@@ -118,4 +118,7 @@ test('--sched none (the OS balances connections): serves from every worker and r
   const report = await client.stop();
   assert.equal(report.failures.length, 0, describeFailures(report.failures));
   assert.ok(report.generations.has('1') && report.generations.has('2'), 'served across the reload');
+  // A draining worker stops accepting on the shared socket and leaves on its own, not at the deadline.
+  const old = zd.logs('ZD_WORKER_EXITED').filter((l) => l.generation === 1);
+  assert.deepEqual(old.map((l) => l.outcome), ['exited', 'exited'], zd.transcript());
 });

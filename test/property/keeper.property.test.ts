@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { alivePrimaries } from '../../src/keeper/state.ts';
 import { KeeperSim, type SimPrimary } from '../helpers/keeper-sim.ts';
+import { Act as ActOf, type Model } from '../helpers/fc-act.ts';
 
 /** CI runs this many sequences; ZD_PROPERTY_RUNS raises it for deep runs. */
 const RUNS = Number(process.env.ZD_PROPERTY_RUNS ?? 2000);
@@ -20,25 +21,12 @@ const replay = process.env.ZD_PROPERTY_SEED
   ? { seed: Number(process.env.ZD_PROPERTY_SEED), path: process.env.ZD_PROPERTY_PATH }
   : {};
 
-type Model = Record<string, never>;
 type Cmd = fc.Command<Model, KeeperSim>;
 
-/** A command that may do nothing when it finds nothing to act on (its picks are modular). */
-class Act implements Cmd {
-  constructor(
-    private readonly name: string,
-    private readonly act: (sim: KeeperSim) => void,
-  ) {}
-  check(): boolean {
-    return true;
-  }
-  run(_: Model, sim: KeeperSim): void {
-    if (sim.exitCode !== null) return;
-    this.act(sim);
-    agrees(sim);
-  }
-  toString(): string {
-    return this.name;
+/** A keeper command: after each, the keeper's live primaries agree with the simulated processes. */
+class Act extends ActOf<KeeperSim> {
+  constructor(name: string, act: (sim: KeeperSim) => void) {
+    super(name, act, agrees);
   }
 }
 

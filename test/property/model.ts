@@ -5,30 +5,14 @@ import fc from 'fast-check';
 import type { CoreConfig } from '../../src/core/config.ts';
 import { getWorker, isBooting, isLeaving, isReady, liveWorkers, matches } from '../../src/core/queries.ts';
 import { checkedSim, simConfig, type Sim } from '../helpers/sim.ts';
+import { Act as ActOf, type Model } from '../helpers/fc-act.ts';
 import { emptyFigures, type Figures } from '../../src/core/canary-figures.ts';
 
 /** CI runs this many sequences per property; ZD_PROPERTY_RUNS raises it for deep runs. */
 export const RUNS = Number(process.env.ZD_PROPERTY_RUNS ?? 1000);
 
-type Model = Record<string, never>;
 type Cmd = fc.Command<Model, Sim>;
-
-/** A command that may do nothing when it finds nothing to act on (its picks are modular). */
-class Act implements Cmd {
-  constructor(
-    private readonly name: string,
-    private readonly act: (sim: Sim) => void,
-  ) {}
-  check(): boolean {
-    return true;
-  }
-  run(_: Model, sim: Sim): void {
-    if (sim.exitCode === null) this.act(sim);
-  }
-  toString(): string {
-    return this.name;
-  }
-}
+const Act = ActOf<Sim>;
 
 function pick<T>(items: T[], index: number): T | undefined {
   return items.length === 0 ? undefined : items[index % items.length];

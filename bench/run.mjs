@@ -274,7 +274,7 @@ async function main() {
   if (context.cpuBusyBefore > 15) {
     say(`bench: WARNING: the CPU was ${context.cpuBusyBefore} % busy before the run started: other work skews every number (it is recorded in the results)`);
   }
-  say('bench: npm run build (zd runs from dist/zd.mjs, as a published package does)');
+  say('bench: npm run build (zd runs from dist/zd.cjs, as a published package does)');
   await build('start of the run');
 
   const steady = [];

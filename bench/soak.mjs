@@ -119,7 +119,7 @@ async function main() {
     const build = await runTracked(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', 'build', '--prefix', root], { cwd: root, env: process.env }, 120_000);
     if (build.code !== 0) throw new Error(`npm run build failed (${build.code}):\n${build.stderr}${build.stdout}`);
     command = [join(root, 'bin', 'zd.js')];
-    what = `${which}, built (bin/zd.js runs dist/zd.mjs)`;
+    what = `${which}, built (bin/zd.js runs dist/zd.cjs)`;
   } else {
     command = ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts')];
     what = `${which}, from source (tsx)`;

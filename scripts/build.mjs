@@ -1,19 +1,27 @@
 #!/usr/bin/env node
-// Bundles zd's primary and CLI into dist/: dist/zd.mjs plus chunks it imports only when a command
-// needs them (the control client, inspect, the health and metrics servers). What the published
-// package runs, with no compiler. `npm pack` runs this first (prepack).
+// Bundles zd into dist/: dist/zd.cjs (the CLI and the primary) and dist/keeper.cjs (the keeper, `zd
+// run`'s own process, which must load the least). What the published package runs, with no
+// compiler. `npm pack` runs this first (prepack).
 //
-// xstate and pino are bundled, xstate from its ES module build: loaded from node_modules, each
-// makes Node resolve, read and (imported from an ES module) lex a tree of CommonJS files at start-up,
-// which is enough hot work for V8's optimising compiler to start (path's normalizeString, with
-// pino), and its code then stays in the idle primary's RSS: bundling pino took the installed
-// primary from 54.4 to 50.0 MB (bench/RESULTS.md). Every other dependency stays external, loaded
-// from node_modules when (and only if) a run uses it (pino-pretty on a terminal, prom-client…).
-// pino's transports (worker threads loading files by path) do not survive bundling; zd uses none.
+// The idle primary's memory (issue #11, bench/RESULTS.md) decides the shape:
+// - CommonJS, one file per process, not ES modules in chunks: Node's ES module loader resolves
+//   every import of every chunk with path.resolve, and inside an app's node_modules that is enough
+//   hot work at start-up for V8's optimising compiler to start (on path's normalizeString); its
+//   code then stays in the primary's RSS, about 4 MB. One CommonJS file is read once. What a
+//   command loads only on use (the control client, inspect, the health and metrics servers) is
+//   still evaluated only on use: esbuild turns each `await import()` of zd's own code into a lazy
+//   initialiser in the same file.
+// - Whitespace minified: comments go, and with them the few non-ASCII characters that made V8 hold
+//   the whole source as a two-byte string (about 1 MB for the primary). Names are kept, so a stack
+//   trace still reads.
+// - xstate and pino bundled, xstate from its ES module build: loaded from node_modules, each makes
+//   Node resolve and read a tree of files at start-up, the same hot path work. Every other
+//   dependency stays external, loaded from node_modules when (and only if) a run uses it
+//   (pino-pretty on a terminal, prom-client, the WASM Graphviz). pino's transports (worker threads
+//   loading files by path) do not survive bundling; zd uses none.
 //
 // Built into a fresh directory and swapped in by rename: bin/zd.js may be starting zd from dist/
-// at this very moment (a test, another terminal), and must never read a half-written bundle; and
-// chunks of an older build, named by content hash, must not linger to be packed.
+// at this very moment (a test, another terminal), and must never read a half-written bundle.
 import { build } from 'esbuild';
 import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,22 +51,24 @@ chmodSync(next, 0o755); // mkdtemp makes it 0700; a package is read by other use
 
 try {
   const result = await build({
-    // The CLI and primary; and the keeper (`zd run`'s own process), which must load the least.
     entryPoints: { zd: join(root, 'src', 'cli', 'main.ts'), keeper: join(root, 'src', 'keeper', 'main.ts') },
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format: 'cjs',
     target: 'node20.6',
     external: [...external, ...external.map((name) => `${name}/*`)],
     plugins: [onlyDeclared],
-    splitting: true,
     outdir: next,
     entryNames: '[name]',
-    outExtension: { '.js': '.mjs' },
+    outExtension: { '.js': '.cjs' },
     logLevel: 'warning',
-    // A bundled CommonJS package calls require() (pino: node:os, node:fs, …), which an ES module
-    // lacks: every output file gets one, made the way src/ makes its own.
-    banner: { js: "import { createRequire as __zdCreateRequire } from 'node:module'; const require = __zdCreateRequire(import.meta.url);" },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    charset: 'ascii',
+    // The source's ES modules find their package with createRequire(import.meta.url); a CommonJS
+    // file has no import.meta, and its own URL serves the same purpose.
+    define: { 'import.meta.url': '__zdFileUrl' },
+    banner: { js: "'use strict';const __zdFileUrl=require('node:url').pathToFileURL(__filename).href;" },
     metafile: true,
   });
   // The licence of every package whose code is in the bundle (pino brings a few) travels with it.

@@ -18,7 +18,7 @@ function newest(dir) {
 export function buildIsFresh() {
   try {
     const source = Math.max(newest(join(REPO, 'src')), newest(join(REPO, 'machines')));
-    return ['zd.mjs', 'keeper.mjs'].every((file) => statSync(join(REPO, 'dist', file)).mtimeMs >= source);
+    return ['zd.cjs', 'keeper.cjs'].every((file) => statSync(join(REPO, 'dist', file)).mtimeMs >= source);
   } catch {
     return false; // no build
   }

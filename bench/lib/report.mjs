@@ -15,7 +15,7 @@ const ratio = (a, b) => (a === null || b === null || b === 0 ? null : a / b);
 const LABEL = {
   single: '`single` (one process, no runner)',
   'seed-cluster': '`seed-cluster` (hand-written node:cluster)',
-  zd: '`zd` (built, `dist/zd.mjs`)',
+  zd: '`zd` (built, `dist/zd.cjs`)',
   'zd-source': '`zd` from source (tsx, no build)',
   pm2: '`pm2` (cluster mode, `-i 2`)',
 };
@@ -200,7 +200,7 @@ ${context.command}
 - **Date:** ${context.date} (the whole run took ${context.elapsedS} s)
 - **Machine:** \`nproc\` = ${f.nproc}, ${f.cpu}, ${f.memGiB} GiB RAM, Linux ${f.kernel}; \`node -v\` = ${f.node}
 - **Tools:** autocannon ${f.autocannon}, pm2 ${f.pm2} (from \`bench/package-lock.json\`)
-- **zd:** commit ${f.commit}${f.dirty ? `, with uncommitted changes in: ${f.dirty.split('\n').map((l) => `\`${l.trim()}\``).join(', ')}` : ''}. **Built** with \`npm run build\` before the runs (${context.builds.length} build(s): ${context.builds.map((b) => `${b.reason}, ${b.ms} ms`).join('; ')}), so \`bin/zd.js\` ran the bundle \`dist/zd.mjs\`, as a published package does. The \`zd-source\` row is the same CLI from its TypeScript source through tsx (what \`bin/zd.js\` falls back to without a fresh build), measured once for its RSS.
+- **zd:** commit ${f.commit}${f.dirty ? `, with uncommitted changes in: ${f.dirty.split('\n').map((l) => `\`${l.trim()}\``).join(', ')}` : ''}. **Built** with \`npm run build\` before the runs (${context.builds.length} build(s): ${context.builds.map((b) => `${b.reason}, ${b.ms} ms`).join('; ')}), so \`bin/zd.js\` ran the bundle \`dist/zd.cjs\`, as a published package does. The \`zd-source\` row is the same CLI from its TypeScript source through tsx (what \`bin/zd.js\` falls back to without a fresh build), measured once for its RSS.
 - **Load on the machine before the run:** CPU ${context.cpuBusyBefore} % busy over 2 s, load average ${context.loadavgBefore}; \`ps aux | grep -c node\` before / after: ${context.nodeProcsBefore} / ${context.nodeProcsAfter}. Load generator and servers share the same ${f.nproc} cores.
 - **Other work during the measured windows:** processes outside the benchmark used ${fmt(sum([...steady, ...reload].map((r) => r.otherCpuS)), 1)} CPU-seconds in total (a lower bound, read from \`/proc\`; column *other CPU-s* per run); ${[...steady, ...reload].filter((r) => r.otherCpuS > 1).length} of ${steady.length + reload.length} runs had more than 1 CPU-second of it.
 - **Leftover processes after the run:** ${context.leftovers.length === 0 ? 'none' : context.leftovers.join('; ')}

@@ -297,7 +297,7 @@ export const RUNNERS = {
     },
   },
 
-  zd: zdRunner([ZD_BIN], 'zd (built: dist/zd.mjs)'),
+  zd: zdRunner([ZD_BIN], 'zd (built: dist/zd.cjs)'),
 
   // bin/zd.js's fallback path (TypeScript source through tsx), for the primary's RSS only.
   'zd-source': zdRunner([ZD_SOURCE], 'zd (source via tsx)'),

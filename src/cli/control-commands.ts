@@ -105,7 +105,7 @@ export async function upgradeCommand(argv: string[]): Promise<number> {
   const error = failed(outcome);
   if (error) throw error;
   const reply = outcome as { message?: string };
-  process.stdout.write(wait ? `zd: '${instance.name}' upgraded: ${reply.message ?? 'done'}\n` : `zd: '${instance.name}' started an upgrade (zd status, or the logs, tell its outcome)\n`);
+  process.stdout.write(wait ? `zd: '${instance.name}' ${reply.message ?? 'upgraded'}\n` : `zd: '${instance.name}' started an upgrade (zd status, or the logs, tell its outcome)\n`);
   return 0;
 }
 

@@ -392,7 +392,7 @@ ${lines.join('\n\n')}
 
 function loadedNote() {
   return `What zd's primary loads: one CommonJS file (\`dist/zd.cjs\`, through the CommonJS \`bin/zd.js\`), with xstate's ES module
-build and pino (zd's logs are pino by design) inside it, so that Node starts no ES module loader and resolves, reads and lexes no
+build and pino (zd's logs are pino by design) inside it, so that no file of zd's goes through Node's ES module loader and Node resolves, reads and lexes no
 file from node_modules at start-up: the rows below are what those two cost loaded from node_modules instead. pino-pretty loads
 only on a terminal, node:http only with --health-port or --metrics-port, prom-client only with --metrics-port, the WASM Graphviz
 only in \`zd inspect\`, sucrase only in the workers of a TypeScript app on Node 20. The keeper (\`dist/keeper.cjs\`) loads

@@ -40,14 +40,16 @@ if (!existsSync(source) || freshBuild()) {
   // An installed package: the build is all there is.
   require(built);
 } else {
-  let register;
-  try {
-    ({ register } = require('tsx/esm/api'));
-  } catch {
-    process.stderr.write('zd: this checkout has no fresh build and no tsx to run its source: run `npm ci`, or `npm run build` [ZD_E_NO_BUILD]\n');
-    process.exit(1);
-  }
-  register();
-  // A failure to load is an unhandled rejection: Node prints it and exits 1.
-  import(pathToFileURL(source).href);
+  // tsx's ES module API (its CommonJS build of the same API resolves its own files wrongly).
+  import('tsx/esm/api').then(
+    ({ register }) => {
+      register();
+      // A failure to load is an unhandled rejection: Node prints it and exits 1.
+      return import(pathToFileURL(source).href);
+    },
+    () => {
+      process.stderr.write('zd: this checkout has no fresh build and no tsx to run its source: run `npm ci`, or `npm run build` [ZD_E_NO_BUILD]\n');
+      process.exit(1);
+    },
+  );
 }

@@ -5,8 +5,8 @@
 // the source, tsx (a devDependency) compiles the source in memory, so `npm ci` needs no build step
 // and a stale build never runs. Workers load neither: they run the app on plain node.
 //
-// This file is CommonJS (bin/package.json), and so are the bundles: an idle primary that never
-// starts Node's ES module loader is some 4 MB smaller (scripts/build.mjs says why).
+// This file is CommonJS (bin/package.json), and so are the bundles: an idle primary that loads no
+// file through Node's ES module loader is some 4 MB smaller (scripts/build.mjs says why).
 'use strict';
 const { existsSync, readdirSync, statSync } = require('node:fs');
 const { join } = require('node:path');

@@ -46,6 +46,29 @@ const onlyDeclared = {
   },
 };
 
+/**
+ * What pino and sonic-boom load at start-up and a zd process never uses: 1 MB of the idle primary's
+ * RSS, about half of it the modules' code in the node binary mapped in (bench/RESULTS.md). pino's
+ * transports run in worker threads that load files by path, which a bundle does not have, so
+ * thread-stream could never work here; pino asks worker_threads only whether it runs in one, and a
+ * zd bundle is always a process's main thread; sonic-boom calls assert() once, on its fd.
+ */
+const UNUSED = {
+  'thread-stream': "module.exports = function ThreadStream() { throw new Error('pino transports are not bundled with zd'); };",
+  worker_threads: 'module.exports = { isMainThread: true };',
+  assert: "module.exports = function assert(value, message) { if (!value) throw new Error(message); };",
+};
+const leaveUnused = {
+  name: 'leave-unused',
+  setup(b) {
+    const filter = new RegExp(`^(${Object.keys(UNUSED).join('|')})$`);
+    b.onResolve({ filter }, ({ path, importer }) =>
+      /\/node_modules\/(pino|sonic-boom)\//.test(importer) ? { path, namespace: 'zd-unused' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zd-unused' }, ({ path }) => ({ contents: UNUSED[path], loader: 'js' }));
+  },
+};
+
 const next = mkdtempSync(join(root, '.dist-'));
 chmodSync(next, 0o755); // mkdtemp makes it 0700; a package is read by other users (a service's)
 
@@ -57,7 +80,7 @@ try {
     format: 'cjs',
     target: 'node20.6',
     external: [...external, ...external.map((name) => `${name}/*`)],
-    plugins: [onlyDeclared],
+    plugins: [onlyDeclared, leaveUnused],
     outdir: next,
     entryNames: '[name]',
     outExtension: { '.js': '.cjs' },

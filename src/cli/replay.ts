@@ -3,6 +3,7 @@
 // is the recorded time of the event that decided them), or with --json each step and its state.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { isoTime } from '../clock.ts';
 import { ZdError } from '../errors.ts';
 import { parseJournal, type Journal } from '../record/format.ts';
 import { parseUntil, reached, replayJournal } from '../record/replay.ts';
@@ -72,7 +73,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
     if (item.kind === 'resume') {
       process.stderr.write(
         item.why === 'snapshot'
-          ? `zd: ${file} starts at step ${item.n} (${new Date(item.at).toISOString()}), from a recorded state: what came before is not in it [ZD_JOURNAL_SNAPSHOT]\n`
+          ? `zd: ${file} starts at step ${item.n} (${isoTime(item.at)}), from a recorded state: what came before is not in it [ZD_JOURNAL_SNAPSHOT]\n`
           : `zd: ${item.count} event(s) before step ${item.n + 1} were not recorded (the disk was too slow): replay resumes from the state recorded after them [ZD_JOURNAL_DROPPED]\n`,
       );
       if (values.json) out(`${JSON.stringify({ n: item.n, t: item.t, at: item.at, resumed: item.why, ...(item.why === 'dropped' ? { dropped: item.count } : {}), state: item.state })}\n`);

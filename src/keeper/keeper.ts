@@ -10,6 +10,7 @@
 // The primaries run in a process group of their own (detached), so that a terminal's Ctrl-C or a
 // signal to the keeper's group reaches the keeper alone, and is passed on exactly once.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isoTime } from '../clock.ts';
 import { initKeeper, reduceKeeper } from './reduce.ts';
 import type { KeeperEffect, KeeperEvent, PrimaryId } from './types.ts';
 import { KEEPER_ENV, type KeeperMessage, type PrimaryMessage } from './protocol.ts';
@@ -64,8 +65,8 @@ export function runKeeper(bin: string, argv: string[]): void {
     // A primary's exit code is `exitCode` here: `code` is the line's own (ZD_…), as in every zd log.
     const { code: exitCode, ...rest } = fields;
     const line = json
-      ? JSON.stringify({ level: { debug: 20, info: 30, warn: 40, error: 50 }[level], time: new Date().toISOString(), name: 'zd', ...rest, ...(exitCode !== undefined ? { exitCode } : {}), code, msg })
-      : `[${new Date().toISOString().slice(11, 23)}] ${level.toUpperCase()} (zd keeper): ${code} ${msg}`;
+      ? JSON.stringify({ level: { debug: 20, info: 30, warn: 40, error: 50 }[level], time: isoTime(Date.now()), name: 'zd', ...rest, ...(exitCode !== undefined ? { exitCode } : {}), code, msg })
+      : `[${isoTime(Date.now()).slice(11, 23)}] ${level.toUpperCase()} (zd keeper): ${code} ${msg}`;
     process.stderr.write(`${line}\n`);
   };
 

@@ -17,6 +17,7 @@
 //
 // The format is tied to the reducer: the same events give the same decisions only through the
 // same reducer, so a journal is replayed by the zd version that wrote it and no other.
+import { isoTime } from '../clock.ts';
 import type { CoreConfig } from '../core/config.ts';
 import type { PrimaryEvent, Release } from '../core/events.ts';
 import type { PrimaryState } from '../core/state.ts';
@@ -89,7 +90,7 @@ export function headerLine(fields: HeaderFields, start: { from: 'init'; release:
     pid: fields.pid,
     config: fields.config,
     ...(start.from === 'init' ? { release: start.release } : {}),
-    ...(dump ? { dumpedAt: new Date().toISOString(), reason: dump.reason } : {}),
+    ...(dump ? { dumpedAt: isoTime(Date.now()), reason: dump.reason } : {}),
   };
   return `${JSON.stringify(header)}\n`;
 }

@@ -2,6 +2,7 @@
 // effects run (RuntimeJournal); it keeps the last events in a ring and, with --record, appends
 // them to the journal file. It never throws into the runtime: a failure is reported and costs the
 // journal, never the primary.
+import { isoTime, monotonicMs } from '../clock.ts';
 import type { CoreConfig } from '../core/config.ts';
 import type { Effect } from '../core/effects.ts';
 import type { PrimaryEvent, Release, WorkerId } from '../core/events.ts';
@@ -30,8 +31,8 @@ export interface RecorderOptions {
 }
 
 function realClock(): () => { t: number; at: number } {
-  const origin = performance.now();
-  return () => ({ t: Math.round((performance.now() - origin) * 10) / 10, at: Date.now() });
+  const origin = monotonicMs();
+  return () => ({ t: Math.round((monotonicMs() - origin) * 10) / 10, at: Date.now() });
 }
 
 export class Recorder implements RuntimeJournal {
@@ -64,7 +65,7 @@ export class Recorder implements RuntimeJournal {
         version: VERSION,
         node: process.version,
         start: at,
-        startedAt: new Date(at).toISOString(),
+        startedAt: isoTime(at),
         name: this.options.name,
         app: this.options.app,
         pid: this.options.pid ?? process.pid,

@@ -19,6 +19,7 @@
 // FILE.1) and a new FILE begins with a header and a snapshot of the state, so each file replays on
 // its own. At most two files, 2 × maxBytes on disk. A FILE left by an earlier run becomes FILE.1.
 import { closeSync, existsSync, openSync, renameSync, statSync, write, writeSync } from 'node:fs';
+import { monotonicMs } from '../clock.ts';
 
 /** One file's size limit: FILE is rotated to FILE.1 beyond it. */
 export const RECORD_MAX_BYTES = 16 * 1024 * 1024;
@@ -82,7 +83,7 @@ export class JournalWriter {
     this.maxBytes = options.maxBytes ?? RECORD_MAX_BYTES;
     this.maxPendingBytes = options.maxPendingBytes ?? MAX_PENDING_BYTES;
     this.slowWriteMs = options.slowWriteMs ?? SLOW_WRITE_MS;
-    this.now = options.now ?? (() => performance.now());
+    this.now = options.now ?? monotonicMs;
     this.onError = options.onError ?? (() => undefined);
     // The journal of an earlier run is kept, as the previous file (a failed rename throws here,
     // before anything is truncated).

@@ -5,6 +5,7 @@
 // same logger.
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
+import { isoTime } from '../clock.ts';
 import { ZdError } from '../errors.ts';
 
 // pino is bundled into dist/ (scripts/build.mjs): loading its CommonJS files from node_modules
@@ -36,7 +37,7 @@ export function createLogger(
     level,
     // No pid in every line: a worker's line carries the worker's `pid`; zd's own is in ZD_CONFIG.
     base: undefined,
-    timestamp: () => `,"time":"${now().toISOString()}"`,
+    timestamp: () => `,"time":"${isoTime(now())}"`,
   };
   if (format === 'pretty') {
     // Loaded only for a terminal: JSON users never pay for it.

@@ -112,12 +112,33 @@ http
       assert.equal(version.stdout, `${pkg.version}\n`);
     }
 
+    // What the keeper and the primary load, told by each process as it exits: a run loads only
+    // what it uses (issue #11). Not pino's transports (worker_threads), sonic-boom's assert, or
+    // perf_hooks, and no Date printer of V8's, which maps in ICU's time-zone data (src/clock.ts).
+    const probes = join(scratch, 'probes');
+    mkdirSync(probes);
+    writeFileSync(
+      join(scratch, 'probe.cjs'),
+      `'use strict';
+const { writeFileSync } = require('node:fs');
+const printers = new Set();
+for (const name of ['toISOString', 'toUTCString', 'toString', 'toJSON', 'toDateString', 'toTimeString', 'toLocaleString']) {
+  const original = Date.prototype[name];
+  Date.prototype[name] = function (...args) { printers.add(name); return original.apply(this, args); };
+}
+process.on('exit', () => writeFileSync(${JSON.stringify(probes)} + '/' + process.pid + '.json', JSON.stringify({
+  modules: process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)),
+  printers: [...printers],
+})));
+`,
+    );
+
     const port = await freePort();
     const name = `pack-${process.pid}`;
     const zd = runApp('app.js', ['-w', '2', '--ready', 'message', '--name', name, '--log-format', 'json', ...fastFlags], {
       bin,
       cwd: app,
-      env: { PORT: String(port) },
+      env: { PORT: String(port), NODE_OPTIONS: `--require ${join(scratch, 'probe.cjs')}` },
     });
     const config = await zd.waitForLog('ZD_CONFIG', undefined, 15_000);
     assert.equal(config.version, pkg.version);
@@ -140,6 +161,12 @@ http
     assert.deepEqual(await zd.waitForExit(10_000), { code: 0, signal: null }, zd.transcript());
     await assertAllDead(tree, 3000);
     assert.deepEqual(zd.logs('ZD_WORKER_EXITED').map((log) => log.outcome), ['exited', 'exited'], zd.transcript());
+    for (const [role, pid] of [['keeper', zd.pid], ['primary', config.primaryPid as number]] as const) {
+      const told = JSON.parse(readFileSync(join(probes, `${pid}.json`), 'utf8')) as { modules: string[]; printers: string[] };
+      const loaded = told.modules.filter((m) => ['worker_threads', 'assert', 'perf_hooks', 'internal/perf/performance'].includes(m));
+      assert.deepEqual(loaded, [], `the ${role} loads modules it never uses`);
+      assert.deepEqual(told.printers, [], `the ${role} prints a Date through V8`);
+    }
     t.diagnostic(`took ${Date.now() - started} ms`);
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -79,28 +79,37 @@ async function run(command, args, cwd, timeoutMs = 180_000) {
 }
 
 /** This checkout as a user gets it: npm pack (prepack builds), the tarball installed into a fresh app. */
-async function installPacked() {
+/** The zd in `repo` as a user gets it: packed (prepack builds it) and installed into a fresh app. */
+async function installPacked(repo) {
   const dir = mkdtempSync(join(os.tmpdir(), 'zd-bench-memory-'));
   scratch.push(dir);
-  const out = await run('npm', ['pack', '--pack-destination', dir, '--json'], REPO);
+  const out = await run('npm', ['pack', '--pack-destination', dir, '--json'], repo);
   const { filename } = JSON.parse(out.slice(out.indexOf('[\n')))[0];
   const app = join(dir, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), '{ "name": "zd-bench-memory-app", "private": true }\n');
   await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefer-offline', join(dir, filename)], app);
-  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
+  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
   return { app, bin: join(app, 'node_modules', pkg.name, 'bin', 'zd.js'), tarball: filename };
 }
 
-/** zd as of `ref`, built in a temp dir beside this checkout's node_modules (bin/zd.js then runs its dist/). */
+/**
+ * zd as of `ref`, installed from its own `npm pack` as this checkout is, so that the two rows differ
+ * only by the code. A commit from before the package could be packed (no prepack script: before
+ * issue #11) runs from its checkout, built (bin/zd.js then runs its dist/).
+ */
 async function builtAt(ref) {
   const sha = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', `${ref}^{commit}`], { encoding: 'utf8' }).trim();
   const dir = mkdtempSync(join(os.tmpdir(), 'zd-bench-memory-ref-'));
   scratch.push(dir);
   execFileSync('tar', ['-x', '-C', dir], { input: execFileSync('git', ['-C', REPO, 'archive', '--format=tar', sha], { maxBuffer: 256 * 2 ** 20 }) });
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  if (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).scripts?.prepack) {
+    const { bin, tarball } = await installPacked(dir);
+    return { sha, bin, how: `${tarball} of ${sha}, installed` };
+  }
   await run('npm', ['run', 'build'], dir);
-  return { sha, bin: join(dir, 'bin', 'zd.js') };
+  return { sha, bin: join(dir, 'bin', 'zd.js'), how: 'built, bin/zd.js → dist/' };
 }
 
 function parentOf(pid) {
@@ -167,6 +176,9 @@ const MODULES = [
   ["xstate, imported by Node (its CommonJS build, lexed for exports; one transition)", "const x = await import('xstate'); const m = x.setup({}).createMachine({ initial: 'a', states: { a: { on: { go: 'b' } }, b: {} } }); x.transition(m, x.initialTransition(m)[0], { type: 'go' });"],
   ['prom-client (--metrics-port only: a registry, default metrics)', "const c = require('prom-client'); c.collectDefaultMetrics({ register: new c.Registry() });"],
   ['@hpcc-js/wasm-graphviz (zd inspect --machine --format svg only: loaded, one layout)', "const { Graphviz } = await import('@hpcc-js/wasm-graphviz'); (await Graphviz.load()).dot('digraph { a -> b }');"],
+  ["a Date printed by V8 once (Date#toISOString: ICU's time-zone data; pino's time in zd's lines until src/clock.ts)", 'new Date().toISOString();'],
+  ['perf_hooks (`performance.now()`, the flight recorder\'s clock until src/clock.ts)', 'performance.now();'],
+  ["worker_threads and assert (what pino's transports and sonic-boom load; left out of the bundle since 8f3b053)", "require('node:worker_threads'); require('node:assert');"],
   ['sucrase (workers of a .ts app on Node 20 only; never the primary)', "require('sucrase').transform('const a: number = 1', { transforms: ['typescript'] });"],
 ];
 
@@ -209,7 +221,7 @@ async function main() {
   const dirty = Boolean(git('status', '--porcelain', '--', 'src', 'machines', 'bin', 'scripts', 'package.json'));
   const pm2Version = JSON.parse(readFileSync(join(BENCH, 'node_modules', 'pm2', 'package.json'), 'utf8')).version;
   say(`${NAME}: npm pack + install into a fresh app (zd ${commit}${dirty ? ', with uncommitted changes' : ''})`);
-  const installed = await installPacked();
+  const installed = await installPacked(REPO);
   const runners = [
     ['zd', `zd (${installed.tarball}, installed)`, zdRunner([installed.bin], 'zd installed')],
     ['pm2', `PM2 ${pm2Version}, cluster mode (its daemon)`, RUNNERS.pm2],
@@ -218,7 +230,7 @@ async function main() {
   if (flags.before) {
     const before = await builtAt(flags.before);
     say(`${NAME}: zd ${before.sha} built for comparison`);
-    runners.push(['zd-before', `zd ${before.sha} (built, bin/zd.js → dist/)`, zdRunner([before.bin], 'zd before')]);
+    runners.push(['zd-before', `zd ${before.sha} (${before.how})`, zdRunner([before.bin], 'zd before')]);
   }
 
   const samples = [];
@@ -368,7 +380,7 @@ function ownProcesses(context, runners, samples, med) {
     );
   }
   rows.push(["PM2's daemon (all of PM2 that stays running)", ...cells('pm2', primaryOf)]);
-  if (withKeeper.some(([key]) => key === 'zd-before')) {
+  if (withKeeper.some(([key, label]) => key === 'zd-before' && label.includes('bin/zd.js'))) {
     lines.push(
       "The --before commit runs from a checkout, where bin/zd.js first checks that the build is newer than every file of src/: that walk alone gets V8's optimising compiler going in its keeper (path's normalizeString), so its keeper's RSS is not an installed keeper's.",
     );

@@ -47,8 +47,9 @@ const onlyDeclared = {
 };
 
 /**
- * What pino and sonic-boom load at start-up and a zd process never uses: 1 MB of the idle primary's
- * RSS, about half of it the modules' code in the node binary mapped in (bench/RESULTS.md). pino's
+ * What pino and sonic-boom load at start-up and a zd process never uses: 0.4 MB of an idle process's
+ * RSS, most of it the modules' source and code cache mapped in from the node binary
+ * (bench/memory.mjs's module table; bench/RESULTS.md "memory:steps"). pino's
  * transports run in worker threads that load files by path, which a bundle does not have, so
  * thread-stream could never work here; pino asks worker_threads only whether it runs in one, and a
  * zd bundle is always a process's main thread; sonic-boom calls assert() once, on its fd.

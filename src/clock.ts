@@ -5,7 +5,7 @@
 //   offset on first use, even to print UTC. On a full-ICU Node (the official builds) that opens
 //   ICU's time-zone data, about 0.6 MB of the binary mapped in for good, and 0.9 MB of RSS in all.
 //   The getUTC* accessors need no offset.
-// - `performance` is loaded on first use, with perf_hooks and the modules it brings (0.4 MB).
+// - `performance` is loaded on first use, with perf_hooks and the modules it brings (0.2 MB).
 //   process.hrtime is part of Node's bootstrap.
 
 /** As Date#toISOString prints it (`2026-11-30T07:53:49.123Z`); RangeError for an invalid time. */

@@ -1,5 +1,5 @@
-// Issue #11: the browser test needs nothing but `npm ci`. Which Chromium it gets: an override, a
-// system one when present, else the one @sparticuz/chromium ships, which must start here.
+// Issue #11: the browser test needs nothing but `npm ci`. Which Chromium it gets: the one
+// @sparticuz/chromium ships, which must start here, unless ZD_TEST_CHROMIUM names another.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,18 +8,18 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { findChromium, packagedChromium } from './browser.ts';
 
-test('a system Chromium is used when present; else, or with ZD_TEST_CHROMIUM=packaged, the npm one', () => {
+test('the npm Chromium by default (or with ZD_TEST_CHROMIUM=packaged); ZD_TEST_CHROMIUM names another, which must be executable', () => {
   const dir = mkdtempSync(join(tmpdir(), 'zd-browser-'));
   try {
-    const system = join(dir, 'chromium');
-    writeFileSync(system, '#!/bin/sh\n');
-    chmodSync(system, 0o755);
+    const other = join(dir, 'chromium');
+    writeFileSync(other, '#!/bin/sh\n');
+    chmodSync(other, 0o755);
     const missing = join(dir, 'no-such-chromium');
-    assert.deepEqual(findChromium({}, [missing, system]), { executablePath: system, source: 'system' });
-    assert.deepEqual(findChromium({}, [missing]), { executablePath: packagedChromium(), source: '@sparticuz/chromium' });
-    assert.equal(findChromium({ ZD_TEST_CHROMIUM: 'packaged' }, [system]).source, '@sparticuz/chromium');
-    assert.deepEqual(findChromium({ ZD_TEST_CHROMIUM: system }, []), { executablePath: system, source: 'ZD_TEST_CHROMIUM' });
-    assert.throws(() => findChromium({ ZD_TEST_CHROMIUM: missing }, [system]), /ZD_TEST_CHROMIUM=.*not an executable file/);
+    const packaged = { executablePath: packagedChromium(), source: '@sparticuz/chromium' };
+    assert.deepEqual(findChromium({}), packaged);
+    assert.deepEqual(findChromium({ ZD_TEST_CHROMIUM: 'packaged' }), packaged);
+    assert.deepEqual(findChromium({ ZD_TEST_CHROMIUM: other }), { executablePath: other, source: 'ZD_TEST_CHROMIUM' });
+    assert.throws(() => findChromium({ ZD_TEST_CHROMIUM: missing }), /ZD_TEST_CHROMIUM=.*not an executable file/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

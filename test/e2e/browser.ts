@@ -1,19 +1,18 @@
-// Which Chromium the browser test drives. playwright-core downloads no browser, so: a system
-// Chromium when the machine has one, else the one @sparticuz/chromium ships inside its npm package
-// (a devDependency), so that `npm ci && npm test` needs nothing else. ZD_TEST_CHROMIUM overrides
-// the lookup: a path to a browser, or `packaged` for the npm one even where a system one exists.
+// Which Chromium the browser test drives. playwright-core downloads no browser, so: the one
+// @sparticuz/chromium ships inside its npm package (a devDependency), on every machine, so that
+// `npm ci && npm test` needs nothing else and every machine runs the test on the same browser. A
+// system Chromium is never picked up by itself: it would make a pass on one machine say nothing
+// of another. ZD_TEST_CHROMIUM names another browser on purpose (`packaged` is the default).
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { descendants, repoRoot, trackPid } from '../helpers/zd.ts';
 
-export const SYSTEM_CHROMIUMS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
-
 export interface Browser {
   executablePath: string;
   /** Where it came from, for the test's diagnostics. */
-  source: 'ZD_TEST_CHROMIUM' | 'system' | '@sparticuz/chromium';
+  source: 'ZD_TEST_CHROMIUM' | '@sparticuz/chromium';
 }
 
 function executable(path: string): boolean {
@@ -25,15 +24,11 @@ function executable(path: string): boolean {
   }
 }
 
-export function findChromium(env: NodeJS.ProcessEnv = process.env, system: string[] = SYSTEM_CHROMIUMS): Browser {
+export function findChromium(env: NodeJS.ProcessEnv = process.env): Browser {
   const override = env.ZD_TEST_CHROMIUM;
   if (override && override !== 'packaged') {
     if (!executable(override)) throw new Error(`ZD_TEST_CHROMIUM=${override}: not an executable file`);
     return { executablePath: override, source: 'ZD_TEST_CHROMIUM' };
-  }
-  if (override !== 'packaged') {
-    const found = system.find(executable);
-    if (found) return { executablePath: found, source: 'system' };
   }
   return { executablePath: packagedChromium(), source: '@sparticuz/chromium' };
 }

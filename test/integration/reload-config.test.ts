@@ -65,7 +65,13 @@ test('workers 2 → 3 in the config file, SIGHUP: three ready workers of the new
   const ready = view.workers.filter((w) => w.ready);
   assert.equal(ready.length, 3, JSON.stringify(view.workers));
   assert.ok(ready.every((w) => w.generation === 2));
-  assert.equal(zd.logs('ZD_WORKER_DRAINING').slice(started).length >= 0, true);
+  // The added slot is filled before anything drains; then exactly the two old workers drain.
+  await zd.waitForLogs('ZD_WORKER_EXITED', 2, undefined, 10_000, started);
+  const since = zd.logs().slice(started);
+  const drains = since.filter((l) => l.code === 'ZD_WORKER_DRAINING');
+  assert.deepEqual(drains.map((l) => `${l.generation}/${l.slot}`).sort(), ['1/0', '1/1'], zd.transcript());
+  const added = since.findIndex((l) => l.code === 'ZD_WORKER_READY' && l.slot === 2);
+  assert.ok(added >= 0 && added < since.indexOf(drains[0]!), `slot 2 ready before the first drain\n${zd.transcript()}`);
 
   // And back down to 1: the surplus drains last.
   write({ workers: 1 });

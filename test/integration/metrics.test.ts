@@ -2,16 +2,15 @@
 // and rollout, and the apps' own prom-client metrics summed across workers, never slowly.
 import assert from 'node:assert/strict';
 import type { Worker } from 'node:cluster';
-import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { afterEach, test } from 'node:test';
 import { WorkerPoll } from '../../src/ops/metrics-poll.ts';
 import { getJson, sample } from '../helpers/http.ts';
 import { freePort, otherAddress, tcpOutcome } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
-import { cleanup, fastFlags, repoRoot, runApp } from '../helpers/zd.ts';
+import { cleanup, fastFlags, runApp } from '../helpers/zd.ts';
 
 afterEach(cleanup);
 
@@ -90,14 +89,21 @@ function workers(samples: Sample[]) {
   return pick(samples, 'zd_worker_state').map((s) => ({ pid: Number(s.labels.pid), generation: s.labels.generation, state: s.labels.state ?? '', slot: s.labels.slot }));
 }
 
-const bootstrap = readFileSync(`${repoRoot}/src/worker/bootstrap.cjs`, 'utf8');
-/** The worker bootstrap answers `zd:stats` with its event-loop delay. */
-const bootstrapAnswersStats = bootstrap.includes("'zd:stats'");
-/** The worker bootstrap keeps a late IPC send (prom-client's answer after zd's disconnect) from killing the worker. */
-const bootstrapSurvivesLateSends = bootstrap.includes('ERR_IPC_CHANNEL_CLOSED');
+/** Every worker's CPU seconds in a scrape, by pid. */
+function cpuByPid(samples: Sample[], pids: number[]): Map<number, number> {
+  return new Map(pids.map((pid) => [pid, one(samples, 'zd_worker_cpu_seconds_total', { pid: String(pid) })]));
+}
+
+/** A worker's event-loop lag (seconds) in a scrape: p99 and max, each a finite number. */
+function lagOf(samples: Sample[], pid: number): { p99: number; max: number } {
+  const p99 = one(samples, 'zd_worker_event_loop_lag_p99_seconds', { pid: String(pid) });
+  const max = one(samples, 'zd_worker_event_loop_lag_max_seconds', { pid: String(pid) });
+  assert.ok(Number.isFinite(p99) && Number.isFinite(max) && p99 >= 0 && max >= p99, `worker ${pid}: lag p99 ${p99} s, max ${max} s`);
+  return { p99, max };
+}
 
 test('every worker, the primary and a reload show in zd_ metrics; scrapes stay fast for an app without prom-client', async () => {
-  const { zd, metricsPort } = await start('serve.cjs');
+  const { zd, port, metricsPort } = await start('serve.cjs');
   const pids = zd.workerPids();
   let samples = await scrape(metricsPort);
   assert.deepEqual(workers(samples).map((w) => w.pid).sort(), [...pids].sort());
@@ -113,9 +119,20 @@ test('every worker, the primary and a reload show in zd_ metrics; scrapes stay f
   assert.equal(one(samples, 'zd_phase', { phase: 'stopping' }), 0);
   for (const pid of pids) {
     assert.ok(one(samples, 'zd_worker_resident_memory_bytes', { pid: String(pid) }) > 1_000_000);
-    assert.ok(one(samples, 'zd_worker_cpu_seconds_total', { pid: String(pid) }) >= 0);
-    assert.ok(one(samples, 'zd_worker_uptime_seconds', { pid: String(pid) }) > 0);
+    // Starting node and loading the app takes CPU time; a process cannot use more than its
+    // uptime on every core.
+    const cpu = one(samples, 'zd_worker_cpu_seconds_total', { pid: String(pid) });
+    const uptime = one(samples, 'zd_worker_uptime_seconds', { pid: String(pid) });
+    assert.ok(uptime > 0);
+    assert.ok(cpu > 0 && cpu <= uptime * availableParallelism(), `worker ${pid}: ${cpu} CPU s in ${uptime} s up`);
   }
+  // Serving costs CPU: the counter grows with work (/proc counts in 10 ms ticks; 300 requests take more).
+  const cpuBefore = cpuByPid(samples, pids);
+  await sample(port, 300);
+  const cpuAfter = cpuByPid(await scrape(metricsPort), pids);
+  const grew = pids.map((pid) => cpuAfter.get(pid)! - cpuBefore.get(pid)!);
+  assert.ok(grew.every((s) => s >= 0) && grew.some((s) => s > 0), `CPU seconds per worker across 300 requests: +${grew.join(', +')}`);
+  samples = await scrape(metricsPort);
   assert.equal(one(samples, 'zd_slot_restarts_total', { slot: '0' }), 0);
   assert.equal(one(samples, 'zd_worker_crashes_total'), 0);
   assert.equal(one(samples, 'zd_rollouts_started_total', { kind: 'reload' }), 0);
@@ -178,21 +195,39 @@ test("the app's prom-client metrics are summed across workers, and a blocked wor
   // The app's default metrics are summed too, and never collide with the primary's (zd_primary_).
   assert.ok(one(samples, 'process_resident_memory_bytes') > 2_000_000);
   assert.equal(workers(samples).length, 2);
-  if (bootstrapAnswersStats) {
-    for (const pid of zd.workerPids()) assert.ok(one(samples, 'zd_worker_event_loop_lag_p99_seconds', { pid: String(pid) }) >= 0);
-  }
+  // Every worker answers zd's stats ask: an idle loop is delayed by far less than a second.
+  const pids = zd.workerPids();
+  for (const pid of pids) assert.ok(lagOf(samples, pid).max < 1, `idle worker ${pid}: ${JSON.stringify(lagOf(samples, pid))}`);
 
   // A worker whose loop is blocked for 2 s: the scrape waits its bounded time, then counts it by
-  // its last answer.
-  const blocked = getJson(port, '/block', 5000).catch(() => null);
+  // its last answer, and reports its lag as at least how long it waited.
+  const blocked = getJson(port, '/block', 5000);
   await waitUntil(async () => (await httpCall(metricsPort)).ms >= 200, 2000, 'a scrape that waits for the blocked worker');
   samples = await scrape(metricsPort);
   assert.equal(one(samples, 'app_requests_total'), n, 'the blocked worker still counts');
-  await blocked;
+  const lagging = pids.filter((pid) => lagOf(samples, pid).max >= 0.2);
+  const blockedPid = (await blocked).json.pid;
+  assert.deepEqual(lagging, [blockedPid], `lag max during the block: ${pids.map((pid) => `${pid} ${lagOf(samples, pid).max} s`).join(', ')}`);
 
   await sample(port, 5);
   samples = await scrape(metricsPort);
   assert.equal(one(samples, 'app_requests_total'), n + 5);
+
+  // The bootstrap's own measure: a 2 s block with no scrape during it shows in the next scrape's
+  // lag max for that worker only, and the scrape after that starts afresh. The pause first: a
+  // block that begins within one 10 ms tick of a scrape's ask is not measured at all
+  // (monitorEventLoopDelay's reset() also forgets its last tick, so the first tick after it only
+  // starts counting), a blind spot of the bootstrap, not what this checks.
+  await sleep(50);
+  const again = (await getJson(port, '/block', 5000)).json.pid;
+  samples = await scrape(metricsPort);
+  for (const pid of pids) {
+    const { max } = lagOf(samples, pid);
+    if (pid === again) assert.ok(max >= 1.5 && max < 10, `the blocked worker ${pid}: lag max ${max} s after a 2 s block`);
+    else assert.ok(max < 1, `worker ${pid}, not blocked: lag max ${max} s`);
+  }
+  samples = await scrape(metricsPort);
+  assert.ok(lagOf(samples, again).max < 1, `worker ${again}'s lag since the previous scrape: ${lagOf(samples, again).max} s`);
 });
 
 test('scraping without pause through a rollout of a prom-client app kills no draining worker', async () => {
@@ -221,7 +256,7 @@ test('scraping without pause through a rollout of a prom-client app kills no dra
   await waitUntil(async () => one(await scrape(metricsPort), 'app_requests_total') === 4, 3000, 'the new generation counting from zero');
 });
 
-test('SIGTERM while a scrape waits for a slow prom-client answer: no worker dies of the late answer', { skip: !bootstrapSurvivesLateSends && 'needs the bootstrap guard for ERR_IPC_CHANNEL_CLOSED' }, async () => {
+test('SIGTERM while a scrape waits for a slow prom-client answer: no worker dies of the late answer', async () => {
   const { zd, metricsPort } = await start('prom-app.cjs', { COLLECT_DELAY_MS: '300', SHUTDOWN_HOOK_MS: '800' });
   await scrape(metricsPort);
   const pending = httpCall(metricsPort).catch(() => null);

@@ -15,6 +15,7 @@ Usage:
   zd stop [name]                            graceful stop (like SIGTERM)
   zd list [--json]                          running instances
   zd inspect [name] [--json | --web [--port P]] | zd inspect --machine worker|rollout
+  zd logs [name] [-n N] [-f] [--prefix]     the workers' last N lines (20); -f: and every line to come
   zd dump [name] FILE                       the last 5000 events, as a journal for zd replay
   zd replay FILE [--log-format json|pretty] [--until T] [--json]
                                             what zd decided, again, from a journal (run --record)
@@ -44,7 +45,7 @@ export function runHelp(): string {
   return `Usage: zd run <app.js> [options] [-- app args]
 
 Forks N workers of the app with node:cluster, all sharing its port. Worker stdout and stderr pass
-through unchanged; zd's own logs are pino lines on stderr.
+through unchanged, each line whole; zd's own logs are pino lines on stderr.
 
 Options:
 ${rows.join('\n')}

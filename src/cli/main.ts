@@ -17,6 +17,9 @@ import { takeListenFds } from '../shell/inherited.ts';
 import { keeperLink, type KeeperLink } from '../shell/keeper-link.ts';
 import { ensureRuntimeDir, runtimeDir, socketPath } from '../control/paths.ts';
 import { Recorder } from '../record/recorder.ts';
+import { Output } from '../shell/output.ts';
+import { LogRing } from '../shell/log-ring.ts';
+import { WorkerOutput } from '../shell/worker-output.ts';
 import { openRecording, writeExitDump } from '../record/attach.ts';
 
 /**
@@ -68,6 +71,7 @@ const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   list: async (argv) => (await import('./control-commands.ts')).listCommand(argv),
   inspect: async (argv) => (await import('./inspect.ts')).inspectCommand(argv),
   dump: async (argv) => (await import('./control-commands.ts')).dumpCommand(argv),
+  logs: async (argv) => (await import('./logs.ts')).logsCommand(argv),
   replay: async (argv) => (await import('./replay.ts')).replayCommand(argv),
 };
 
@@ -76,7 +80,25 @@ async function run(argv: string[]): Promise<number> {
   keeper = keeperLink(process.env);
   const options = parseRunArgs(argv, process.env);
   const typescript = typeScriptFor(options.app, WORKER_BOOTSTRAP);
-  const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr, process.env));
+  // zd's stderr carries the workers' stderr lines and zd's own: both through one stream, so that
+  // neither is ever written into the middle of the other (src/shell/output.ts).
+  const stderr = new Output(process.stderr);
+  const logger = createLogger(options.shell.logFormat ?? defaultLogFormat(process.stderr, process.env), undefined, (line) => stderr.write(line));
+  const stdout = new Output(process.stdout, (error) =>
+    logger.warn({ code: 'ZD_IO_ERROR', what: 'stdout', err: error.message }, `zd's stdout failed (${error.message}): the workers' stdout is dropped from now on`),
+  );
+  const logRing = new LogRing();
+  const output = new WorkerOutput({
+    stdout,
+    stderr,
+    ring: logRing,
+    prefix: options.shell.logPrefix,
+    onLongLine: (workerId, stream, total) =>
+      logger.warn(
+        { code: 'ZD_LOG_LINE_SPLIT', workerId, stream, total },
+        `worker ${workerId} wrote a line of over 1 MB to std${stream} without a newline: it was written in pieces, which other workers' lines may separate (${total} such lines so far)`,
+      ),
+  });
   keeper?.useLogger(logger);
   const dir = runtimeDir();
   ensureRuntimeDir(dir);
@@ -117,7 +139,7 @@ async function run(argv: string[]): Promise<number> {
       onBound: keeper ? (key, handle) => keeper?.bound(key, handle) : undefined,
       onError: (what, error) => logger.warn({ code: 'ZD_IO_ERROR', what, err: error.message }, `${what} failed: ${error.message}`),
     },
-    stderr: process.stderr,
+    output,
     onReleaseGone: (workerId, generation, gone) =>
       logger.error(
         { code: 'ZD_RELEASE_GONE', workerId, generation, release: gone.cwd, app: gone.app },
@@ -148,6 +170,7 @@ async function run(argv: string[]): Promise<number> {
     logger,
     keeper,
     dump: (reason) => recorder.dump(reason),
+    logs: logRing,
   });
   // Health and metrics: closed at once when retired (the newer primary answers on the same sockets).
   const opsClosers: Array<() => void> = [];
@@ -260,6 +283,8 @@ async function run(argv: string[]): Promise<number> {
     // A probe or a scrape in flight is answered, not reset by the exit (bounded: a scrape waits
     // for workers that may be gone).
     await Promise.race([Promise.all(opsDrained), new Promise((resolve) => setTimeout(resolve, OPS_DRAIN_MS))]);
+    // The workers' last lines, read from their pipes and taken by zd's reader, before the exit.
+    await output.flush();
   }
 }
 

@@ -12,7 +12,7 @@ import { parseRunArgs, type RunOptions, type ShellOptions } from './run-options.
 export type { ReloadSpec };
 
 /** Shell settings a running primary cannot change: ports it listens on, scheduling, its name. */
-const NEEDS_RESTART: Array<keyof ShellOptions> = ['stickyPort', 'healthPort', 'healthHost', 'metricsPort', 'metricsHost', 'sched', 'name', 'pidfile', 'logFormat', 'record'];
+const NEEDS_RESTART: Array<keyof ShellOptions> = ['stickyPort', 'healthPort', 'healthHost', 'metricsPort', 'metricsHost', 'sched', 'name', 'pidfile', 'logFormat', 'record', 'logPrefix'];
 
 /** The environment zd gives a generation's workers for its settings, plus its env file. */
 export function workerEnvFor(config: CoreConfig, envFile: Record<string, string> = {}): Record<string, string> {

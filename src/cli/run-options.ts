@@ -29,6 +29,8 @@ export interface ShellOptions {
   record: string | null;
   /** --env-file FILE: a dotenv file read at every reload, given to that generation's workers. */
   envFile: string | null;
+  /** --log-prefix: `[worker 3 gen 2] ` before each line of the workers' output. */
+  logPrefix: boolean;
 }
 
 export interface RunOptions {
@@ -52,6 +54,7 @@ const SHELL_DEFAULTS: ShellOptions = {
   stickyPort: null,
   record: null,
   envFile: null,
+  logPrefix: false,
 };
 
 export { MAX_WORKERS };
@@ -97,6 +100,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'health-host', kind: 'text', shell: 'healthHost', help: 'address the health server binds', default: SHELL_DEFAULTS.healthHost },
   { flag: 'metrics-port', kind: 'port', shell: 'metricsPort', help: 'serve Prometheus /metrics on this port', default: 'off' },
   { flag: 'metrics-host', kind: 'text', shell: 'metricsHost', help: 'address the metrics server binds', default: SHELL_DEFAULTS.metricsHost },
+  { flag: 'log-prefix', kind: 'flag', shell: 'logPrefix', help: "put [worker ID gen N] before each line of the workers' stdout and stderr (for a terminal; a collector parsing JSON lines wants them bare)", default: 'off' },
   { flag: 'log-format', kind: 'enum', values: ['json', 'pretty'], shell: 'logFormat', help: "zd's own log lines on stderr", default: 'pretty on a terminal, else json' },
   { flag: 'name', kind: 'text', shell: 'name', help: 'instance name for zd status/reload/stop/inspect', default: "the app file's name" },
   { flag: 'pidfile', kind: 'text', shell: 'pidfile', help: "write the primary's pid here (for kill -HUP $(cat FILE))", default: 'none' },

@@ -14,6 +14,11 @@ export type ControlRequest =
   | { cmd: 'inspect' }
   /** The events kept in memory, as a journal (src/record/). */
   | { cmd: 'dump' }
+  /**
+   * The workers' last `lines` lines, then (`follow`) every line as it comes. `after`: a follower
+   * back after its stream closed, from that primary at that batch (src/control/logs.ts).
+   */
+  | { cmd: 'logs'; lines?: number; follow?: boolean; after?: { pid: number; seq: number } }
   /** A new primary (zd's code and config as on disk now, maybe another Node) replaces this one. */
   | { cmd: 'upgrade'; wait?: boolean; node?: string; timeoutMs?: number };
 
@@ -35,7 +40,10 @@ export interface ControlError {
   error: { code: ControlErrorCode; message: string };
 }
 
-export const COMMANDS = ['status', 'reload', 'rollback', 'scale', 'stop', 'inspect', 'dump', 'upgrade'] as const;
+export const COMMANDS = ['status', 'reload', 'rollback', 'scale', 'stop', 'inspect', 'dump', 'upgrade', 'logs'] as const;
+
+/** The most lines `zd logs -n` asks for (the ring holds at most 1 MB of them anyway). */
+export const MAX_LOG_LINES = 100_000;
 
 /** A worker count, or a change of it. */
 export const SCALE_TO = /^[+-]?\d{1,5}$/;
@@ -61,7 +69,7 @@ export function parseRequest(line: string): ControlRequest | ControlError {
     return errorReply('ZD_E_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(cmd).slice(0, 60)}: use one of ${COMMANDS.join(', ')}`);
   }
   const waits = cmd === 'reload' || cmd === 'rollback' || cmd === 'upgrade';
-  const allowed = cmd === 'upgrade' ? ['wait', 'node', 'timeoutMs'] : waits ? ['wait'] : cmd === 'scale' ? ['to'] : [];
+  const allowed = cmd === 'upgrade' ? ['wait', 'node', 'timeoutMs'] : waits ? ['wait'] : cmd === 'scale' ? ['to'] : cmd === 'logs' ? ['lines', 'follow', 'after'] : [];
   const extra = Object.keys(rest).filter((key) => !allowed.includes(key));
   if (extra.length > 0) return errorReply('ZD_E_BAD_REQUEST', `unexpected field ${JSON.stringify(extra[0]).slice(0, 60)} for ${cmd}`);
   if (cmd === 'scale') {
@@ -70,6 +78,7 @@ export function parseRequest(line: string): ControlRequest | ControlError {
     }
     return { cmd, to: rest.to };
   }
+  if (cmd === 'logs') return parseLogs(rest);
   if (waits) {
     if (rest.wait !== undefined && typeof rest.wait !== 'boolean') {
       return errorReply('ZD_E_BAD_REQUEST', '"wait" must be true or false');
@@ -86,6 +95,26 @@ export function parseRequest(line: string): ControlRequest | ControlError {
     return rest.wait === undefined ? { cmd } : { cmd, wait: rest.wait as boolean };
   }
   return { cmd } as ControlRequest;
+}
+
+function parseLogs(rest: Record<string, unknown>): ControlRequest | ControlError {
+  const { lines, follow, after } = rest;
+  if (lines !== undefined && !(Number.isSafeInteger(lines) && (lines as number) >= 0 && (lines as number) <= MAX_LOG_LINES)) {
+    return errorReply('ZD_E_BAD_REQUEST', `"lines" must be a whole number from 0 to ${MAX_LOG_LINES}`);
+  }
+  if (follow !== undefined && typeof follow !== 'boolean') return errorReply('ZD_E_BAD_REQUEST', '"follow" must be true or false');
+  if (after !== undefined) {
+    const { pid, seq, ...other } = (typeof after === 'object' && after !== null ? after : { pid: null }) as Record<string, unknown>;
+    if (!Number.isSafeInteger(pid) || !Number.isSafeInteger(seq) || (seq as number) < 0 || Object.keys(other).length > 0) {
+      return errorReply('ZD_E_BAD_REQUEST', '"after" must be {"pid": N, "seq": N}');
+    }
+  }
+  return {
+    cmd: 'logs',
+    ...(lines !== undefined ? { lines: lines as number } : {}),
+    ...(follow !== undefined ? { follow } : {}),
+    ...(after !== undefined ? { after: after as { pid: number; seq: number } } : {}),
+  };
 }
 
 export function isControlError(value: unknown): value is ControlError {

@@ -17,6 +17,8 @@ import type { Logger } from '../shell/logger.ts';
 import type { Runtime } from '../shell/runtime.ts';
 import { procSample, cpuPercent, type ProcSample } from '../shell/proc.ts';
 import { answers, lineReader } from './socket.ts';
+import type { LogRing } from '../shell/log-ring.ts';
+import { serveLogs } from './logs.ts';
 import { errorReply, MAX_REQUEST_BYTES, parseRequest, type ControlErrorCode, type ControlRequest } from './protocol.ts';
 
 export interface ControlServerOptions {
@@ -30,6 +32,8 @@ export interface ControlServerOptions {
   keeper?: KeeperLink | null;
   /** `zd dump`: the recorder's events as a journal's text, null before the first step. */
   dump?: (reason: string) => { text: string; events: number; from: string } | null;
+  /** `zd logs`: the workers' last lines, and the stream of them. */
+  logs?: LogRing;
 }
 
 /** A slow inspector is dropped rather than buffered without bound. */
@@ -42,6 +46,8 @@ export class ControlServer {
   /** When each worker last became ready (the core has no clock). */
   private readonly readySince = new Map<number, number>();
   private readonly sockets = new Set<Socket>();
+  /** `zd logs -f` streams: ended, not cut, when this primary exits (they carry its workers' last lines). */
+  private readonly followers = new Set<Socket>();
   /** The core's words for the last refused reload or rollback, answered to the one who asked. */
   private lastRefusal: { msg: string; invalid: boolean } | null = null;
   /** Where this server listens: the instance's path, or (an upgrade candidate) a path of its own until promoted. */
@@ -94,7 +100,10 @@ export class ControlServer {
   }
 
   close(): void {
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.sockets) {
+      if (this.followers.has(socket)) socket.end();
+      else socket.destroy();
+    }
     // Retired by an upgrade: the path and the pid file are the new primary's now. Not even the
     // server is closed: libuv unlinks a Unix socket's path when its server closes, and the path
     // names the new primary's socket; this process exits next, and its descriptor with it.
@@ -174,6 +183,13 @@ export class ControlServer {
         return this.inspect(socket);
       case 'upgrade':
         return this.upgrade(socket, request);
+      case 'logs':
+        if (!this.options.logs) return reply(socket, errorReply('ZD_E_BAD_REQUEST', 'this primary keeps no logs'));
+        if (request.follow) {
+          this.followers.add(socket);
+          socket.on('close', () => this.followers.delete(socket));
+        }
+        return serveLogs(socket, request, this.options.logs, { name: this.options.name, pid: process.pid });
       case 'dump': {
         const dump = this.options.dump?.('zd dump') ?? null;
         if (dump === null) reply(socket, errorReply('ZD_E_BAD_REQUEST', 'nothing recorded yet: zd has not started its workers'));

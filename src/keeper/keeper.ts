@@ -15,6 +15,8 @@ import { initKeeper, reduceKeeper } from './reduce.ts';
 import type { KeeperEffect, KeeperEvent, PrimaryId } from './types.ts';
 import { KEEPER_ENV, type KeeperMessage, type PrimaryMessage } from './protocol.ts';
 import { listenFds } from '../shell/listen-fds.ts';
+import { Output } from '../shell/output.ts';
+import { forwardLines } from '../shell/line-source.ts';
 
 /** libuv's handle of a listening socket, as it arrives over IPC. */
 interface HeldSocket {
@@ -26,6 +28,7 @@ interface HeldSocket {
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2'] as const;
 /** The last lines of a primary's stderr, quoted when it fails to start. */
 const TAIL_LINES = 20;
+const TAIL_BYTES = 8192;
 /** How many of them a failed upgrade's answer quotes. */
 const QUOTED_LINES = 8;
 
@@ -37,6 +40,10 @@ export function runKeeper(bin: string, argv: string[]): void {
   /** Who asked for each upgrade: the answer goes back through that primary's control connection. */
   const askedBy = new Map<string, PrimaryId>();
   const json = !process.stderr.isTTY;
+  // The keeper is the one writer of the instance's stdout and stderr: the primaries' (two of them
+  // during zd upgrade) are forwarded in whole lines, with the keeper's own lines between them.
+  const stdout = new Output(process.stdout);
+  const stderr = new Output(process.stderr);
   // systemd's sockets are the keeper's (LISTEN_PID is its pid): passed on to every primary.
   const systemd = takeSystemdFds();
 
@@ -78,7 +85,7 @@ export function runKeeper(bin: string, argv: string[]): void {
   function spawnPrimary(id: PrimaryId, node: string | null): void {
     const sockets = [...held.values()];
     // fds 3… : systemd's sockets first (LISTEN_FDS, as systemd passes them), then the keeper's.
-    const stdio: Array<'inherit' | 'pipe' | 'ipc' | number> = ['inherit', 'inherit', 'pipe', 'ipc'];
+    const stdio: Array<'inherit' | 'pipe' | 'ipc' | number> = ['inherit', 'pipe', 'pipe', 'ipc'];
     // fd 3 is the IPC channel's slot in stdio; the sockets follow it.
     const first = stdio.length;
     for (const fd of systemd.fds) stdio.push(fd);
@@ -103,11 +110,16 @@ export function runKeeper(bin: string, argv: string[]): void {
     children.set(id, child);
     const tail: string[] = [];
     tails.set(id, tail);
-    child.stderr?.on('data', (chunk: Buffer) => {
-      process.stderr.write(chunk);
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) tail.push(line);
-      if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
-    });
+    if (child.stdout) forwardLines(child.stdout, stdout);
+    if (child.stderr) {
+      forwardLines(child.stderr, stderr, {
+        // Only the end is quoted: a busy app's stderr costs a slice here, not a decode.
+        onLines: (lines) => {
+          for (const line of lines.subarray(-TAIL_BYTES).toString('utf8').split('\n')) if (line.trim()) tail.push(line);
+          if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
+        },
+      });
+    }
     child.on('message', (message: PrimaryMessage, handle?: HeldSocket['handle']) => onMessage(id, message, handle));
     let exited = false;
     const exit = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -203,8 +215,9 @@ export function runKeeper(bin: string, argv: string[]): void {
       case 'exit':
         for (const socket of held.values()) socket.handle.close();
         process.exitCode = effect.code;
-        // Nothing else keeps it alive once the children are gone and the timers unref'd.
-        setImmediate(() => process.exit(effect.code));
+        // Nothing else keeps it alive once the children are gone and the timers unref'd; what
+        // the primaries wrote last is read and taken by the instance's reader first.
+        void Promise.all([stdout.flush(), stderr.flush()]).then(() => process.exit(effect.code));
         return;
     }
   }

@@ -94,6 +94,8 @@ export const SHELL_LOG_CODES: ReadonlySet<string> = new Set([
   'ZD_METRICS_APP_ERROR',
   'ZD_JOURNAL_ERROR',
   'ZD_JOURNAL_WRITTEN',
+  // A worker's line too long to keep whole (src/shell/worker-output.ts).
+  'ZD_LOG_LINE_SPLIT',
   // The keeper link's (src/shell/keeper-link.ts).
   'ZD_RETIRING',
   'ZD_KEEPER_GONE',

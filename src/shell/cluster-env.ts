@@ -6,6 +6,7 @@ import { classifyMessage, reachesReducer } from '../core/messages.ts';
 import type { Env, EventSink, ForkSpec } from './env.ts';
 import { createMeasure } from './measure.ts';
 import { StderrTails } from './stderr-tail.ts';
+import type { WorkerOutput } from './worker-output.ts';
 import { resolveRelease, type ReleaseSource } from './release.ts';
 import type { Release, ReleaseProblem } from '../core/events.ts';
 import type { ReloadSpec } from './env.ts';
@@ -21,8 +22,8 @@ export interface ClusterEnvOptions {
   execArgv: string[];
   /** Added to every worker's environment. */
   workerEnv: Record<string, string>;
-  /** Where a worker's stderr is forwarded, unchanged. */
-  stderr: NodeJS.WritableStream;
+  /** Where a worker's stdout and stderr go, in whole lines (worker-output.ts). */
+  output: Pick<WorkerOutput, 'attach'>;
   /** The listening sockets (sockets.ts): how connections are spread, --sticky, inherited sockets. */
   sockets: Omit<SocketsOptions, 'send'>;
   /** A generation's pinned release is gone from disk: its worker cannot start. */
@@ -84,8 +85,9 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
   cluster.schedulingPolicy = options.sockets.sched === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   cluster.setupPrimary({
     execArgv: options.execArgv,
-    // stdout passes straight through; stderr is piped so its tail can be quoted, and forwarded.
-    stdio: ['inherit', 'inherit', 'pipe', 'ipc'],
+    // Both piped, so that zd forwards whole lines (workers writing to one shared pipe cut each
+    // other's long lines) and `zd logs` can keep them; stderr's tail is quoted when a boot fails.
+    stdio: ['inherit', 'pipe', 'pipe', 'ipc'],
   });
 
   return {
@@ -121,10 +123,8 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
         return;
       }
       workers.set(workerId, worker);
-      worker.process.stderr?.on('data', (chunk: Buffer) => {
-        tails.append(workerId, chunk);
-        options.stderr.write(chunk);
-      });
+      worker.process.stderr?.on('data', (chunk: Buffer) => tails.append(workerId, chunk));
+      options.output.attach({ workerId, generation: spec.generation, stdout: worker.process.stdout, stderr: worker.process.stderr });
 
       let exitReported = false;
       const reportExit = (code: number | null, signal: NodeJS.Signals | null) => {

@@ -9,7 +9,8 @@ export class StderrTails {
   private readonly tails = new Map<number, string>();
 
   append(workerId: number, chunk: Buffer | string): void {
-    const text = (this.tails.get(workerId) ?? '') + chunk.toString();
+    // Only the end can be kept: a worker writing megabytes a second costs a slice, not a decode.
+    const text = (this.tails.get(workerId) ?? '') + (chunk.length > MAX_BYTES ? chunk.slice(-MAX_BYTES) : chunk).toString();
     this.tails.delete(workerId); // re-insert: the Map's order is recency
     this.tails.set(workerId, text.length > MAX_BYTES ? text.slice(-MAX_BYTES) : text);
     while (this.tails.size > REMEMBERED) this.tails.delete(this.tails.keys().next().value!);

@@ -116,7 +116,7 @@ const commandLine: Case[] = [
 
 const configFile: Case[] = [
   // (On the command line, node itself checks that an --env-file exists, wherever the flag stands,
-  // and fails with its own line and exit 9 before zd runs: see the README.)
+  // and fails with its own line and exit 9 before zd runs: see docs/cli.md.)
   { name: 'an envFile that does not exist', args: ['run', app], config: { envFile: '/nonexistent/.env' }, mentions: /\/nonexistent\/\.env: cannot read the env file \(ENOENT\).*\[ZD_E_CONFIG\]/ },
   { name: 'an env file with a bad line', args: ['run', app], config: { envFile: fixturePath('bad.env') }, mentions: /bad\.env:2: expected KEY=VALUE.*\[ZD_E_CONFIG\]/ },
   { name: 'malformed JSON', args: ['run'], config: '{ "workers": 2,', mentions: /zd\.config\.json: not valid JSON.*\[ZD_E_CONFIG\]/ },

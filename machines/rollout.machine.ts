@@ -16,8 +16,10 @@
 // ready, serves its share of real traffic beside every old worker (its predecessor does not drain)
 // for the canary window; then the reducer compares the new generation's figures with the old
 // one's and answers `rollout.verdict`. A pass goes on as a rollout without a canary; a fail
-// aborts, and the old generation serves on at full capacity. Every canary wait has a deadline:
-// the window, then a bounded wait for the figures, after which the verdict is "inconclusive".
+// aborts, and the old generation serves on at full capacity. Too few requests to judge extend
+// the window (at most CANARY_EXTENSIONS times); still too few, or no figures at all, is
+// "inconclusive", which aborts unless the rollout was told to proceed on no evidence. Every canary
+// wait has a deadline: each window, then a bounded wait for the figures.
 //
 // Apart from the canary's, it has no timers of its own: each replacement's boot deadline is its
 // worker machine's.
@@ -33,10 +35,14 @@ export interface RolloutInput {
   kind: 'reload' | 'replace';
   /** Canary window (0: no canary). */
   canaryMs?: number;
+  /** What a canary judged on too little evidence does: abort (the default) or proceed. */
+  canaryInconclusive?: 'abort' | 'proceed';
 }
 
 /** How long the figures may take to arrive once the window is over. */
 export const CANARY_JUDGE_MS = 5_000;
+/** How many times a canary's window may be extended for want of requests before it is judged as it stands. */
+export const CANARY_EXTENSIONS = 3;
 
 export interface RolloutContext {
   generation: number;
@@ -55,6 +61,9 @@ export interface RolloutContext {
   canaryMs: number;
   /** The canary's slot, once one is started. */
   canarySlot: number | null;
+  /** Canary windows opened so far (1 + extensions). */
+  canaryWindows: number;
+  canaryInconclusive: 'abort' | 'proceed';
 }
 
 export type RolloutEvent =
@@ -62,8 +71,11 @@ export type RolloutEvent =
   | { type: 'rollout.ready'; slot: number }
   | { type: 'rollout.failed'; slot: number; reason: string }
   | { type: 'rollout.abort'; reason: string }
-  /** The reducer's judgement of the canary's figures. */
-  | { type: 'rollout.verdict'; pass: boolean; reason: string };
+  /**
+   * The reducer's judgement of the canary's figures. `extend`: too few requests to judge yet, and
+   * another window may be opened (the machine bounds how many).
+   */
+  | { type: 'rollout.verdict'; pass: boolean; reason: string; extend?: boolean };
 
 /** The effects a rollout can ask for. */
 const base = setup({
@@ -96,6 +108,8 @@ const base = setup({
       (event.type === 'rollout.ready' || event.type === 'rollout.failed') && event.slot === context.canarySlot,
     canaryWasLast: ({ context }) => context.pending.length === 0,
     passed: ({ event }) => event.type === 'rollout.verdict' && event.pass,
+    mayExtend: ({ context, event }) => event.type === 'rollout.verdict' && event.extend === true && context.canaryWindows <= CANARY_EXTENSIONS,
+    proceedsInconclusive: ({ context }) => context.canaryInconclusive === 'proceed',
   },
   delays: {
     canaryWindow: ({ context }) => context.canaryMs,
@@ -159,6 +173,9 @@ export const rolloutMachine = base
       recordVerdict: base.assign(({ event }) =>
         event.type === 'rollout.verdict' && !event.pass ? { failure: { slot: -2, reason: event.reason } } : {},
       ),
+      recordNoFigures: base.assign({
+        failure: { slot: -2, reason: `canary inconclusive: no figures within ${CANARY_JUDGE_MS}ms of the window's end` },
+      }),
       stopBooting: base.enqueueActions(({ context, enqueue }) => {
         for (const slot of context.booting) enqueue({ type: 'stopReplacement', params: { slot } });
         enqueue.assign({ booting: [], early: [] });
@@ -181,6 +198,8 @@ export const rolloutMachine = base
     failure: null,
     canaryMs: input.kind === 'reload' ? Math.max(0, input.canaryMs ?? 0) : 0,
     canarySlot: null,
+    canaryWindows: 0,
+    canaryInconclusive: input.canaryInconclusive ?? 'abort',
   }),
   initial: 'idle',
   states: {
@@ -215,25 +234,29 @@ export const rolloutMachine = base
           entry: 'startCanary',
           on: { 'rollout.ready': { guard: 'isCanary', target: 'serving' } },
         },
-        // Beside every old worker, measured with them.
+        // Beside every old worker, measured with them (again, for each extension).
         serving: {
-          entry: 'measureStart',
+          entry: ['measureStart', base.assign({ canaryWindows: ({ context }) => context.canaryWindows + 1 })],
           after: { canaryWindow: 'judging' },
         },
         judging: {
           entry: 'measureCollect',
           on: {
             'rollout.verdict': [
+              // Too few requests yet: another window, measured on top of the ones before.
+              { guard: 'mayExtend', target: 'serving' },
               { guard: and(['passed', 'canaryWasLast']), target: '#rollout.done', actions: 'completeCanary' },
               { guard: 'passed', target: '#rollout.replacing', actions: 'completeCanary' },
               { target: '#rollout.aborted', actions: 'recordVerdict' },
             ],
           },
-          // The figures never came: judged inconclusive, by the same rule as too few requests.
+          // The figures never came: inconclusive, and no evidence lets a rollout proceed only
+          // when told to (--canary-inconclusive proceed).
           after: {
             canaryJudge: [
-              { guard: 'canaryWasLast', target: '#rollout.done', actions: 'completeCanary' },
-              { target: '#rollout.replacing', actions: 'completeCanary' },
+              { guard: and(['proceedsInconclusive', 'canaryWasLast']), target: '#rollout.done', actions: 'completeCanary' },
+              { guard: 'proceedsInconclusive', target: '#rollout.replacing', actions: 'completeCanary' },
+              { target: '#rollout.aborted', actions: 'recordNoFigures' },
             ],
           },
         },

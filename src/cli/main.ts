@@ -134,11 +134,13 @@ async function run(argv: string[]): Promise<number> {
     sockets: {
       sched: options.shell.sched,
       stickyPort: options.shell.stickyPort,
-      slots: () => runtime?.snapshot?.slots.flatMap((slot) => (slot.worker === null ? [] : [slot.worker])) ?? [],
       inherited,
       onBound: keeper ? (key, handle) => keeper?.bound(key, handle) : undefined,
+      onReleased: keeper ? (key) => keeper?.released(key) : undefined,
       onError: (what, error) => logger.warn({ code: 'ZD_IO_ERROR', what, err: error.message }, `${what} failed: ${error.message}`),
+      onReport: (code, message, fields) => logger.warn({ code, ...fields }, message),
     },
+    ...(keeper ? { releasePorts: (done: () => void) => keeper!.releasePorts(done) } : {}),
     output,
     onReleaseGone: (workerId, generation, gone) =>
       logger.error(
@@ -156,11 +158,8 @@ async function run(argv: string[]): Promise<number> {
     onError: (what, error) => logger.warn({ code: 'ZD_JOURNAL_ERROR', what, err: error.message }, `the journal could not ${what}: ${error.message}`),
   });
   runtime = new Runtime(env, logger, recorder);
-  // Stopping: the ports close once no worker serves them (sockets.ts).
+  // The ports close when the core decides (a stop: the `ports.close` effect), or at exit.
   const sockets = env.sockets;
-  runtime.subscribe((state) => {
-    if (state.phase === 'stopping' || state.phase === 'exited') sockets.stopping();
-  });
   const control = new ControlServer({
     path: socketPath(dir, options.shell.name),
     name: options.shell.name,

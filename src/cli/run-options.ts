@@ -83,7 +83,8 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'canary', kind: 'duration', core: 'canaryMs', min: 0, help: "a reload's first replacement serves beside the old workers this long, then is compared with them (0: off)", default: 'off' },
   { flag: 'canary-max-errors', kind: 'number', core: 'canaryMaxErrorPoints', min: 0, max: 100, help: "abort when the canary's 5xx-plus-error rate exceeds the old generation's by more than this many percentage points", default: String(DEFAULTS.canaryMaxErrorPoints) },
   { flag: 'canary-max-latency', kind: 'number', core: 'canaryMaxLatencyFactor', min: 1, max: 1000, help: "abort when the canary's p99 latency is more than this many times the old generation's", default: String(DEFAULTS.canaryMaxLatencyFactor) },
-  { flag: 'canary-min-requests', kind: 'count', core: 'canaryMinRequests', min: 1, max: 1_000_000, help: 'fewer requests than this reaching the canary is inconclusive, and the rollout proceeds', default: String(DEFAULTS.canaryMinRequests) },
+  { flag: 'canary-min-requests', kind: 'count', core: 'canaryMinRequests', min: 1, max: 1_000_000, help: 'requests the canary must have served to be judged; with fewer, its window is extended (up to 3 times), then the inconclusive rule applies', default: String(DEFAULTS.canaryMinRequests) },
+  { flag: 'canary-inconclusive', kind: 'enum', values: ['abort', 'proceed'], core: 'canaryInconclusive', help: 'what a canary with too little evidence (or no figures) does to its rollout: abort it, or let it proceed', default: DEFAULTS.canaryInconclusive },
   { flag: 'drain-timeout', kind: 'duration', core: 'drainTimeoutMs', min: 0, help: 'time a draining worker gets to finish before SIGTERM', default: d(DEFAULTS.drainTimeoutMs) },
   { flag: 'kill-timeout', kind: 'duration', core: 'killTimeoutMs', min: 1, help: 'time after SIGTERM before SIGKILL', default: d(DEFAULTS.killTimeoutMs) },
   { flag: 'max-restarts', kind: 'count', core: 'maxRestarts', min: 0, max: 1_000_000, help: 'consecutive unstable restarts of a worker before it is declared a crash loop', default: String(DEFAULTS.maxRestarts) },
@@ -149,6 +150,14 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
   }
   if (config.maxSurge === 0 && config.maxUnavailable === 0) {
     throw new ZdError('ZD_E_BAD_VALUE', '--max-surge and --max-unavailable cannot both be 0: a reload could replace nothing');
+  }
+  // Under --sched none the kernel hands a worker connections from its first listen() on: zd can
+  // neither hold them back from a worker that is not ready yet nor keep them from a canary.
+  if (shell.sched === 'none' && config.readyOn === 'message') {
+    throw new ZdError('ZD_E_USAGE', '--sched none cannot hold connections back until a worker says ready (the kernel routes them from its first listen): use --sched rr with --ready message');
+  }
+  if (shell.sched === 'none' && config.canaryMs > 0) {
+    throw new ZdError('ZD_E_USAGE', "--sched none cannot give a canary its share or keep connections from an aborted one (the kernel routes them): use --sched rr with --canary");
   }
 
   const appFromFile = file?.values.app === undefined ? undefined : resolve(dirname(file.path), String(file.values.app));

@@ -22,8 +22,10 @@ export interface CoreConfig {
   canaryMaxErrorPoints: number;
   /** The canary fails when its p99 latency is more than this many times the old generation's. */
   canaryMaxLatencyFactor: number;
-  /** Fewer requests than this reaching the canary: inconclusive, and the rollout proceeds. */
+  /** Requests the canary must have served to be judged: with fewer, its window is extended, then it is inconclusive. */
   canaryMinRequests: number;
+  /** What an inconclusive canary (too little evidence after every extension, or no figures) does: abort its rollout, or let it proceed. */
+  canaryInconclusive: 'abort' | 'proceed';
   /** Drain deadline: told to drain → exited, before SIGTERM. */
   drainTimeoutMs: number;
   /** Deadline after SIGTERM before SIGKILL (and after SIGKILL before giving the process up). */
@@ -69,6 +71,9 @@ export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
   canaryMaxLatencyFactor: 2,
   // Below ~50 requests a p99 is the maximum and one error is 2 %: too few to call anything.
   canaryMinRequests: 50,
+  // Argo Rollouts' inconclusive analysis pauses a rollout; a runner that promises safety does not
+  // roll out on no evidence unless told to.
+  canaryInconclusive: 'abort',
   drainTimeoutMs: 30_000,
   killTimeoutMs: 5_000,
   stableAfterMs: 30_000,

@@ -14,6 +14,18 @@ export type Effect =
   | { type: 'measure.start'; workerIds: WorkerId[] }
   /** It closes: collect their figures, answered as one `canary.figures` event, within a deadline. */
   | { type: 'measure.collect'; workerIds: WorkerId[]; requestId: number }
+  /**
+   * The workers that may receive new connections from now on, ascending (every other worker gets
+   * none). Emitted first in the step that changes the set, so that a worker leaves it before the
+   * same step disconnects or stops it.
+   */
+  | { type: 'route'; workers: WorkerId[]; slots: Array<WorkerId | null> }
+  /**
+   * No worker will serve the ports again (a stop): every zd process stops accepting and closes its
+   * copy of each socket zd bound (one it was given is left to its owner, queue and all); the
+   * shell answers `ports.closed`.
+   */
+  | { type: 'ports.close' }
   | { type: 'timer.start'; timerId: string; ms: number }
   | { type: 'timer.cancel'; timerId: string }
   | LogEffect

@@ -49,6 +49,8 @@ export type PrimaryEvent =
   /** `zd stop`: the same graceful stop as SIGTERM. */
   | { type: 'control.stop' }
   | { type: 'timer.fired'; timerId: string }
+  /** Every zd process has stopped accepting on the ports (the answer to `ports.close`). */
+  | { type: 'ports.closed' }
   /** The figures a `measure.collect` asked for (null: that worker did not answer in time). */
   | { type: 'canary.figures'; requestId: number; figures: Array<{ workerId: WorkerId; figures: Figures | null }> };
 

@@ -7,7 +7,8 @@ import { matchesState } from 'xstate';
 import { addressedWorker, type Effect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
 import { allTimers, servingCapacity, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, readyCount } from './queries.ts';
-import { pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
+import { routing, sameRouting } from './routing.ts';
+import { PORTS_TIMER, pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import type { PrimaryState, WorkerEntry } from './state.ts';
 
 export const INVARIANTS = {
@@ -20,6 +21,8 @@ export const INVARIANTS = {
   I7: 'slots point at live workers of their own slot, each worker from at most one pointer',
   I8: 'the state is plain data: a JSON round trip changes nothing',
   I9: 'a worker counts as ready (or starts its min-ready period) only once it listens on every address the workers it replaces listen on',
+  I10: 'only a ready, connected worker of a serving generation (or the rollout\'s own) is routable; the socket layer\'s set is the state\'s, and a worker leaves it first in the step that takes it out of service',
+  I11: 'the ports close only for a stop, once, and never reopen; a stop drains its workers only once every zd process has stopped accepting (or the deadline passed)',
 } as const;
 
 export type InvariantId = keyof typeof INVARIANTS;
@@ -79,8 +82,8 @@ export function checkState(state: PrimaryState): string[] {
     if (state.retiring.length > 0 && !hasTimer(state, STAGGER_TIMER) && servingCapacity(state) - 1 >= capacityFloor(state)) {
       fail('I4', `${state.retiring.length} worker(s) await a drain with neither a stagger timer nor a reason to wait`);
     }
-    if (state.phase === 'stopping' && !state.draining && !hasTimer(state, STOP_DELAY_TIMER)) {
-      fail('I4', 'stopping, not draining yet, and no shutdown-delay timer');
+    if (state.phase === 'stopping' && !state.draining && !hasTimer(state, STOP_DELAY_TIMER) && !(state.ports === 'closing' && hasTimer(state, PORTS_TIMER))) {
+      fail('I4', 'stopping, not draining yet, and neither a shutdown-delay nor a ports-close deadline');
     }
     if (config.heartbeatTimeoutMs > 0) {
       for (const worker of live) {
@@ -139,6 +142,18 @@ export function checkState(state: PrimaryState): string[] {
     if (pointed.has(id)) fail('I7', `worker ${id} awaits a staggered drain yet ${pointed.get(id)} points at it`);
   }
 
+  // I10
+  const derived = routing(state);
+  if (!sameRouting(derived, state.routing)) fail('I10', `routing ${JSON.stringify(state.routing)} but the state says ${JSON.stringify(derived)}`);
+  for (const id of state.routing.workers) {
+    const worker = getWorker(state, id);
+    if (!worker || !isReady(worker) || !worker.machine.context.connected) fail('I10', `worker ${id} is routable but not ready and connected`);
+  }
+
+  // I11
+  if (state.ports !== 'open' && state.phase !== 'stopping' && state.phase !== 'exited') fail('I11', `ports ${state.ports} while ${state.phase}`);
+  if (state.draining && state.ports !== 'closed') fail('I11', `draining for a stop while the ports are ${state.ports}`);
+
   // I8
   const copy = JSON.parse(JSON.stringify(state)) as unknown;
   if (!deepEqual(copy, state)) fail('I8', 'a JSON round trip changes the state');
@@ -193,6 +208,26 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
       fail('I9', `worker ${worker.id} left booting without listening on ${missingAddresses(worker).join(', ')}`);
     }
   }
+
+  // I10: what the socket layer was told, in order, ends at the state's set; and a change comes first.
+  let told = before.routing;
+  effects.forEach((effect, index) => {
+    if (effect.type !== 'route') return;
+    if (index !== 0) fail('I10', `a route effect at position ${index}, after ${effects[0]!.type}`);
+    told = { workers: effect.workers, slots: effect.slots };
+  });
+  if (!sameRouting(told, after.routing)) fail('I10', `the socket layer routes by ${JSON.stringify(told)}, the state says ${JSON.stringify(after.routing)}`);
+  for (const effect of effects) {
+    if ((effect.type === 'disconnect' || effect.type === 'kill') && told.workers.includes(effect.workerId)) {
+      fail('I10', `${effect.type} of worker ${effect.workerId}, which stays routable`);
+    }
+  }
+
+  // I11
+  const closes = effects.filter((e) => e.type === 'ports.close').length;
+  if (before.ports !== 'open' && after.ports === 'open') fail('I11', `the ports reopened (${before.ports} → open)`);
+  if (before.ports === 'closed' && after.ports !== 'closed') fail('I11', `closed ports went ${after.ports}`);
+  if (closes !== (before.ports === 'open' && after.ports !== 'open' ? 1 : 0)) fail('I11', `${closes} ports.close effect(s) as the ports went ${before.ports} → ${after.ports}`);
 
   // I5: a second rollout never starts while one runs.
   const started = after.counters.rolloutsStarted - before.counters.rolloutsStarted;

@@ -15,7 +15,8 @@ import { memorySample, ping, pong, pongOverdue } from './health.ts';
 import { STAGGER_TIMER } from './timers.ts';
 import { drainCovered, drainRolloutQueue, judgeCanary, nextRetirement, requestReload, requestRollback, rolloutTimer } from './rollouts.ts';
 import type { PrimaryState } from './state.ts';
-import { drainAll, terminate } from './stopping.ts';
+import { drainAll, portsClosed, terminate } from './stopping.ts';
+import { routeStep } from './routing.ts';
 import { requestScale } from './scale.ts';
 import { fork, listening, reconcile, respawn, toWorker } from './workers.ts';
 import type { WorkerEvent } from '../../machines/worker.machine.ts';
@@ -44,6 +45,7 @@ export function init(config: CoreConfig, release: Release = NO_RELEASE): Step {
     })),
     rollout: null,
     canary: null,
+    canaryEvidence: null,
     lastRollout: null,
     lastReload: null,
     reloadQueued: false,
@@ -55,6 +57,8 @@ export function init(config: CoreConfig, release: Release = NO_RELEASE): Step {
     replaceQueue: [],
     retiring: [],
     draining: false,
+    routing: { workers: [], slots: Array.from({ length: config.workers }, () => null) },
+    ports: 'open',
     timers: {},
     allReadyAnnounced: false,
     lastBootFailure: null,
@@ -87,6 +91,7 @@ function finish(d: Draft): Step {
   drainRolloutQueue(d);
   if (d.slotsMayNeedWork) reconcile(d);
   if (d.s.retiring.length > 0 && !d.s.timers[STAGGER_TIMER]) drainCovered(d);
+  routeStep(d);
   return { state: d.s, effects: d.effects, transitions: d.transitions };
 }
 
@@ -126,6 +131,8 @@ function handle(d: Draft, event: PrimaryEvent): void {
       return timerFired(d, event.timerId);
     case 'canary.figures':
       return judgeCanary(d, event.requestId, event.figures);
+    case 'ports.closed':
+      return portsClosed(d, false);
   }
 }
 
@@ -142,6 +149,8 @@ function timerFired(d: Draft, timerId: string): void {
       return nextRetirement(d);
     case 'stop-delay':
       return drainAll(d);
+    case 'ports':
+      return portsClosed(d, true);
     case 'ping':
       return ping(d, owner.workerId);
     case 'pong':

@@ -2,7 +2,7 @@
 // code), both by the rollout machine's ready-before-drain procedure; and retiring the workers they
 // supersede, staggered when asked.
 import { initialTransition, transition } from 'xstate';
-import { CANARY_JUDGE_MS, rolloutMachine, type RolloutContext, type RolloutEvent } from '../../machines/rollout.machine.ts';
+import { CANARY_EXTENSIONS, CANARY_JUDGE_MS, rolloutMachine, type RolloutContext, type RolloutEvent } from '../../machines/rollout.machine.ts';
 import { matchesState } from 'xstate';
 import type { Figures } from './canary-figures.ts';
 import { sum, verdict } from './canary.ts';
@@ -124,6 +124,7 @@ export function startReload(d: Draft, ask: ReloadAsk = { release: d.s.queuedRele
   const kept = range(0, Math.min(before, d.config.workers));
   const slots = d.config.canaryMs > 0 && kept.length > 0 ? [kept[0]!, ...fresh, ...kept.slice(1)] : [...fresh, ...kept];
   startRollout(d, 'reload', generation, slots, d.config.maxSurge, d.config.maxUnavailable, d.config.canaryMs);
+  d.s.canaryEvidence = null;
   if (d.config.canaryMs > 0) {
     d.log('info', 'ZD_CANARY_STARTED', `generation ${generation} starts with a canary: its first worker serves beside the old ones for ${d.config.canaryMs}ms, then is compared with them`, {
       generation,
@@ -149,7 +150,7 @@ function startReplacement(d: Draft, slots: number[]): void {
 }
 
 function startRollout(d: Draft, kind: 'reload' | 'replace', generation: number, slots: number[], surge: number, unavailable: number, canaryMs = 0): void {
-  const [initial] = initialTransition(rolloutMachine, { generation, slots, surge, unavailable, kind, canaryMs });
+  const [initial] = initialTransition(rolloutMachine, { generation, slots, surge, unavailable, kind, canaryMs, canaryInconclusive: d.config.canaryInconclusive });
   d.s.rollout = persist(initial);
   d.rolloutQueue.push({ type: 'rollout.start' });
 }
@@ -198,7 +199,7 @@ export function drainRolloutQueue(d: Draft): void {
       } else if ((action.type as string) === 'xstate.cancel') d.cancelTimer(`rollout:${generation}:${params!.sendId}`);
     }
     if (event.type.startsWith('xstate.after.canaryJudge')) {
-      noteCanary(d, generation, { outcome: 'inconclusive', reason: `no figures within ${CANARY_JUDGE_MS}ms of the window's end`, canary: null, baseline: null });
+      noteCanary(d, generation, { outcome: 'inconclusive', reason: `no figures within ${CANARY_JUDGE_MS}ms of the window's end`, canary: null, baseline: null }, next.context.canaryInconclusive === 'proceed' ? 'proceeds' : 'aborts');
     }
     if (next.status === 'done') endRollout(d, next.context, next.value === 'done');
   }
@@ -224,19 +225,39 @@ export function judgeCanary(d: Draft, requestId: number, figures: Array<{ worker
       const worker = d.worker(workerId);
       return f && worker && (worker.generation === requestId) === mine ? [f] : [];
     });
-  const judged = verdict(d.config, sum(byGeneration(true)), sum(byGeneration(false)));
+  // Each window adds to the ones before: an extension gathers more evidence, it does not start over.
+  const before = d.s.canaryEvidence?.generation === requestId ? d.s.canaryEvidence : null;
+  const canary = sum([...(before ? [before.canary] : []), ...byGeneration(true)]);
+  const baseline = sum([...(before ? [before.baseline] : []), ...byGeneration(false)]);
+  const windows = rollout.context.canaryWindows;
+  const judged = verdict(d.config, canary, baseline);
   const silent = figures.filter((f) => f.figures === null).length;
-  noteCanary(d, requestId, { ...judged, reason: silent > 0 ? `${judged.reason} (${silent} worker(s) did not answer)` : judged.reason });
-  d.rolloutQueue.push({ type: 'rollout.verdict', pass: judged.outcome !== 'fail', reason: `canary failed: ${judged.reason}` });
+  const reason = silent > 0 ? `${judged.reason} (${silent} worker(s) did not answer)` : judged.reason;
+  if (judged.outcome === 'inconclusive' && windows <= CANARY_EXTENSIONS) {
+    d.s.canaryEvidence = { generation: requestId, canary, baseline };
+    d.log('info', 'ZD_CANARY_EXTENDED', `canary of generation ${requestId} has too little evidence after ${windows} window(s): its window is extended by ${d.config.canaryMs}ms (${reason})`, {
+      generation: requestId,
+      windows,
+      canaryMs: d.config.canaryMs,
+    });
+    d.rolloutQueue.push({ type: 'rollout.verdict', pass: false, extend: true, reason });
+    return;
+  }
+  d.s.canaryEvidence = null;
+  const proceed = judged.outcome === 'pass' || (judged.outcome === 'inconclusive' && d.config.canaryInconclusive === 'proceed');
+  noteCanary(d, requestId, { ...judged, reason }, proceed ? 'proceeds' : 'aborts');
+  const why = judged.outcome === 'fail' ? `canary failed: ${reason}` : `canary inconclusive after ${windows} window(s): ${reason}`;
+  d.rolloutQueue.push({ type: 'rollout.verdict', pass: proceed, reason: why });
 }
 
-function noteCanary(d: Draft, generation: number, judged: Omit<CanaryRecord, 'generation' | 'canary' | 'baseline'> & { canary: CanaryRecord['canary'] | null; baseline: CanaryRecord['baseline'] | null }): void {
+
+function noteCanary(d: Draft, generation: number, judged: Omit<CanaryRecord, 'generation' | 'canary' | 'baseline'> & { canary: CanaryRecord['canary'] | null; baseline: CanaryRecord['baseline'] | null }, then: 'proceeds' | 'aborts'): void {
   const none = { requests: 0, errors: 0, errorRate: 0, p99Ms: null };
   d.s.canary = { generation, outcome: judged.outcome, reason: judged.reason, canary: judged.canary ?? none, baseline: judged.baseline ?? none };
   const fields = { generation, outcome: judged.outcome, canary: d.s.canary.canary, baseline: d.s.canary.baseline };
   if (judged.outcome === 'pass') d.log('info', 'ZD_CANARY_PASSED', `canary of generation ${generation} passed: ${judged.reason}`, fields);
   else if (judged.outcome === 'fail') d.log('warn', 'ZD_CANARY_FAILED', `canary of generation ${generation} failed: ${judged.reason}`, fields);
-  else d.log('warn', 'ZD_CANARY_INCONCLUSIVE', `canary of generation ${generation} inconclusive, the rollout proceeds: ${judged.reason}`, fields);
+  else d.log('warn', 'ZD_CANARY_INCONCLUSIVE', `canary of generation ${generation} inconclusive, the rollout ${then}${then === 'proceeds' ? ' (--canary-inconclusive proceed)' : ''}: ${judged.reason}`, fields);
 }
 
 function replaceSlot(d: Draft, index: number, retireFirst: boolean): void {

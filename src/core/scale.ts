@@ -35,7 +35,14 @@ export function shrinkSlots(d: Draft, n: number): void {
     const displaced = d.worker(d.s.slots[spare]!.worker);
     const into = d.mutSlot(spare);
     into.worker = serving.id;
-    into.generation = serving.generation;
+    // A finished reload's slot runs the new code: an older surplus worker moved there covers it
+    // (capacity is kept) and is then replaced by the slot's own generation, the ready-first way,
+    // so that ZD_RELOAD_DONE never leaves old code serving.
+    if (serving.generation < into.generation) {
+      if (!d.s.replaceQueue.includes(spare)) d.s.replaceQueue = [...d.s.replaceQueue, spare];
+    } else {
+      into.generation = serving.generation;
+    }
     into.failures = 0;
     into.parked = false;
     d.cancelTimer(respawnTimerId(spare));

@@ -4,6 +4,7 @@ import type { StateValue } from 'xstate';
 import type { RolloutContext } from '../../machines/rollout.machine.ts';
 import type { WorkerContext, WorkerOutcome } from '../../machines/worker.machine.ts';
 import type { GenerationFigures } from './canary.ts';
+import type { Figures } from './canary-figures.ts';
 import type { CoreConfig } from './config.ts';
 import type { Release, WorkerId } from './events.ts';
 
@@ -61,6 +62,8 @@ export type TimerOwner =
   | { kind: 'stagger' }
   /** The shutdown delay is over: drain everything. */
   | { kind: 'stop-delay' }
+  /** The ports' closing is overdue: drain anyway. */
+  | { kind: 'ports' }
   /** A rollout machine's own delay (the canary window, the wait for its figures). */
   | { kind: 'rollout'; generation: number; event: { type: string } }
   /** Time to ping this worker. */
@@ -78,6 +81,20 @@ export interface CanaryRecord {
 }
 
 export type Phase = 'starting' | 'running' | 'stopping' | 'exited';
+
+/**
+ * The listening ports' life, as the core decides it: open while zd serves; closing once a stop
+ * has decided that no worker will serve them again (every zd process stops accepting, while the
+ * workers still serve what was accepted); closed when the shell says so, or at its deadline.
+ */
+export interface Routing {
+  /** Routable workers by id, ascending. */
+  workers: WorkerId[];
+  /** Each slot's worker where it is routable, else null (--sticky keeps a client on its slot). */
+  slots: Array<WorkerId | null>;
+}
+
+export type PortsState = 'open' | 'closing' | 'closed';
 
 export interface RolloutRecord {
   generation: number;
@@ -109,6 +126,8 @@ export interface PrimaryState {
   rollout: StoredSnapshot<RolloutContext> | null;
   /** The latest canary's verdict. */
   canary: CanaryRecord | null;
+  /** The running canary's figures over the windows so far, while its window is being extended. */
+  canaryEvidence: { generation: number; canary: Figures; baseline: Figures } | null;
   /** The last rollout of either kind to end. */
   lastRollout: RolloutRecord | null;
   /** The last reload (kind `reload`) to end: what `zd reload --wait` and convergence judge by. */
@@ -134,6 +153,12 @@ export interface PrimaryState {
   retiring: WorkerId[];
   /** Stopping, and the shutdown delay is over (or there was none): workers are draining. */
   draining: boolean;
+  /**
+   * Who may receive a new connection: derived from the rest of the state after every step
+   * (routing.ts) and sent to the socket layer as a `route` effect when it changes.
+   */
+  routing: Routing;
+  ports: PortsState;
   /**
    * The primary's own pending timers by id (respawn, stagger, shutdown delay); each worker keeps
    * its own in its entry. A firing whose id is pending nowhere is stale and ignored.

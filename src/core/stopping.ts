@@ -4,7 +4,7 @@
 import type { Draft } from './draft.ts';
 import { isBooting, isReady, liveWorkers, readyCount } from './queries.ts';
 import { drainRolloutQueue, retire } from './rollouts.ts';
-import { respawnTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
+import { PORTS_TIMER, respawnTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import { toWorker } from './workers.ts';
 
 /** Exit codes the primary can end with (documented in the README). */
@@ -60,12 +60,39 @@ export function beginStop(d: Draft, exitCode: number): void {
   if (liveWorkers(d.s).length === 0) exit(d);
 }
 
-/** Stopping: every worker still serving drains now, staggering or not. */
+/**
+ * How long the shell has to stop accepting on every port (the keeper's copies included) before
+ * the workers drain anyway.
+ */
+export const PORTS_CLOSE_MS = 2_000;
+
+/**
+ * Stopping: every worker still serving drains now, staggering or not. First the ports close: every
+ * zd process stops accepting while the workers still serve, so that what was accepted a moment
+ * ago reaches one of them and what comes later is refused by the kernel (or, on a socket zd was
+ * given, waits in its queue for the next instance), never accepted for nobody.
+ */
 export function drainAll(d: Draft): void {
+  if (d.s.ports === 'open') {
+    d.s.ports = 'closing';
+    d.effects.push({ type: 'ports.close' });
+    d.startTimer(PORTS_TIMER, { kind: 'ports' }, PORTS_CLOSE_MS);
+    return;
+  }
+  if (d.s.ports === 'closing') return; // portsClosed() drains
   d.s.draining = true;
   d.cancelTimer(STAGGER_TIMER);
   d.s.retiring = [];
   for (const entry of liveWorkers(d.s)) retire(d, entry, 'shutdown');
+}
+
+/** The shell's answer to `ports.close`, or its deadline (`overdue`): the workers drain now. */
+export function portsClosed(d: Draft, overdue: boolean): void {
+  if (d.s.ports !== 'closing') return; // late, or not asked
+  if (overdue) d.log('warn', 'ZD_PORTS_CLOSE_OVERDUE', `the ports were not closed within ${PORTS_CLOSE_MS}ms: draining the workers anyway`, { portsCloseMs: PORTS_CLOSE_MS });
+  else d.cancelTimer(PORTS_TIMER);
+  d.s.ports = 'closed';
+  if (d.s.phase === 'stopping') drainAll(d);
 }
 
 export function exit(d: Draft): void {

@@ -8,3 +8,5 @@ export const pongTimerId = (workerId: WorkerId) => `pong:${workerId}`;
 export const STAGGER_TIMER = 'retire-stagger';
 /** Ends the shutdown delay. */
 export const STOP_DELAY_TIMER = 'stop-delay';
+/** The deadline for the shell's `ports.closed`: a stop drains its workers by then anyway. */
+export const PORTS_TIMER = 'ports-close';

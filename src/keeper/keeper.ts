@@ -151,6 +151,15 @@ export function runKeeper(bin: string, argv: string[]): void {
         if (handle && !held.has(message.key)) held.set(message.key, { key: message.key, handle });
         else handle?.close();
         return;
+      case 'socket-closed': {
+        // An ephemeral port the primary let go of: a later primary must not be handed it.
+        held.get(message.key)?.handle.close();
+        held.delete(message.key);
+        return;
+      }
+      case 'release-ports':
+        dispatch({ type: 'ports.release', id, requestId: message.requestId });
+        return;
       case 'ready':
         dispatch({ type: 'primary.ready', id });
         return;
@@ -210,6 +219,12 @@ export function runKeeper(bin: string, argv: string[]): void {
         if (asker !== undefined) send(asker, { zd: 'upgrade-result', requestId: effect.requestId, ok: effect.ok, message: effect.message, stderr, ...(effect.code ? { code: effect.code } : {}) });
         return;
       }
+      case 'close-sockets':
+        for (const socket of held.values()) socket.handle.close();
+        held.clear();
+        return;
+      case 'ports-released':
+        return send(effect.id, { zd: 'ports-released', requestId: effect.requestId });
       case 'log':
         return log(effect.level, effect.code, effect.message, effect.fields);
       case 'exit':

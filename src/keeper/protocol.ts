@@ -22,6 +22,10 @@ export const KEEPER_ENV = {
 export type PrimaryMessage =
   /** A listening socket it bound (the handle rides along): the keeper holds it from now on. */
   | { zd: 'socket'; key: string }
+  /** A socket it bound is closed for good (an ephemeral port no worker listens on): let go of it. */
+  | { zd: 'socket-closed'; key: string }
+  /** It stops, and no worker of it will serve the ports again: close your copies, if it is the instance's. */
+  | { zd: 'release-ports'; requestId: string }
   /** Every worker ready (its ZD_READY). */
   | { zd: 'ready' }
   /** It is about to exit by its own decision (a stop, a retirement, a crash loop): not a crash. */
@@ -38,4 +42,6 @@ export type KeeperMessage =
   | { zd: 'retire' }
   | { zd: 'promote' }
   | { zd: 'upgrade-result'; requestId: string; ok: boolean; message: string; stderr: string; code?: string }
+  /** The answer to `release-ports` (whether or not the keeper closed anything). */
+  | { zd: 'ports-released'; requestId: string }
   | { zd: 'status'; requestId: string; keeper: { pid: number; state: unknown; sockets: string[] } };

@@ -45,6 +45,7 @@ export function initKeeper(): KeeperState {
     nextId: 1,
     primaries: {},
     stopping: false,
+    socketsReleased: false,
     stopReason: null,
     exitCode: null,
     exited: false,
@@ -123,7 +124,26 @@ function handle(d: Draft, event: KeeperEvent): void {
       return;
     case 'signal':
       return signal(d, event.signal);
+    case 'ports.release':
+      return releasePorts(d, event.id, event.requestId);
   }
+}
+
+/**
+ * The instance stops serving: its primary's workers will not serve the ports again, so nothing
+ * should accept on them (a connection the kernel completes into a queue nobody reads would only
+ * hang, then be reset). A primary being replaced by an upgrade says the same of its own workers,
+ * but its successor serves the same sockets: they stay.
+ */
+function releasePorts(d: Draft, id: PrimaryId, requestId: string): void {
+  const entry = d.entry(id);
+  const instance = d.s.current === id && !d.upgrading && entry !== undefined && entry.status !== 'retiring' && entry.status !== 'killed';
+  if (instance && !d.s.socketsReleased) {
+    d.s.socketsReleased = true;
+    d.log('debug', 'ZD_KEEPER_PORTS_CLOSED', `primary ${id} stops serving: the keeper closes its copies of the ports`, { id });
+    d.effects.push({ type: 'close-sockets' });
+  }
+  d.effects.push({ type: 'ports-released', id, requestId });
 }
 
 /** Once stopping, the keeper exits as soon as no primary is left: never before (it holds the sockets). */

@@ -44,6 +44,8 @@ export interface KeeperState {
   /** Live primaries, and the current one once exited. */
   primaries: Record<PrimaryId, PrimaryEntry>;
   stopping: boolean;
+  /** The instance stopped serving and the held sockets were closed (a later primary binds anew). */
+  socketsReleased: boolean;
   /** Why: the signal, "primary 3 stopped", "crash loop". */
   stopReason: string | null;
   /**

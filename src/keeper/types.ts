@@ -42,6 +42,11 @@ export type KeeperEvent =
    * each crash, so the reducer reads no clock (the crash window is counted by timers).
    */
   | { type: 'crash.expired' }
+  /**
+   * A primary stops and none of its workers will serve the ports again (its core's `ports.close`):
+   * the keeper closes the sockets it holds if that primary is the instance, not one being replaced.
+   */
+  | { type: 'ports.release'; id: PrimaryId; requestId: string }
   /** A stop signal reached the keeper (SIGTERM, SIGINT, …): passed to the primaries. */
   | { type: 'signal'; signal: 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR2' | 'SIGQUIT' };
 
@@ -63,6 +68,10 @@ export type KeeperEffect =
    * ZD_E_UPGRADE_* code when ok is false; `id`: the primary the answer is about.
    */
   | { type: 'reply'; requestId: string; ok: boolean; message: string; id?: PrimaryId; code?: string }
+  /** Close every socket held for the primaries (not systemd's: those keep their queue for the next instance). */
+  | { type: 'close-sockets' }
+  /** Answer a primary's `ports.release`. */
+  | { type: 'ports-released'; id: PrimaryId; requestId: string }
   /** Log a line (code is a stable ZD_* code). */
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; code: string; message: string; fields?: Record<string, unknown> }
   /** The keeper exits with this code (its last primary is gone, by a stop or for good). */

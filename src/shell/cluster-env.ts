@@ -35,6 +35,11 @@ export interface ClusterEnvOptions {
   signals?: (signal: NodeJS.Signals, handler: () => void) => () => void;
   /** Reports an I/O failure the core does not model (a failed send, a channel error). */
   onIoError: (workerId: WorkerId, what: string, error: Error) => void;
+  /**
+   * Other holders of the sockets zd bound (the keeper) stop accepting and close their copies;
+   * `done` once they have (or their answer is overdue). Absent: this process holds the only copies.
+   */
+  releasePorts?: (done: () => void) => void;
 }
 
 /**
@@ -156,6 +161,8 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
         if (!message) return;
         // Node's receipt for a descriptor passed to the worker: a connection is in its hands.
         if (message.cmd === 'NODE_HANDLE_ACK') return sockets.delivered(workerId);
+        // …or its refusal: the descriptor never reached it (its fd limit); Node sends no raw handle twice.
+        if (message.cmd === 'NODE_HANDLE_NACK') return sockets.refused(workerId);
         if (message.cmd !== INTERNAL) return;
         if (message.act === 'listening') sink({ type: 'worker.listening', workerId, address: String(message.address) });
         else sockets.onMessage(workerId, message, handle);
@@ -198,8 +205,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
     },
 
     disconnect(workerId) {
-      // Drained: no new connection from now on; those on their way it still takes.
-      sockets.stopRouting(workerId);
+      // Drained: the core took it out of the routable set first; those on their way it still takes.
       const worker = workers.get(workerId);
       if (worker && worker.isConnected()) worker.disconnect();
     },
@@ -232,6 +238,19 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
     },
 
     sockets,
+
+    route: (workerIds, slots) => sockets.route(workerIds, slots),
+
+    closePorts(done) {
+      // The other holders first: while this process still accepts, nothing waits in a queue that
+      // nobody reads; then this one, with workers still there to serve what it accepted last.
+      const closeOwn = () => {
+        sockets.close();
+        done();
+      };
+      if (options.releasePorts) options.releasePorts(closeOwn);
+      else closeOwn();
+    },
 
     measureStart: (workerIds) => measure.start(workerIds),
     measureCollect: (workerIds, requestId, sink) => measure.collect(workerIds, requestId, sink),

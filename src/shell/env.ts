@@ -44,4 +44,11 @@ export interface Env {
    * once all answered, or after 2 s (null for a worker that did not answer or has gone).
    */
   measureCollect(workerIds: WorkerId[], requestId: number, sink: EventSink): void;
+  /** The core's routable set: new connections go to these workers only (sockets.ts). */
+  route(workerIds: readonly WorkerId[], slots: ReadonlyArray<WorkerId | null>): void;
+  /**
+   * Stop accepting on every port, in every zd process (the keeper's copies too); `done` once
+   * nothing of zd's accepts any more.
+   */
+  closePorts(done: () => void): void;
 }

@@ -24,6 +24,14 @@ export interface KeeperLink {
   inherited: InheritedSocket[];
   /** A listening socket this primary bound: the keeper holds it from now on. */
   bound(key: string, handle: unknown): void;
+  /** A socket this primary bound is closed for good (an ephemeral port): the keeper lets go of it too. */
+  released(key: string): void;
+  /**
+   * A stop: no worker of this instance will serve the ports again. The keeper closes its copies
+   * of the sockets zd bound, unless a newer primary serves them (an upgrade); `done` once it
+   * answered, or after RELEASE_ANSWER_MS.
+   */
+  releasePorts(done: () => void): void;
   /** Whether the keeper handed down a socket for a worker's listen of this port. */
   holds(port: number): boolean;
   /** The handle of a socket the keeper handed down under `key` (health, metrics), taken once. */
@@ -63,6 +71,7 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
     process.send!(message, handle as never, undefined, () => done?.());
   };
   const upgrades = new Map<string, (answer: UpgradeAnswer) => void>();
+  const releases = new Map<string, () => void>();
   const statuses = new Map<string, (keeper: { pid: number; state: unknown; sockets: string[] }) => void>();
   let nextRequest = 0;
   let retired = false;
@@ -96,6 +105,12 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
         answer?.({ ok: message.ok, message: message.message, stderr: message.stderr, ...(message.code ? { code: message.code } : {}) });
         return;
       }
+      case 'ports-released': {
+        const answer = releases.get(message.requestId);
+        releases.delete(message.requestId);
+        answer?.();
+        return;
+      }
       case 'status': {
         const answer = statuses.get(message.requestId);
         statuses.delete(message.requestId);
@@ -122,6 +137,21 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
       return retired;
     },
     bound: (key, handle) => send({ zd: 'socket', key }, handle),
+    released: (key) => send({ zd: 'socket-closed', key }),
+    releasePorts(done) {
+      const requestId = `${process.pid}-${nextRequest++}`;
+      let answered = false;
+      const answer = () => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        releases.delete(requestId);
+        done();
+      };
+      const timer = setTimeout(answer, RELEASE_ANSWER_MS);
+      releases.set(requestId, answer);
+      send({ zd: 'release-ports', requestId });
+    },
     holds: (port) => inherited.some((s) => s.port === port),
     take(key) {
       const socket = inherited.find((s) => !s.taken && s.name === key);
@@ -180,6 +210,9 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
     },
   };
 }
+
+/** How long a stop waits for the keeper to close its copies of the ports (the core's own deadline is longer). */
+const RELEASE_ANSWER_MS = 1000;
 
 /** A socket a previous primary bound serves the listen it was bound for: the same key. */
 function byKey(socket: InheritedSocket, key: string): InheritedSocket {

@@ -137,6 +137,12 @@ export class Runtime {
       case 'measure.collect':
         this.env.measureCollect(effect.workerIds, effect.requestId, this.dispatch);
         return;
+      case 'route':
+        this.env.route(effect.workers, effect.slots);
+        return;
+      case 'ports.close':
+        this.env.closePorts(() => this.dispatch({ type: 'ports.closed' }));
+        return;
       case 'timer.start': {
         this.timers.get(effect.timerId)?.();
         const cancel = this.env.setTimer(effect.ms, () => {

@@ -4,22 +4,30 @@
 // A worker's listen() of a TCP address or a Unix path arrives here as a query (cluster's own, from
 // the one seam cluster has). The first binds the address (or takes a socket zd inherited for it:
 // systemd's, see inherited.ts); every later listen of the same address, by any worker of any
-// generation, shares it. The socket stays zd's until zd stops: a worker crashing, a rollout, a
-// crash loop never close it, so the port is never refused while zd runs.
+// generation, shares it. A socket for a fixed port stays zd's until zd stops: a worker crashing,
+// a rollout, a crash loop never close it, so the port is never refused while zd runs. One for an
+// ephemeral port (port 0) closes once the last worker that listened on it closes its server, as
+// under node:cluster, and a later listen(0) gets a new port.
 //
-// Connections (round robin, or --sticky's client-IP hash, as node:cluster's RoundRobinHandle does
-// them) are handed over one at a time per worker, and the primary keeps its copy of each until
-// the worker has it: Node's own receipt for a passed descriptor (NODE_HANDLE_ACK, which the
-// worker's IPC layer sends before anything can read from it) says so, at no cost of a message of
-// zd's. A worker that dies first never read from it: the connection goes to another worker, or is
-// reset at once if none is left, and its descriptor is closed either way. One that arrives after
-// the worker's server closed comes back (`back`) and goes elsewhere. That is the difference from
-// node:cluster, whose round robin forgets a connection handed to a worker that is then
-// SIGKILLed: no answer, no reset, and a leaked fd.
+// Where a connection goes is the core's decision (src/core/routing.ts): `route()` says which
+// workers may receive new connections, and a connection goes to one of those that also listen on
+// its socket (round robin, or --sticky's client-IP hash by slot). With none, it waits (bounded in
+// number and time) for one.
+//
+// Hand-over is exact: Node passes descriptors to a process one at a time (the next waits for the
+// receipt of the last), so the receipts (NODE_HANDLE_ACK) and refusals (NODE_HANDLE_NACK: the
+// worker could not take the descriptor, at its fd limit) of a worker arrive in the order of what
+// was sent to it, and `sent` matches each to its connection (or to the listening socket handed to
+// it under --sched none). The primary keeps its copy of a connection until the receipt: a
+// connection refused, sent back by a worker whose server closed, or left with a worker that died
+// first goes to another worker, never again to one that refused it, and is reset (with a code,
+// counted) only when nobody can take it in time. node:cluster's round robin forgets a connection
+// handed to a worker that is then SIGKILLed: no answer, no reset, and a leaked fd.
 //
 // With --sched none the listening socket itself is handed to every worker and the kernel spreads
 // the connections, as cluster's SCHED_NONE does; zd keeps its own copy, so the port stays bound.
 import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import type { WorkerId } from '../core/events.ts';
 import { pickRoundRobin, pickSticky } from './connection-policy.ts';
 import type { InheritedSocket } from './inherited.ts';
@@ -34,7 +42,7 @@ export interface ListenQuery {
   backlog?: number | false;
   readableAll: boolean;
   writableAll: boolean;
-  /** The n-th listen of this address in the worker: the n-th socket (port 0 gets one per index). */
+  /** The n-th open listen of this address in the worker: the n-th socket (port 0 gets one per index). */
   index: number;
   data: unknown;
 }
@@ -52,42 +60,78 @@ interface RawHandle {
 
 export type SendToWorker = (workerId: WorkerId, message: Record<string, unknown>, handle?: unknown) => boolean;
 
+/** Why zd reset a connection it had accepted: each a stable code, counted in /metrics. */
+export type ResetReason =
+  /** It waited WAIT_FOR_WORKER_MS and no worker could take it. */
+  | 'ZD_CONN_NO_WORKER'
+  /** More than MAX_WAITING connections were waiting on its port already. */
+  | 'ZD_CONN_OVERFLOW'
+  /** zd stopped with it accepted and no worker left to serve it. */
+  | 'ZD_CONN_STOPPED';
+
+export interface SocketStats {
+  /** accept(2) failures (EMFILE, ENFILE, ENOMEM…), by errno name. */
+  acceptErrors: Record<string, number>;
+  /** Accepted connections zd reset, by reason. */
+  resets: Record<ResetReason, number>;
+  /** Descriptors a worker could not take (NODE_HANDLE_NACK) or a send that failed: re-routed. */
+  refused: number;
+  /** Connections a worker sent back (its server had closed): re-routed. */
+  returned: number;
+  /** Connections handed to a worker. */
+  handedOver: number;
+}
+
 export interface SocketsOptions {
   /** Whose connections: zd's round robin ('rr'), or the kernel's over one shared socket ('none'). */
   sched: 'rr' | 'none';
   /** --sticky PORT: connections to this port go by client IP. */
   stickyPort: number | null;
-  /** Each slot's current worker, in slot order (--sticky keeps a client on its slot). */
-  slots: () => readonly WorkerId[];
   /** Sockets zd was given (systemd's LISTEN_FDS): a listen of the same address takes one. */
   inherited?: InheritedSocket[];
   /** A socket zd bound itself (not one it was given): the keeper holds it from now on. */
   onBound?: (key: string, handle: RawHandle) => void;
+  /** A socket zd bound is closed for good (an ephemeral port no worker listens on): the keeper lets go of it too. */
+  onReleased?: (key: string) => void;
   /** Over the worker's IPC channel, as an internal (`NODE_`) message; false if the channel is closed. */
   send: SendToWorker;
   /** A connection could not be handed over or closed: reported, never thrown. */
   onError: (what: string, error: Error) => void;
+  /** A line about connections (one per burst and code): accept errors, resets. */
+  onReport?: (code: string, message: string, fields: Record<string, unknown>) => void;
 }
 
-/** How long a connection may wait for a worker when none listens (at start, during a crash loop). */
+/** How long an accepted connection may wait for a worker to take it before it is reset. */
 export const WAIT_FOR_WORKER_MS = 5000;
+/**
+ * Accepted connections waiting for a worker, per port. Past it a new one is reset at once: the
+ * kernel's own backlog (511 by default) is what should queue a burst, and a client that is reset
+ * retries, where one held without bound by zd would only wait for a timeout.
+ */
+export const MAX_WAITING = 1024;
 /** Connections handed to one worker and not yet confirmed (node:cluster's round robin: 1). */
 const IN_FLIGHT_PER_WORKER = 1;
+/** One line per code per this long; the lines in between are counted in the next one. */
+const REPORT_EVERY_MS = 1000;
 
 interface Connection {
   handle: RawHandle;
   listener: Listener;
   since: number;
+  /** Workers that refused it or sent it back: it never goes to them again. */
+  refusedBy: WorkerId[] | null;
 }
 
 interface Listener {
   key: string;
   query: ListenQuery;
-  /** The listening socket (its libuv handle), once bound. */
+  /** The listening socket (its libuv handle), once bound; null once closed. */
   handle: RawHandle | null;
   sockname: Record<string, unknown> | undefined;
-  /** Workers listening on it, ascending (the round robin's order). */
-  workers: WorkerId[];
+  /** Workers whose server listens on it, ascending. */
+  listening: WorkerId[];
+  /** Of those, the routable ones (the round robin's order). */
+  candidates: WorkerId[];
   last: WorkerId | null;
   /** Accepted, waiting for a worker with room. */
   waiting: Connection[];
@@ -99,16 +143,34 @@ interface Listener {
   inherited: InheritedSocket | null;
 }
 
+/** A descriptor sent to a worker, awaiting its receipt: a connection, or (null) a listening socket. */
+type Pending = Connection | null;
+
 export class Sockets {
   private readonly listeners = new Map<string, Listener>();
-  /** Handed to each worker, not yet received, oldest first (Node passes descriptors in order). */
-  private readonly inFlight = new Map<WorkerId, Connection[]>();
+  /** Sent to each worker, not yet acknowledged, oldest first (Node passes descriptors in order). */
+  private readonly sent = new Map<WorkerId, Pending[]>();
+  private routable = new Set<WorkerId>();
+  private slots: Array<WorkerId | null> = [];
   private sweep: NodeJS.Timeout | null = null;
   private closed = false;
-  /** zd is stopping: the sockets close once no worker listens on any of them. */
-  private draining = false;
+  private readonly lastReport = new Map<string, { at: number; count: number }>();
+  readonly stats: SocketStats = {
+    acceptErrors: {},
+    resets: { ZD_CONN_NO_WORKER: 0, ZD_CONN_OVERFLOW: 0, ZD_CONN_STOPPED: 0 },
+    refused: 0,
+    returned: 0,
+    handedOver: 0,
+  };
 
   constructor(private readonly options: SocketsOptions) {}
+
+  /** Connections accepted and waiting for a worker, on every port. */
+  get waiting(): number {
+    let n = 0;
+    for (const listener of this.listeners.values()) n += listener.waiting.length;
+    return n;
+  }
 
   /** A worker's internal message (`{ cmd: 'NODE_ZD', act }`), other than its 'listening' report. */
   onMessage(workerId: WorkerId, message: { act?: unknown; [k: string]: unknown }, handle?: unknown): void {
@@ -125,57 +187,60 @@ export class Sockets {
     }
   }
 
-  /** zd stops sending this worker connections (it drains); what is on its way it still answers. */
-  stopRouting(workerId: WorkerId): void {
-    for (const listener of this.listeners.values()) removeFrom(listener.workers, workerId);
-    this.closeIdle();
-  }
-
-  /**
-   * zd is stopping. Its workers serve on until they are told to drain (--shutdown-delay keeps them
-   * serving while a load balancer takes the instance out), so the ports close once no worker
-   * listens on them any more, as node:cluster's did: from then on a connection is refused, which a
-   * client or load balancer retries elsewhere, rather than accepted for nobody.
-   */
-  stopping(): void {
-    this.draining = true;
-    this.closeIdle();
-  }
-
-  private closeIdle(): void {
-    if (!this.draining || this.closed) return;
-    if ([...this.listeners.values()].every((l) => l.workers.length === 0)) this.close();
+  /** The core's routing (a `route` effect): only these workers get new connections from now on. */
+  route(workers: readonly WorkerId[], slots: ReadonlyArray<WorkerId | null> = []): void {
+    this.routable = new Set(workers);
+    this.slots = [...slots];
+    for (const listener of this.listeners.values()) {
+      this.updateCandidates(listener);
+      this.flush(listener);
+    }
   }
 
   /**
    * The worker is gone (its channel closed, or it exited): what it had not confirmed taking goes
-   * to another worker, or is reset at once.
+   * to another worker, or is reset.
    */
   workerGone(workerId: WorkerId): void {
-    this.stopRouting(workerId);
-    const lost = this.inFlight.get(workerId) ?? [];
-    this.inFlight.delete(workerId);
-    for (const conn of lost) this.route(conn, true);
+    for (const listener of this.listeners.values()) {
+      removeFrom(listener.listening, workerId);
+      removeFrom(listener.candidates, workerId);
+    }
+    const lost = this.sent.get(workerId) ?? [];
+    this.sent.delete(workerId);
+    for (const conn of lost) if (conn) this.reroute(conn, workerId);
   }
 
-  /**
-   * Node's receipt (NODE_HANDLE_ACK) from this worker: the oldest descriptor handed to it is in its
-   * hands, and ours is closed. Receipts for other descriptors (the listening socket, --sched none)
-   * find nothing here.
-   */
+  /** Node's receipt (NODE_HANDLE_ACK): the oldest descriptor sent to this worker is in its hands. */
   delivered(workerId: WorkerId): void {
-    const queue = this.inFlight.get(workerId);
-    const conn = queue?.shift();
-    if (!conn) return;
-    if (queue!.length === 0) this.inFlight.delete(workerId);
-    conn.handle.close();
-    for (const listener of this.listeners.values()) if (listener.waiting.length > 0) this.flush(listener);
+    const conn = this.shift(workerId);
+    if (conn === undefined) return;
+    conn?.handle.close(); // ours; the worker has its own now
+    this.flushAll();
   }
 
   /**
-   * zd stops (or a newer primary took over): nothing new is accepted here, and the port closes
-   * unless another process holds it too (the keeper, systemd). Connections already accepted go to
-   * a worker still listening, room or not; only with none left are they reset.
+   * Node's refusal (NODE_HANDLE_NACK): the oldest descriptor sent to this worker did not reach it
+   * (its process is at its descriptor limit). Node does not send a raw handle again: the
+   * connection goes to another worker.
+   */
+  refused(workerId: WorkerId): void {
+    const conn = this.shift(workerId);
+    if (conn === undefined) return;
+    this.stats.refused += 1;
+    if (conn === null) {
+      this.options.onError('hand over a listening socket', new Error(`worker ${workerId} could not take it (NODE_HANDLE_NACK)`));
+      return;
+    }
+    this.reroute(conn, workerId);
+    this.flushAll();
+  }
+
+  /**
+   * Nothing new is accepted here: zd stops, or a newer primary took over. The port closes unless
+   * another process holds it too (the keeper, systemd: a socket zd was given keeps its queue for
+   * the next instance). Connections already accepted go to a routable worker, room or not; only
+   * with none (a stop before any worker was ready) are they reset.
    */
   close(): void {
     if (this.closed) return;
@@ -184,22 +249,18 @@ export class Sockets {
     for (const listener of this.listeners.values()) {
       listener.handle?.close();
       listener.handle = null;
-      for (const conn of listener.waiting) {
-        const workerId = this.options.stickyPort === listener.query.port ? this.pick(listener, conn.handle) : null;
-        const to = workerId ?? listener.workers[0];
-        if (to === undefined) reset(conn.handle);
-        else this.handOver(to, conn);
-      }
+      const waiting = listener.waiting;
       listener.waiting = [];
+      for (const conn of waiting) this.place(conn);
     }
-    for (const socket of this.options.inherited ?? []) socket.close();
+    for (const socket of this.options.inherited ?? []) if (!socket.taken) socket.close();
   }
 
   private listen(workerId: WorkerId, id: number, query: ListenQuery): void {
     const key = `${query.address}:${query.port}:${query.addressType}:${query.index}`;
     let listener = this.listeners.get(key);
     if (!listener) {
-      listener = { key, query, handle: null, sockname: undefined, workers: [], last: null, waiting: [], data: query.data, binding: [], inherited: null };
+      listener = { key, query, handle: null, sockname: undefined, listening: [], candidates: [], last: null, waiting: [], data: query.data, binding: [], inherited: null };
       this.listeners.set(key, listener);
       this.bind(listener);
     }
@@ -210,7 +271,9 @@ export class Sockets {
         return;
       }
       const shared = this.options.sched === 'none' ? l.handle : undefined;
-      if (this.options.send(workerId, { act: 'listened', id, key, sockname: l.sockname, data: l.data }, shared)) this.addWorker(l, workerId);
+      if (!this.options.send(workerId, { act: 'listened', id, key, sockname: l.sockname, data: l.data }, shared)) return;
+      if (shared) this.pending(workerId).push(null); // its receipt is this socket's, not a connection's
+      this.addWorker(l, workerId);
     };
     if (l.binding) l.binding.push(answer);
     else answer(l.handle ? 0 : -22 /* EINVAL */);
@@ -233,6 +296,7 @@ export class Sockets {
       // costs no net.Socket here.
       handle.onconnection = (err, connection) => {
         if (err === 0) this.accepted(listener, connection);
+        else this.acceptFailed(listener, err);
       };
       // As net: no backlog given (net passes `false` then) is 511.
       const err = handle.listen!(query.backlog || 511);
@@ -267,32 +331,65 @@ export class Sockets {
   }
 
   private addWorker(listener: Listener, workerId: WorkerId): void {
-    if (this.options.sched === 'none' || listener.workers.includes(workerId)) return;
-    listener.workers.push(workerId);
-    listener.workers.sort((a, b) => a - b);
+    if (listener.listening.includes(workerId)) return;
+    listener.listening.push(workerId);
+    listener.listening.sort((a, b) => a - b);
+    this.updateCandidates(listener);
     this.flush(listener);
   }
 
+  private updateCandidates(listener: Listener): void {
+    listener.candidates = listener.listening.filter((id) => this.routable.has(id));
+  }
+
+  /** The worker closed its server on this socket. An ephemeral port no worker listens on is let go. */
   private unlisten(workerId: WorkerId, key: string): void {
     const listener = this.listeners.get(key);
-    if (listener) removeFrom(listener.workers, workerId);
-    this.closeIdle();
+    if (!listener) return;
+    removeFrom(listener.listening, workerId);
+    removeFrom(listener.candidates, workerId);
+    if (listener.query.port !== 0 || listener.listening.length > 0 || listener.inherited || listener.binding) return;
+    // As node:cluster's handle: the next listen(0) binds a port of its own. What waits here (a
+    // connection accepted just before) goes to whoever still listens elsewhere: nobody.
+    this.listeners.delete(key);
+    listener.handle?.close();
+    listener.handle = null;
+    for (const conn of listener.waiting) this.resetConn(conn, 'ZD_CONN_NO_WORKER');
+    listener.waiting = [];
+    this.options.onReleased?.(key);
   }
 
   private accepted(listener: Listener, handle: RawHandle): void {
-    if (this.closed) return reset(handle);
-    this.route({ handle, listener, since: Date.now() }, false);
+    if (this.closed) return this.resetConn({ handle, listener, since: Date.now(), refusedBy: null }, 'ZD_CONN_STOPPED');
+    const conn: Connection = { handle, listener, since: Date.now(), refusedBy: null };
+    if (listener.waiting.length >= MAX_WAITING) return this.resetConn(conn, 'ZD_CONN_OVERFLOW');
+    this.place(conn);
   }
 
-  /**
-   * Hands a connection to a worker with room, or keeps it waiting. `orphaned`: its worker died
-   * before taking it; with no worker left it is reset now rather than kept.
-   */
-  private route(conn: Connection, orphaned: boolean): void {
+  private acceptFailed(listener: Listener, errno: number): void {
+    const name = errnoName(errno);
+    this.stats.acceptErrors[name] = (this.stats.acceptErrors[name] ?? 0) + 1;
+    this.report('ZD_ACCEPT_ERROR', `accepting a connection on ${describe(listener)} failed: ${name}`, { errno: name, socket: listener.key });
+  }
+
+  /** A connection a worker could not take, or lost with it: to another worker, never back to this one. */
+  private reroute(conn: Connection, from: WorkerId): void {
+    (conn.refusedBy ??= []).push(from);
+    this.place(conn);
+  }
+
+  /** Hands a connection to a routable worker with room, or keeps it waiting (bounded). */
+  private place(conn: Connection): void {
     const { listener } = conn;
-    const workerId = this.pick(listener, conn.handle) ?? (this.closed ? (listener.workers[0] ?? null) : null);
+    // A listener let go of (its ephemeral port closed) has nobody to serve its connections.
+    if (this.listeners.get(listener.key) !== listener) return this.resetConn(conn, 'ZD_CONN_NO_WORKER');
+    let workerId = this.pick(conn, true);
+    // Stopped: nothing more will come, so room does not matter (the core closes the ports while
+    // its workers still serve). Never a worker outside the routable set: a cold or draining one
+    // would not serve it either.
+    if (workerId === null && this.closed) workerId = this.pick(conn, false);
     if (workerId === null) {
-      if (this.closed || (orphaned && listener.workers.length === 0)) return reset(conn.handle);
+      if (this.closed) return this.resetConn(conn, 'ZD_CONN_STOPPED');
       listener.waiting.push(conn);
       this.armSweep();
       return;
@@ -301,9 +398,7 @@ export class Sockets {
   }
 
   private handOver(workerId: WorkerId, conn: Connection): void {
-    const queue = this.inFlight.get(workerId);
-    if (queue) queue.push(conn);
-    else this.inFlight.set(workerId, [conn]);
+    this.pending(workerId).push(conn);
     conn.listener.last = workerId;
     let sent = false;
     try {
@@ -311,74 +406,111 @@ export class Sockets {
     } catch (error) {
       this.options.onError('hand over a connection', error as Error);
     }
-    if (!sent) {
-      // Its channel is closed: it is leaving, and takes nothing more.
-      this.inFlight.get(workerId)?.pop();
-      removeFrom(conn.listener.workers, workerId);
-      this.route(conn, true);
+    if (sent) {
+      this.stats.handedOver += 1;
+      return;
     }
+    // Its channel is closed: it is leaving, and takes nothing more.
+    this.sent.get(workerId)?.pop();
+    for (const listener of this.listeners.values()) removeFrom(listener.candidates, workerId);
+    this.stats.refused += 1;
+    this.reroute(conn, workerId);
   }
 
   /** A connection a worker got after its server closed: sent back, it goes to another worker. */
   private returned(workerId: WorkerId, key: string, handle: RawHandle): void {
     const listener = this.listeners.get(key);
-    if (!listener) return reset(handle);
-    removeFrom(listener.workers, workerId);
-    this.route({ handle, listener, since: Date.now() }, false);
+    this.stats.returned += 1;
+    if (!listener) return void reset(handle);
+    removeFrom(listener.listening, workerId);
+    removeFrom(listener.candidates, workerId);
+    this.reroute({ handle, listener, since: Date.now(), refusedBy: null }, workerId);
   }
 
-  private pick(listener: Listener, handle: RawHandle): WorkerId | null {
-    const room = listener.workers.filter((id) => (this.inFlight.get(id)?.length ?? 0) < IN_FLIGHT_PER_WORKER);
-    if (room.length === 0) return null;
+  /** A routable worker listening on the connection's socket (with room, if `room`), or null. */
+  private pick(conn: Connection, room: boolean): WorkerId | null {
+    const { listener } = conn;
+    const open = listener.candidates.filter((id) => !conn.refusedBy?.includes(id) && (!room || (this.sent.get(id)?.length ?? 0) < IN_FLIGHT_PER_WORKER));
+    if (open.length === 0) return null;
     if (this.options.stickyPort !== null && listener.query.port === this.options.stickyPort) {
       const peer: Record<string, unknown> = {};
-      handle.getpeername?.(peer);
-      // By slot among all listening workers: a client waits for its own worker's room, as it
-      // would for its own process, rather than move (Socket.IO's polling needs one process).
-      const id = pickSticky(String(peer.address ?? ''), this.options.slots(), listener.workers);
-      return id !== null && room.includes(id) ? id : null;
+      conn.handle.getpeername?.(peer);
+      // By slot among all candidates: a client waits for its own worker's room, as it would for
+      // its own process, rather than move (Socket.IO's polling needs one process).
+      const slots = this.slots.filter((id): id is WorkerId => id !== null);
+      const candidates = listener.candidates.filter((id) => !conn.refusedBy?.includes(id));
+      const id = pickSticky(String(peer.address ?? ''), slots, candidates);
+      return id !== null && open.includes(id) ? id : null;
     }
-    return pickRoundRobin(listener.last, room);
+    return pickRoundRobin(listener.last, open);
+  }
+
+  private flushAll(): void {
+    for (const listener of this.listeners.values()) if (listener.waiting.length > 0) this.flush(listener);
   }
 
   private flush(listener: Listener): void {
-    while (listener.waiting.length > 0) {
-      const conn = listener.waiting[0]!;
-      const workerId = this.pick(listener, conn.handle);
-      if (workerId === null) {
-        // --sticky: the head waits for its own worker; the others may have room elsewhere.
-        if (this.options.stickyPort !== null && listener.query.port === this.options.stickyPort) this.flushSticky(listener);
-        return;
-      }
-      listener.waiting.shift();
-      this.handOver(workerId, conn);
-    }
-  }
-
-  private flushSticky(listener: Listener): void {
+    if (listener.waiting.length === 0) return;
     const still: Connection[] = [];
     for (const conn of listener.waiting) {
-      const workerId = this.pick(listener, conn.handle);
+      // In order: once one finds no room, later ones of the same kind would not either, but a
+      // --sticky client (or one refused by some workers) may still have its own worker free.
+      const workerId = this.pick(conn, true);
       if (workerId === null) still.push(conn);
       else this.handOver(workerId, conn);
     }
     listener.waiting = still;
   }
 
-  /** Connections waiting with no worker listening at all are reset past the deadline. */
+  private pending(workerId: WorkerId): Pending[] {
+    let queue = this.sent.get(workerId);
+    if (!queue) this.sent.set(workerId, (queue = []));
+    return queue;
+  }
+
+  /** The oldest descriptor sent to the worker (undefined: none is pending). */
+  private shift(workerId: WorkerId): Pending | undefined {
+    const queue = this.sent.get(workerId);
+    if (!queue || queue.length === 0) return undefined;
+    const first = queue.shift()!;
+    if (queue.length === 0) this.sent.delete(workerId);
+    return first;
+  }
+
+  private resetConn(conn: Connection, reason: ResetReason): void {
+    reset(conn.handle);
+    this.stats.resets[reason] += 1;
+    const why = {
+      ZD_CONN_NO_WORKER: `no worker could take it within ${WAIT_FOR_WORKER_MS}ms`,
+      ZD_CONN_OVERFLOW: `${MAX_WAITING} connections were already waiting for a worker`,
+      ZD_CONN_STOPPED: 'zd stopped with no worker left to serve it',
+    }[reason];
+    this.report(reason, `reset a connection on ${describe(conn.listener)}: ${why}`, { socket: conn.listener.key });
+  }
+
+  /** One line per code per REPORT_EVERY_MS; the ones in between are counted in the next. */
+  private report(code: string, message: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    const last = this.lastReport.get(code);
+    if (last && now - last.at < REPORT_EVERY_MS) {
+      last.count += 1;
+      return;
+    }
+    const more = last?.count ?? 0;
+    this.lastReport.set(code, { at: now, count: 0 });
+    this.options.onReport?.(code, more > 0 ? `${message} (and ${more} more since the last such line)` : message, { ...fields, since: more });
+  }
+
+  /** Connections waiting past their deadline are reset. */
   private armSweep(): void {
     if (this.sweep) return;
     this.sweep = setInterval(() => {
       const now = Date.now();
       let any = false;
       for (const listener of this.listeners.values()) {
-        if (listener.workers.length > 0) {
-          any ||= listener.waiting.length > 0;
-          continue;
-        }
         listener.waiting = listener.waiting.filter((conn) => {
           if (now - conn.since < WAIT_FOR_WORKER_MS) return true;
-          reset(conn.handle);
+          this.resetConn(conn, 'ZD_CONN_NO_WORKER');
           return false;
         });
         any ||= listener.waiting.length > 0;
@@ -395,6 +527,19 @@ export class Sockets {
 function removeFrom(list: WorkerId[], id: WorkerId): void {
   const i = list.indexOf(id);
   if (i >= 0) list.splice(i, 1);
+}
+
+function describe(listener: Listener): string {
+  const { address, port } = listener.query;
+  return port < 0 ? String(address) : `${address ?? '*'}:${String(listener.sockname?.port ?? port)}`;
+}
+
+function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(errno);
+  } catch {
+    return `errno ${errno}`;
+  }
 }
 
 /** Closed with a TCP reset where the handle can (the client sees ECONNRESET at once, not a hang). */

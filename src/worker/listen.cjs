@@ -35,8 +35,31 @@ const TIMEOUT_MAX = 2 ** 31 - 1;
 const standIns = new Map();
 /** --sched none: servers listening on the shared socket itself, closed like the others at a drain. */
 const shared = new Set();
-/** listen() counts per address, as cluster's: the n-th listen of port 0 shares the n-th port. */
+/**
+ * Open listens per address, as cluster's: the n-th listen of port 0 shares the n-th port. An index
+ * is freed when its server closes (or its listen fails), and the count starts again once none is
+ * open, so close() then listen() on the same address takes the same socket, and listen(0) after
+ * the last close gets a new port.
+ * @type {Map<string, { next: number, open: Set<number> }>}
+ */
 const indexes = new Map();
+
+/** @param {string} indexKey */
+function takeIndex(indexKey) {
+  let set = indexes.get(indexKey);
+  if (!set) indexes.set(indexKey, (set = { next: 0, open: new Set() }));
+  const index = set.next++;
+  set.open.add(index);
+  return index;
+}
+
+/** @param {string} indexKey @param {number} index */
+function freeIndex(indexKey, index) {
+  const set = indexes.get(indexKey);
+  if (!set) return;
+  set.open.delete(index);
+  if (set.open.size === 0) indexes.delete(indexKey);
+}
 /** @type {Map<number, (reply: any, handle: any) => void>} */
 const replies = new Map();
 let nextRequest = 0;
@@ -73,8 +96,7 @@ function install() {
     let address = options.address;
     if (options.port < 0 && typeof address === 'string') address = path.resolve(address);
     const indexKey = `${address}:${options.port}:${options.addressType}`;
-    const index = indexes.get(indexKey) ?? 0;
-    indexes.set(indexKey, index + 1);
+    const index = takeIndex(indexKey);
     const id = nextRequest++;
     const query = {
       address: address ?? null,
@@ -90,16 +112,24 @@ function install() {
     };
     replies.set(id, (reply, handle) => {
       if (typeof obj._setServerData === 'function' && reply.data) obj._setServerData(reply.data);
-      if (reply.errno) return cb(reply.errno, null);
+      if (reply.errno) {
+        freeIndex(indexKey, index);
+        return cb(reply.errno, null);
+      }
       // --sched none: the listening socket itself; every worker accepts on it, the kernel balances.
       if (handle) {
         shared.add(obj);
-        obj.once('close', () => shared.delete(obj));
+        obj.once('close', () => {
+          shared.delete(obj);
+          freeIndex(indexKey, index);
+          send({ act: 'close', key: reply.key });
+        });
         return cb(0, handle);
       }
-      cb(0, standIn(reply.key, reply.sockname, obj));
+      cb(0, standIn(reply.key, reply.sockname, obj, () => freeIndex(indexKey, index)));
     });
     if (!send({ act: 'listen', id, query })) {
+      freeIndex(indexKey, index);
       replies.delete(id);
       process.nextTick(cb, -32 /* EPIPE */, null);
       return;
@@ -134,9 +164,10 @@ function install() {
  * The stand-in for a zd-owned listening socket (cluster's round-robin "faux handle"): net calls
  * listen(), close() and getsockname() on it, and zd's connections enter through its onconnection.
  * @param {string} key @param {object | undefined} sockname @param {import('node:net').Server} server
+ * @param {() => void} freed its listen index is free again
  * @returns {StandIn}
  */
-function standIn(key, sockname, server) {
+function standIn(key, sockname, server, freed) {
   /** @type {NodeJS.Timeout | null} */
   let keepAlive = null;
   /** @type {StandIn} */
@@ -156,6 +187,7 @@ function standIn(key, sockname, server) {
       handle.open = false;
       handle.unref();
       standIns.delete(key);
+      freed();
       // Connections already on their way are answered "not taken" (onConnection) and go elsewhere.
       send({ act: 'close', key });
     },

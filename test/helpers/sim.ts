@@ -53,6 +53,11 @@ export class Sim {
   readonly collects: Array<{ requestId: number; workerIds: number[] }> = [];
   /** How the simulated shell answers a collection as soon as it is asked (unset: left pending). */
   answerCollect: ((sim: Sim) => void) | null = null;
+  /** The routable set, as the last `route` effect said (the socket layer's view). */
+  routable: readonly WorkerId[] = [];
+  /** Whether the simulated shell answers `ports.close` at once (unset: only its deadline ends it). */
+  answerPorts = true;
+  private portsToClose = false;
   private readonly observers: StepObserver[] = [];
 
   constructor(config: CoreConfig, observer?: StepObserver) {
@@ -111,11 +116,23 @@ export class Sim {
         case 'measure.collect':
           this.collects.push({ requestId: effect.requestId, workerIds: effect.workerIds });
           break;
+        case 'route':
+          for (const id of effect.workers) if (!this.proc(id).alive || !this.proc(id).connected) throw new Error(`sim: worker ${id} routed to, but its process or channel is gone`);
+          this.routable = effect.workers;
+          break;
+        case 'ports.close':
+          this.portsToClose = true;
+          break;
         case 'log':
           break;
       }
     }
     if (this.answerCollect && this.exitCode === null && effects.some((e) => e.type === 'measure.collect')) this.answerCollect(this);
+    // The shell stops accepting at once (no keeper to wait for here), and says so.
+    if (this.portsToClose && this.answerPorts && this.exitCode === null) {
+      this.portsToClose = false;
+      this.dispatch({ type: 'ports.closed' });
+    }
     // The runtime reports a fork's pid at once; so does the simulation.
     for (const effect of effects) {
       if (effect.type === 'fork' && this.exitCode === null) {

@@ -142,7 +142,7 @@ test('a write to a worker that is already gone (EPIPE) is not reported as an I/O
     workerEnv: { PORT: String(await freePort()) },
     // The workers' output is read and dropped: this test is about the IPC channel.
     output: { attach: ({ stdout, stderr }) => void [stdout, stderr].forEach((pipe) => pipe?.resume()) },
-    sockets: { sched: 'rr', stickyPort: null, slots: () => [], onError: () => {} },
+    sockets: { sched: 'rr', stickyPort: null, onError: () => {} },
     onReleaseGone: () => reported.push('release gone'),
     onIoError: (_id, what, error) => reported.push(`${what}: ${(error as NodeJS.ErrnoException).code ?? error.message}`),
   });

@@ -223,6 +223,7 @@ export const configArb: fc.Arbitrary<CoreConfig> = fc
     maxMemoryBytes: fc.constantFrom(0, 0, 100 * 1024 * 1024),
     minReadyMs: fc.constantFrom(0, 600),
     canaryMs: fc.constantFrom(0, 0, 800),
+    canaryInconclusive: fc.constantFrom('abort' as const, 'proceed' as const),
   })
   // Kubernetes refuses maxSurge 0 with maxUnavailable 0, and so does zd's CLI.
   .map((c) => (c.maxSurge === 0 && c.maxUnavailable === 0 ? { ...c, maxSurge: 1 } : c))

@@ -51,7 +51,6 @@ function owner(extra: Partial<SocketsOptions> = {}) {
   const sockets = new Sockets({
     sched: 'rr',
     stickyPort: null,
-    slots: () => [],
     send: (workerId, message, handle) => {
       if (gone.has(workerId)) return false;
       sent.push({ workerId, message, handle: handle as Sent['handle'] });
@@ -61,13 +60,25 @@ function owner(extra: Partial<SocketsOptions> = {}) {
     ...extra,
   });
   owners.push(sockets);
-  return { sockets, sent, gone };
+  const o = {
+    sockets,
+    sent,
+    gone,
+    routable: [] as number[],
+    /** The core's `route` effect, played by the test. */
+    route(workers: number[]) {
+      o.routable = [...new Set(workers)].sort((a, b) => a - b);
+      sockets.route(o.routable.map(id));
+    },
+  };
+  return o;
 }
 
 const query = (port = 0): ListenQuery => ({ address: '127.0.0.1', port, addressType: 4, flags: 0, readableAll: false, writableAll: false, index: 0, data: null, backlog: false });
 
-/** A worker's listen, answered: the port bound. */
-async function listen(o: ReturnType<typeof owner>, workerId: number, q = query()): Promise<{ key: string; port: number }> {
+/** A worker's listen, answered: the port bound. `routable`: the core has it in its set (the default). */
+async function listen(o: ReturnType<typeof owner>, workerId: number, q = query(), routable = true): Promise<{ key: string; port: number }> {
+  if (routable) o.route([...o.routable, workerId]);
   o.sockets.onMessage(id(workerId), { act: 'listen', id: workerId, query: q });
   const reply = await waitUntil(() => o.sent.find((s) => s.workerId === workerId && s.message.act === 'listened'), 2000, 'the listen answered');
   assert.equal(reply.message.errno, undefined);
@@ -140,14 +151,13 @@ describe('the socket owner', () => {
     assert.notEqual(conns(o.sent)[1]!.workerId, handed.workerId);
   });
 
-  it('a stopping zd keeps serving until the last worker stops listening, then refuses', async () => {
+  it('closed (the core’s ports.close), it refuses new connections and hands what it accepted to a worker', async () => {
     const o = owner();
     const { port } = await listen(o, 1);
-    o.sockets.stopping();
     const served = client(port);
-    await waitUntil(() => conns(o.sent).length === 1, 2000, 'still handed over while stopping');
+    await waitUntil(() => conns(o.sent).length === 1, 2000, 'handed over');
+    o.sockets.close();
     o.sockets.delivered(id(1));
-    o.sockets.stopRouting(id(1));
     const refused = client(port);
     assert.equal(await refused.closed, 'ECONNREFUSED');
     served.socket.destroy();

@@ -218,7 +218,14 @@ async function run(argv: string[]): Promise<number> {
     }
     if (options.shell.metricsPort !== null) {
       const { startMetricsServer } = await import('../ops/metrics.ts');
-      const metrics = await startMetricsServer({ host: options.shell.metricsHost, port: options.shell.metricsPort, runtime, logger, held: keeper });
+      const metrics = await startMetricsServer({
+        host: options.shell.metricsHost,
+        port: options.shell.metricsPort,
+        runtime,
+        logger,
+        held: keeper,
+        connections: () => ({ ...sockets.stats, waiting: sockets.waiting }),
+      });
       closers.push(metrics.close);
       opsClosers.push(metrics.close);
       opsDrained.push(metrics.drained);

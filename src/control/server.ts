@@ -19,6 +19,7 @@ import { procSample, cpuPercent, type ProcSample } from '../shell/proc.ts';
 import { answers, lineReader } from './socket.ts';
 import type { LogRing } from '../shell/log-ring.ts';
 import { serveLogs } from './logs.ts';
+import { stepLogs } from '../inspect/messages.ts';
 import { errorReply, MAX_REQUEST_BYTES, parseRequest, type ControlErrorCode, type ControlRequest } from './protocol.ts';
 
 export interface ControlServerOptions {
@@ -351,7 +352,7 @@ export class ControlServer {
     send({ type: 'hello', name, app, pid: process.pid, at: Date.now() });
     send({ type: 'snapshot', at: Date.now(), status: statusView(runtime.snapshot) });
     const unsubscribe = runtime.subscribe((state, event, effects, transitions) => {
-      const logs = effects.flatMap((e) => (e.type === 'log' ? [{ level: e.level, code: e.code, msg: e.msg }] : []));
+      const logs = stepLogs(effects);
       send({ type: 'step', at: Date.now(), event, transitions, logs, status: statusView(state) });
     });
     socket.on('close', unsubscribe);

@@ -49,6 +49,9 @@ export function routeStep(d: Draft): void {
   if (sameRouting(next, d.s.routing)) return;
   d.s.routing = next;
   d.effects.unshift({ type: 'route', workers: next.workers, slots: next.slots });
+  // For a journal's reader (ZD_LOG_LEVEL=debug zd replay): the live run carries it out silently.
+  const who = next.workers.length === 0 ? 'no worker' : `worker${next.workers.length > 1 ? 's' : ''} ${next.workers.join(', ')}`;
+  d.log('debug', 'ZD_ROUTE', `new connections go to ${who}`, { workers: next.workers, slots: next.slots });
 }
 
 export function sameRouting(a: Routing, b: Routing): boolean {

@@ -76,6 +76,7 @@ export function drainAll(d: Draft): void {
   if (d.s.ports === 'open') {
     d.s.ports = 'closing';
     d.effects.push({ type: 'ports.close' });
+    d.log('debug', 'ZD_PORTS_CLOSING', 'no worker will serve the ports again: every zd process stops accepting, then the workers drain');
     d.startTimer(PORTS_TIMER, { kind: 'ports' }, PORTS_CLOSE_MS);
     return;
   }

@@ -1,6 +1,7 @@
 // What `{"cmd":"inspect"}` streams, as the inspector reads it: a hello, a snapshot, then one step
 // per reducer step. Checked at the edge, so a newer or broken primary is a clear error and never a
 // crash deep in a renderer.
+import type { Effect } from '../core/effects.ts';
 import type { MachineTransition } from '../core/reduce.ts';
 import type { StatusView } from '../core/status.ts';
 
@@ -22,6 +23,14 @@ export interface StepLog {
   level: string;
   code: string;
   msg: string;
+}
+
+/**
+ * A step's log lines as a live view and a replay show them: those zd prints at its default level
+ * (a debug line, such as the routing's ZD_ROUTE, is in the journal and `zd replay --json`).
+ */
+export function stepLogs(effects: readonly Effect[]): StepLog[] {
+  return effects.flatMap((e) => (e.type === 'log' && e.level !== 'debug' ? [{ level: e.level, code: e.code, msg: e.msg }] : []));
 }
 
 export interface StepMessage {

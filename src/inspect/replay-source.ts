@@ -10,7 +10,7 @@ import type { JournalHeader } from '../record/format.ts';
 import { replayJournal } from '../record/replay.ts';
 import type { Until } from '../record/replay.ts';
 import type { Journal } from '../record/format.ts';
-import type { HelloMessage, InspectMessage, StepLog } from './messages.ts';
+import { stepLogs, type HelloMessage, type InspectMessage, type StepLog } from './messages.ts';
 import { applyMessage, EMPTY_VIEW, type InspectView } from './view.ts';
 
 /** One moment of the replay: init (or the snapshot it starts from), or an event taken. */
@@ -156,6 +156,4 @@ export interface Timeline {
   marks: Array<{ i: number; code: string; level: string }>;
 }
 
-function logsOf(effects: Effect[]): StepLog[] {
-  return effects.flatMap((e) => (e.type === 'log' ? [{ level: e.level, code: e.code, msg: e.msg }] : []));
-}
+const logsOf = stepLogs;

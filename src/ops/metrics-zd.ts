@@ -10,6 +10,10 @@ import { statusView } from '../core/status.ts';
 import { VERSION } from '../version.ts';
 import type { Runtime } from '../shell/runtime.ts';
 import type { PollProtocol } from './metrics-poll.ts';
+import type { SocketStats } from '../shell/sockets.ts';
+
+/** What the socket layer has counted (sockets.ts), read at scrape time. */
+export type ConnectionFigures = SocketStats & { waiting: number };
 
 const WORKER_LABELS = ['worker_id', 'pid', 'slot', 'generation'] as const;
 type WorkerLabel = (typeof WORKER_LABELS)[number];
@@ -78,12 +82,29 @@ export class ZdMetrics {
   private readonly completed: Counter<'kind'>;
   private readonly aborted: Counter<'kind'>;
   private readonly duration: Histogram<'kind' | 'outcome'>;
+  private readonly routable: Gauge;
+  private readonly acceptErrors: Counter<'errno'>;
+  private readonly resets: Counter<'reason'>;
+  private readonly connRefused: Counter;
+  private readonly connReturned: Counter;
+  private readonly handedOver: Counter;
+  private readonly waiting: Gauge;
+  /** What each connection counter has been raised to so far (the socket layer's totals). */
+  private readonly counted = new Map<string, number>();
 
   constructor(
     runtime: Runtime,
     private readonly now: () => number = Date.now,
+    private readonly connections: () => ConnectionFigures | null = () => null,
   ) {
     const registers = [this.registry];
+    this.routable = new Gauge({ name: 'zd_workers_routable', help: 'Workers the core lets receive new connections (its routable set)', registers });
+    this.acceptErrors = new Counter({ name: 'zd_accept_errors_total', help: 'accept(2) failures on the listening sockets zd owns, by errno (EMFILE: the primary is at its descriptor limit)', labelNames: ['errno'], registers });
+    this.resets = new Counter({ name: 'zd_connections_reset_total', help: 'Connections zd accepted and reset: ZD_CONN_NO_WORKER (none could take it in time), ZD_CONN_OVERFLOW (too many waiting), ZD_CONN_STOPPED', labelNames: ['reason'], registers });
+    this.connRefused = new Counter({ name: 'zd_connections_refused_by_worker_total', help: 'Connections a worker could not take (NODE_HANDLE_NACK: its descriptor limit; or its channel closed): handed to another worker', registers });
+    this.connReturned = new Counter({ name: 'zd_connections_returned_total', help: "Connections a worker sent back because its server had closed: handed to another worker", registers });
+    this.handedOver = new Counter({ name: 'zd_connections_handed_over_total', help: 'Connections zd accepted and handed to a worker (round robin and --sticky)', registers });
+    this.waiting = new Gauge({ name: 'zd_connections_waiting', help: 'Connections accepted and waiting for a routable worker with room', registers });
     const worker = (name: string, help: string) => new Gauge({ name, help, labelNames: WORKER_LABELS, registers });
     this.workerState = new Gauge({
       name: 'zd_worker_state',
@@ -159,6 +180,24 @@ export class ZdMetrics {
     this.unsubscribe();
   }
 
+  /** The socket layer counts as it goes; the counters here take its totals at each scrape. */
+  private updateConnections(): void {
+    const figures = this.connections();
+    if (!figures) return;
+    const total = (counter: Counter<string>, value: number, labels: Record<string, string> = {}) => {
+      const key = `${(counter as unknown as { name: string }).name}${JSON.stringify(labels)}`;
+      const before = this.counted.get(key) ?? 0;
+      if (value > before) counter.inc(labels, value - before);
+      this.counted.set(key, Math.max(value, before));
+    };
+    for (const [errno, n] of Object.entries(figures.acceptErrors)) total(this.acceptErrors, n, { errno });
+    for (const [reason, n] of Object.entries(figures.resets)) total(this.resets, n, { reason });
+    total(this.connRefused, figures.refused);
+    total(this.connReturned, figures.returned);
+    total(this.handedOver, figures.handedOver);
+    this.waiting.set(figures.waiting);
+  }
+
   private onEffects(effects: Effect[]): void {
     for (const effect of effects) {
       if (effect.type === 'fork') {
@@ -200,7 +239,9 @@ export class ZdMetrics {
     for (const gauge of [this.workerState, this.workerUptime, this.workerRss, ...Object.values(this.workerLag)]) gauge.reset();
     this.workerCpu.reset();
     this.slotRestarts.reset();
+    this.updateConnections();
     if (!state) return; // scraped before the runtime started
+    this.routable.set(state.routing.workers.length);
     const view = statusView(state);
     const now = this.now();
     const live = new Set<number>();

@@ -10,7 +10,7 @@ import type { Runtime } from '../shell/runtime.ts';
 import { listen, type HeldSockets, type OpsServer } from './health.ts';
 import { aggregateAppMetrics, appMetricsProtocol } from './metrics-apps.ts';
 import { WorkerPoll, type PollTarget } from './metrics-poll.ts';
-import { ZdMetrics, workerStatsProtocol, type LagReading } from './metrics-zd.ts';
+import { ZdMetrics, workerStatsProtocol, type ConnectionFigures, type LagReading } from './metrics-zd.ts';
 
 export const METRICS_DEFAULTS = {
   /** Longest a scrape waits for workers' answers (a worker whose loop is blocked, a slow app). */
@@ -23,9 +23,9 @@ export const METRICS_DEFAULTS = {
   statsProbes: 1,
 };
 
-export function startMetricsServer(options: { host: string; port: number; runtime: Runtime; logger: Logger; held?: HeldSockets | null }): Promise<OpsServer> {
+export function startMetricsServer(options: { host: string; port: number; runtime: Runtime; logger: Logger; held?: HeldSockets | null; connections?: () => ConnectionFigures }): Promise<OpsServer> {
   const { runtime, logger } = options;
-  const zd = new ZdMetrics(runtime);
+  const zd = new ZdMetrics(runtime, Date.now, options.connections);
   const { waitMs, probeWaitMs, appProbes, statsProbes } = METRICS_DEFAULTS;
   const apps = new WorkerPoll(appMetricsProtocol, { waitMs, probeWaitMs, probes: appProbes });
   const stats = new WorkerPoll(workerStatsProtocol, { waitMs, probeWaitMs, probes: statsProbes });

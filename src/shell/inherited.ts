@@ -10,7 +10,7 @@
 // - a Unix socket: the path the app listens on must be the socket's name (`FileDescriptorName=` in
 //   the .socket unit), since a Unix socket cannot say its own path through Node's handles.
 import { listenFds } from './listen-fds.ts';
-import { createHandle, type ListenQuery, type RawHandle } from './sockets.ts';
+import { createHandle, type ListenQuery, type RawHandle } from './handles.ts';
 
 export interface InheritedSocket {
   fd: number;

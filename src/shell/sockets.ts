@@ -26,37 +26,11 @@
 //
 // With --sched none the listening socket itself is handed to every worker and the kernel spreads
 // the connections, as cluster's SCHED_NONE does; zd keeps its own copy, so the port stays bound.
-import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import type { WorkerId } from '../core/events.ts';
 import { pickRoundRobin, pickSticky } from './connection-policy.ts';
+import { createHandle, type ListenQuery, type RawHandle } from './handles.ts';
 import type { InheritedSocket } from './inherited.ts';
-
-/** What node:cluster's worker asks for, as the worker's listen.cjs forwards it. */
-export interface ListenQuery {
-  address: string | null;
-  port: number;
-  addressType: number;
-  flags: number;
-  /** As net passes it: a number, or `false`/absent for the default. */
-  backlog?: number | false;
-  readableAll: boolean;
-  writableAll: boolean;
-  /** The n-th open listen of this address in the worker: the n-th socket (port 0 gets one per index). */
-  index: number;
-  data: unknown;
-}
-
-/** libuv's handles, as net uses them (not part of Node's public API; node:cluster relies on them). */
-interface RawHandle {
-  close(callback?: () => void): void;
-  reset?(callback?: () => void): number;
-  getsockname?(out: Record<string, unknown>): number;
-  getpeername?(out: Record<string, unknown>): number;
-  onconnection?: (err: number, handle: RawHandle) => void;
-  listen?(backlog: number): number;
-  fchmod?(mode: number): number;
-}
 
 export type SendToWorker = (workerId: WorkerId, message: Record<string, unknown>, handle?: unknown) => boolean;
 
@@ -553,6 +527,4 @@ function createServerHandle(query: ListenQuery): RawHandle | number {
   return createHandle(query.address, query.port, query.addressType, undefined, query.flags);
 }
 
-/** net's own: binds (TCP: `::` else `0.0.0.0` for no address; a path), or opens a descriptor. */
-export const createHandle = (net as unknown as { _createServerHandle: (...args: unknown[]) => RawHandle | number })._createServerHandle;
-export type { RawHandle };
+export type { ListenQuery, RawHandle };

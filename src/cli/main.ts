@@ -137,6 +137,7 @@ async function run(argv: string[]): Promise<number> {
       inherited,
       onBound: keeper ? (key, handle) => keeper?.bound(key, handle) : undefined,
       onReleased: keeper ? (key) => keeper?.released(key) : undefined,
+      borrow: keeper ? (key, got) => keeper?.borrow(key, got as (handle: unknown) => void) : undefined,
       onError: (what, error) => logger.warn({ code: 'ZD_IO_ERROR', what, err: error.message }, `${what} failed: ${error.message}`),
       onReport: (code, message, fields) => logger.warn({ code, ...fields }, message),
     },

@@ -157,6 +157,13 @@ export function runKeeper(bin: string, argv: string[]): void {
         held.delete(message.key);
         return;
       }
+      case 'lend': {
+        // A copy of a socket it holds: the primary closed its own to stop accepting for a while.
+        const socket = held.get(message.key);
+        const child = children.get(id);
+        if (child?.connected) child.send({ zd: 'lent', requestId: message.requestId } satisfies KeeperMessage, socket?.handle as never, undefined, () => {});
+        return;
+      }
       case 'release-ports':
         dispatch({ type: 'ports.release', id, requestId: message.requestId });
         return;

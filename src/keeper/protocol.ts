@@ -26,6 +26,8 @@ export type PrimaryMessage =
   | { zd: 'socket-closed'; key: string }
   /** It stops, and no worker of it will serve the ports again: close your copies, if it is the instance's. */
   | { zd: 'release-ports'; requestId: string }
+  /** It stopped accepting on a socket (too many connections waited) and wants a copy back to accept again. */
+  | { zd: 'lend'; requestId: string; key: string }
   /** Every worker ready (its ZD_READY). */
   | { zd: 'ready' }
   /** It is about to exit by its own decision (a stop, a retirement, a crash loop): not a crash. */
@@ -42,6 +44,8 @@ export type KeeperMessage =
   | { zd: 'retire' }
   | { zd: 'promote' }
   | { zd: 'upgrade-result'; requestId: string; ok: boolean; message: string; stderr: string; code?: string }
+  /** The answer to `lend`: the socket's handle rides along, unless the keeper holds none under the key. */
+  | { zd: 'lent'; requestId: string }
   /** The answer to `release-ports` (whether or not the keeper closed anything). */
   | { zd: 'ports-released'; requestId: string }
   | { zd: 'status'; requestId: string; keeper: { pid: number; state: unknown; sockets: string[] } };

@@ -24,6 +24,8 @@ export interface KeeperLink {
   inherited: InheritedSocket[];
   /** A listening socket this primary bound: the keeper holds it from now on. */
   bound(key: string, handle: unknown): void;
+  /** A fresh copy of a socket the keeper holds under `key` (null if it holds none, or does not answer in 1 s). */
+  borrow(key: string, got: (handle: unknown) => void): void;
   /** A socket this primary bound is closed for good (an ephemeral port): the keeper lets go of it too. */
   released(key: string): void;
   /**
@@ -72,6 +74,7 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
   };
   const upgrades = new Map<string, (answer: UpgradeAnswer) => void>();
   const releases = new Map<string, () => void>();
+  const loans = new Map<string, (handle: unknown) => void>();
   const statuses = new Map<string, (keeper: { pid: number; state: unknown; sockets: string[] }) => void>();
   let nextRequest = 0;
   let retired = false;
@@ -84,9 +87,16 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
   // twice (a second SIGTERM forces).
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2'] as const) process.on(signal, () => {});
 
-  process.on('message', (message: KeeperMessage) => {
+  process.on('message', (message: KeeperMessage, handle?: unknown) => {
     if (!message || typeof message !== 'object' || !('zd' in message)) return;
     switch (message.zd) {
+      case 'lent': {
+        const got = loans.get(message.requestId);
+        loans.delete(message.requestId);
+        if (got) got(handle ?? null);
+        else (handle as { close?: () => void } | undefined)?.close?.();
+        return;
+      }
       case 'signal':
         for (const handler of signalHandlers.get(message.signal) ?? []) handler();
         return;
@@ -138,6 +148,18 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
     },
     bound: (key, handle) => send({ zd: 'socket', key }, handle),
     released: (key) => send({ zd: 'socket-closed', key }),
+    borrow(key, got) {
+      const requestId = `${process.pid}-${nextRequest++}`;
+      const timer = setTimeout(() => {
+        loans.delete(requestId);
+        got(null);
+      }, 1000);
+      loans.set(requestId, (handle) => {
+        clearTimeout(timer);
+        got(handle);
+      });
+      send({ zd: 'lend', requestId, key });
+    },
     releasePorts(done) {
       const requestId = `${process.pid}-${nextRequest++}`;
       let answered = false;

@@ -54,6 +54,8 @@ export interface SocketStats {
   returned: number;
   /** Connections handed to a worker. */
   handedOver: number;
+  /** Times zd stopped accepting on a socket because too many connections waited. */
+  pauses: number;
 }
 
 export interface SocketsOptions {
@@ -73,14 +75,18 @@ export interface SocketsOptions {
   onError: (what: string, error: Error) => void;
   /** A line about connections (one per burst and code): accept errors, resets. */
   onReport?: (code: string, message: string, fields: Record<string, unknown>) => void;
+  /** A fresh copy of a socket another process holds under `key` (the keeper lends it), or null. */
+  borrow?: (key: string, got: (handle: RawHandle | null) => void) => void;
+  /** Accepted connections that may wait per port (MAX_WAITING). */
+  maxWaiting?: number;
 }
 
 /** How long an accepted connection may wait for a worker to take it before it is reset. */
 export const WAIT_FOR_WORKER_MS = 5000;
 /**
- * Accepted connections waiting for a worker, per port. Past it a new one is reset at once: the
- * kernel's own backlog (511 by default) is what should queue a burst, and a client that is reset
- * retries, where one held without bound by zd would only wait for a timeout.
+ * Accepted connections waiting for a worker, per port. Past it zd stops accepting there (the
+ * kernel's own backlog, 511 by default, queues the rest, as for any busy server) until half of
+ * them are taken; where it cannot stop (no keeper holds a copy), a new one is reset instead.
  */
 export const MAX_WAITING = 1024;
 /** Connections handed to one worker and not yet confirmed (node:cluster's round robin: 1). */
@@ -115,6 +121,11 @@ interface Listener {
   binding: Array<(errno: number) => void> | null;
   /** Given to zd, not bound by it. */
   inherited: InheritedSocket | null;
+  /** The keeper holds a copy under this key: this process may close its own and borrow it back. */
+  heldElsewhere: boolean;
+  /** This process stopped accepting on it (too many waiting), until they are taken. */
+  paused: boolean;
+  resuming: boolean;
 }
 
 /** A descriptor sent to a worker, awaiting its receipt: a connection, or (null) a listening socket. */
@@ -135,9 +146,13 @@ export class Sockets {
     refused: 0,
     returned: 0,
     handedOver: 0,
+    pauses: 0,
   };
+  private readonly maxWaiting: number;
 
-  constructor(private readonly options: SocketsOptions) {}
+  constructor(private readonly options: SocketsOptions) {
+    this.maxWaiting = options.maxWaiting ?? MAX_WAITING;
+  }
 
   /** Connections accepted and waiting for a worker, on every port. */
   get waiting(): number {
@@ -234,7 +249,7 @@ export class Sockets {
     const key = `${query.address}:${query.port}:${query.addressType}:${query.index}`;
     let listener = this.listeners.get(key);
     if (!listener) {
-      listener = { key, query, handle: null, sockname: undefined, listening: [], candidates: [], last: null, waiting: [], data: query.data, binding: [], inherited: null };
+      listener = { key, query, handle: null, sockname: undefined, listening: [], candidates: [], last: null, waiting: [], data: query.data, binding: [], inherited: null, heldElsewhere: false, paused: false, resuming: false };
       this.listeners.set(key, listener);
       this.bind(listener);
     }
@@ -283,6 +298,9 @@ export class Sockets {
     const mode = (query.readableAll ? 0o444 : 0) | (query.writableAll ? 0o222 : 0);
     if (mode && !inherited && handle.fchmod) handle.fchmod(mode);
     listener.inherited = inherited;
+    // The keeper holds what this primary binds, and what an earlier primary bound (handed down
+    // under its key); systemd's sockets it holds as bare descriptors, which it cannot lend.
+    listener.heldElsewhere = inherited ? inherited.name === listener.key : this.options.onBound !== undefined;
     this.adopt(listener, handle);
     if (!inherited) this.options.onBound?.(listener.key, handle);
     process.nextTick(done, 0);
@@ -336,7 +354,9 @@ export class Sockets {
   private accepted(listener: Listener, handle: RawHandle): void {
     if (this.closed) return this.resetConn({ handle, listener, since: Date.now(), refusedBy: null }, 'ZD_CONN_STOPPED');
     const conn: Connection = { handle, listener, since: Date.now(), refusedBy: null };
-    if (listener.waiting.length >= MAX_WAITING) return this.resetConn(conn, 'ZD_CONN_OVERFLOW');
+    // This one is accepted already: it waits (it is the last); only where zd cannot stop accepting
+    // is one past the bound reset.
+    if (listener.waiting.length >= this.maxWaiting && !this.pause(listener)) return this.resetConn(conn, 'ZD_CONN_OVERFLOW');
     this.place(conn);
   }
 
@@ -424,16 +444,74 @@ export class Sockets {
   }
 
   private flush(listener: Listener): void {
-    if (listener.waiting.length === 0) return;
-    const still: Connection[] = [];
-    for (const conn of listener.waiting) {
-      // In order: once one finds no room, later ones of the same kind would not either, but a
-      // --sticky client (or one refused by some workers) may still have its own worker free.
-      const workerId = this.pick(conn, true);
-      if (workerId === null) still.push(conn);
-      else this.handOver(workerId, conn);
+    if (listener.waiting.length > 0) {
+      const sticky = this.options.stickyPort !== null && listener.query.port === this.options.stickyPort;
+      const still: Connection[] = [];
+      const waiting = listener.waiting;
+      for (let i = 0; i < waiting.length; i++) {
+        const conn = waiting[i]!;
+        const workerId = this.pick(conn, true);
+        if (workerId !== null) {
+          this.handOver(workerId, conn);
+          continue;
+        }
+        still.push(conn);
+        // In order: once one finds no room, later ones would not either; but a --sticky client,
+        // or one some workers refused, may still have its own worker free.
+        if (!sticky && conn.refusedBy === null) {
+          for (let j = i + 1; j < waiting.length; j++) still.push(waiting[j]!);
+          break;
+        }
+      }
+      listener.waiting = still;
     }
-    listener.waiting = still;
+    if (listener.paused && listener.waiting.length <= this.maxWaiting / 2) this.resume(listener);
+  }
+
+  /**
+   * Too many accepted connections wait: this process stops accepting on the socket (closes its
+   * copy), so that the kernel's backlog holds the rest, as it would for a busy server; the keeper's
+   * copy keeps the socket and its queue. Only where the keeper holds one: otherwise closing would
+   * close the socket, and the newest connection is reset instead.
+   */
+  private pause(listener: Listener): boolean {
+    if (listener.paused) return true;
+    if (!this.options.borrow || !listener.heldElsewhere || !listener.handle) return false;
+    listener.handle.close();
+    listener.handle = null;
+    listener.paused = true;
+    this.stats.pauses += 1;
+    this.report('ZD_ACCEPT_PAUSED', `${listener.waiting.length} connections on ${describe(listener)} wait for a worker: zd stops accepting there until they are taken (the kernel's backlog holds the rest)`, { socket: listener.key, waiting: listener.waiting.length });
+    return true;
+  }
+
+  /** Enough of the waiting connections were taken: accept again, on a copy the keeper lends. */
+  private resume(listener: Listener): void {
+    if (listener.resuming || this.closed) return;
+    listener.resuming = true;
+    this.options.borrow!(listener.key, (handle) => {
+      listener.resuming = false;
+      const current = this.listeners.get(listener.key) === listener;
+      if (!handle || this.closed || !current || !listener.paused) {
+        handle?.close();
+        // No copy (the keeper did not answer): try again shortly, rather than never accept again.
+        if (!handle && current && listener.paused && !this.closed) setTimeout(() => this.resume(listener), 100).unref();
+        return;
+      }
+      handle.onconnection = (err, connection) => {
+        if (err === 0) this.accepted(listener, connection);
+        else this.acceptFailed(listener, err);
+      };
+      const err = handle.listen!(listener.query.backlog || 511);
+      if (err) {
+        handle.close();
+        this.options.onError('accept again', new Error(`listen on a lent copy of ${describe(listener)} failed: ${errnoName(err)}`));
+        setTimeout(() => this.resume(listener), 100).unref();
+        return;
+      }
+      listener.handle = handle;
+      listener.paused = false;
+    });
   }
 
   private pending(workerId: WorkerId): Pending[] {
@@ -456,7 +534,7 @@ export class Sockets {
     this.stats.resets[reason] += 1;
     const why = {
       ZD_CONN_NO_WORKER: `no worker could take it within ${WAIT_FOR_WORKER_MS}ms`,
-      ZD_CONN_OVERFLOW: `${MAX_WAITING} connections were already waiting for a worker`,
+      ZD_CONN_OVERFLOW: `${this.maxWaiting} connections were already waiting for a worker`,
       ZD_CONN_STOPPED: 'zd stopped with no worker left to serve it',
     }[reason];
     this.report(reason, `reset a connection on ${describe(conn.listener)}: ${why}`, { socket: conn.listener.key });

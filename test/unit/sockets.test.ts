@@ -176,3 +176,64 @@ describe('the socket owner', () => {
     assert.equal(again.port, port);
   });
 });
+
+describe('too many connections waiting', () => {
+  it('stops accepting (the kernel’s backlog holds the rest) and accepts again on a copy the holder lends, losing none', { timeout: 20_000 }, async () => {
+    // The keeper's part, played by a real child process holding a real copy of the socket.
+    const { spawn } = await import('node:child_process');
+    const script = `
+      const held = new Map();
+      process.on('message', (m, handle) => {
+        if (m.hold) held.set(m.hold, handle);
+        if (m.lend) process.send({ lent: m.lend }, held.get(m.key));
+      });`;
+    const keeper = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const loans = new Map<number, (handle: unknown) => void>();
+      let nextLoan = 0;
+      keeper.on('message', (m: { lent: number }, handle: unknown) => {
+        loans.get(m.lent)?.(handle ?? null);
+        loans.delete(m.lent);
+      });
+      const o = owner({
+        maxWaiting: 4,
+        onBound: (key, handle) => void keeper.send({ hold: key }, handle as never),
+        borrow: (key, got) => {
+          const id = ++nextLoan;
+          loans.set(id, got as (handle: unknown) => void);
+          keeper.send({ lend: id, key });
+        },
+      });
+      const { port } = await listen(o, 1);
+      // The keeper holds its copy before the primary closes its own.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const all = Array.from({ length: 12 }, () => client(port));
+      // Worker 1 takes nothing yet: one in flight, four waiting, the fifth accepted waits too, and
+      // then zd accepts no more.
+      await waitUntil(() => o.sockets.stats.pauses === 1, 5000, 'paused');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(o.sockets.waiting, 5, 'the ones accepted before the pause wait; the rest are in the kernel’s backlog');
+      assert.equal(o.sockets.stats.resets.ZD_CONN_OVERFLOW, 0, 'none reset');
+      // Worker 1 takes them one by one: below half the bound zd borrows a copy and accepts again.
+      while (conns(o.sent).length < all.length) {
+        const before = conns(o.sent).length;
+        o.sockets.delivered(id(1));
+        await waitUntil(() => conns(o.sent).length > before, 5000, `connection ${before + 1} handed over`);
+      }
+      assert.equal(conns(o.sent).length, 12, 'every connection handed over, none lost');
+      assert.equal(o.sockets.stats.resets.ZD_CONN_OVERFLOW + o.sockets.stats.resets.ZD_CONN_NO_WORKER, 0);
+    } finally {
+      keeper.kill();
+    }
+  });
+
+  it('with no other holder of the socket, one past the bound is reset at once (and counted), not held', async () => {
+    const o = owner({ maxWaiting: 2 });
+    const { port } = await listen(o, 1);
+    const all = Array.from({ length: 5 }, () => client(port));
+    await waitUntil(() => o.sockets.stats.resets.ZD_CONN_OVERFLOW === 2, 5000, 'two reset');
+    assert.equal(o.sockets.waiting, 2);
+    const ends = await Promise.race([Promise.any(all.map((c) => c.closed)), new Promise((resolve) => setTimeout(() => resolve('none'), 2000))]);
+    assert.match(String(ends), /ECONNRESET|end|close/);
+  });
+});

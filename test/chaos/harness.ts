@@ -1,13 +1,16 @@
-// Shared by the chaos suite (issue #7): load with absolute timestamps, the windows that explain a
-// failed request, a seeded random source, a raw control-socket client, a client acting as another
+// Shared by the chaos suite (issue #7): load with absolute timestamps and the connection of each
+// failed request, which worker held which connection when it died (the only thing that excuses a
+// failed request), a seeded random source, a raw control-socket client, a client acting as another
 // user, and a watcher of every process zd starts. Not a test file: test/run.js runs only *.test.ts.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { describeFailures, poller, type PollReport } from '../helpers/http.ts';
+import { heldByDead, type Death } from '../helpers/held.ts';
+import { describeFailures, poller, type ConnectionId, type PollReport } from '../helpers/http.ts';
 import { hammer, summary, type LoadOptions, type LoadReport } from '../helpers/load.ts';
 import { descendants, timeOf, trackPid, type Zd } from '../helpers/zd.ts';
 export { watchDescendants } from '../helpers/zd.ts';
+export { heldPorts, killHolding, portsSaid, type Death } from '../helpers/held.ts';
 
 // -- load ----------------------------------------------------------------------------------------
 
@@ -20,6 +23,8 @@ export interface TimedFailure {
    */
   sent: number;
   what: string;
+  /** The connection it was on (the client's port, which the server sees), or null if it never connected. */
+  connection: ConnectionId | null;
 }
 
 /** hammer's client timeouts (fresh: `timeout`, keep-alive: headersTimeout). */
@@ -34,7 +39,7 @@ export function load(port: number, options: LoadOptions) {
       const report = await run.stop();
       const failures = report.failures.map((f) => {
         const at = started + f.at;
-        return { at, sent: /timeout/i.test(f.error) ? at - LOAD_TIMEOUT_MS : at, what: `${f.kind} ${f.error}` };
+        return { at, sent: /timeout/i.test(f.error) ? at - LOAD_TIMEOUT_MS : at, what: `${f.kind} ${f.error}`, connection: f.connection };
       });
       return { report, failures, text: summary(report) };
     },
@@ -52,33 +57,41 @@ export function timedPoller(port: number, options: { intervalMs: number; maxMs: 
       const report = await run.stop();
       const failures = report.failures.map((f) => {
         const at = started + f.at;
-        return { at, sent: f.code === 'ETIMEOUT' ? at - timeoutMs : at, what: `${f.code} ${f.message}` };
+        return { at, sent: f.code === 'ETIMEOUT' ? at - timeoutMs : at, what: `${f.code} ${f.message}`, connection: f.connection };
       });
       return { report, failures, text: `${report.successes.length} ok, ${report.failures.length} failed: ${describeFailures(report.failures)}` };
     },
   };
 }
 
-/** A stretch of time during which requests on one worker may fail: from its kill or crash to zd's exit log. */
-export interface Window {
-  pid: number;
+/** A stretch of time with no worker ready at all (zd's log says so): any request may fail in it. */
+export interface Outage {
   from: number;
   to: number;
 }
 
 /**
- * A failure is explained when the request was in flight during a window: sent before the window
- * closed (plus `graceMs`: a loaded 2-core machine reports a reset late) and failed after it opened.
+ * A failure is explained only when its connection was one a dead worker held (same client port,
+ * connected by the time the worker's holdings were read) and it failed once that worker could no
+ * longer answer; or when it was in flight during an outage (sent before it ended, plus `graceMs`:
+ * a loaded 2-core machine reports a reset late). A request that never connected is a refusal,
+ * which no death explains.
  */
-export function unexplained(failures: TimedFailure[], windows: Window[], graceMs = 250): TimedFailure[] {
-  return failures.filter((f) => !windows.some((w) => f.sent <= w.to + graceMs && f.at >= w.from));
+export function unexplained(failures: TimedFailure[], deaths: Death[], outages: Outage[] = [], graceMs = 250): TimedFailure[] {
+  return failures.filter((f) => {
+    return !heldByDead(f.connection, f.at, deaths) && !outages.some((o) => f.sent <= o.to + graceMs && f.at >= o.from);
+  });
 }
 
-export function describeTimed(failures: TimedFailure[], windows: Window[]): string {
-  const t0 = Math.min(...windows.map((w) => w.from), ...failures.map((f) => f.at));
+export function describeTimed(failures: TimedFailure[], deaths: Death[], outages: Outage[] = []): string {
+  const t0 = Math.min(...deaths.map((d) => d.from), ...outages.map((o) => o.from), ...failures.map((f) => f.at));
   return [
-    `windows: ${windows.map((w) => `pid ${w.pid} +${w.from - t0}..+${w.to - t0}ms`).join(', ') || 'none'}`,
-    `failures: ${failures.slice(0, 12).map((f) => `+${f.at - t0}ms ${f.what}`).join('; ')}`,
+    `deaths: ${deaths.map((d) => `pid ${d.pid} +${d.from - t0}ms holding ${[...d.ports].join(' ') || 'nothing'}`).join(', ') || 'none'}`,
+    ...(outages.length > 0 ? [`outages: ${outages.map((o) => `+${o.from - t0}..+${o.to - t0}ms`).join(', ')}`] : []),
+    `failures: ${failures
+      .slice(0, 12)
+      .map((f) => `+${f.at - t0}ms ${f.what} (${f.connection ? `port ${f.connection.port}, connected +${f.connection.at - t0}ms` : 'never connected'})`)
+      .join('; ')}`,
   ].join('\n');
 }
 
@@ -94,9 +107,9 @@ export function exitedAt(zd: Zd, pid: number): number | undefined {
  * The stretches during which zd's log shows no worker ready (after the first was): an outage the
  * app made (every slot crashed or waiting out its backoff), when requests cannot but fail.
  */
-export function noneReadyWindows(zd: Zd, until = Date.now()): Window[] {
+export function noneReadyWindows(zd: Zd, until = Date.now()): Outage[] {
   const ready = new Set<number>();
-  const windows: Window[] = [];
+  const windows: Outage[] = [];
   let open: number | null = null;
   let seenReady = false;
   for (const log of zd.logs()) {
@@ -107,11 +120,11 @@ export function noneReadyWindows(zd: Zd, until = Date.now()): Window[] {
     if (ready.size > 0) seenReady = true;
     if (ready.size === 0 && seenReady && open === null) open = timeOf(log);
     if (ready.size > 0 && open !== null) {
-      windows.push({ pid: 0, from: open, to: timeOf(log) });
+      windows.push({ from: open, to: timeOf(log) });
       open = null;
     }
   }
-  if (open !== null) windows.push({ pid: 0, from: open, to: until });
+  if (open !== null) windows.push({ from: open, to: until });
   return windows;
 }
 

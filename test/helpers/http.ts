@@ -1,6 +1,7 @@
 // HTTP against 127.0.0.1 only, one new connection per request (agent: false), so every request is
 // routed afresh by the cluster and a drained worker cannot hide behind a kept-alive socket.
-import { Agent, get } from 'node:http';
+import { Agent, get, type ClientRequest } from 'node:http';
+import type { Socket } from 'node:net';
 import { trackPid } from './pids.ts';
 import { sleep } from './wait.ts';
 
@@ -19,10 +20,42 @@ export interface JsonResponse<T = AppReply> {
   json: T;
 }
 
+/**
+ * The client's end of a connection: its own port, which the server sees as the remote port (so a
+ * test can ask which worker held it), and when the client saw it connect.
+ */
+export interface ConnectionId {
+  port: number;
+  at: number;
+}
+
+const connections = new WeakMap<Socket, ConnectionId>();
+
+/** The connection `socket` made, recorded when it connects; null while it has not (refused, say). */
+export function connectionOf(socket: Socket): ConnectionId | null {
+  if (!connections.has(socket)) {
+    if (socket.connecting) socket.once('connect', () => connections.set(socket, { port: socket.localPort!, at: Date.now() }));
+    else if (socket.localPort !== undefined) connections.set(socket, { port: socket.localPort, at: Date.now() });
+  }
+  return connections.get(socket) ?? null;
+}
+
+/** Follows which connection a request goes out on: the getter answers null until it has connected. */
+export function followConnection(request: ClientRequest): () => ConnectionId | null {
+  let socket: Socket | null = null;
+  request.on('socket', (s: Socket) => {
+    socket = s;
+    connectionOf(s);
+  });
+  return () => (socket === null ? null : connectionOf(socket));
+}
+
 export class RequestError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    /** The connection the request went out on, or null if none was made. */
+    readonly connection: ConnectionId | null = null,
   ) {
     super(message);
   }
@@ -40,23 +73,24 @@ export function getJson<T = AppReply>(
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
       response.on('error', (error: NodeJS.ErrnoException) =>
-        reject(new RequestError(error.message, error.code ?? 'ERESPONSE')),
+        reject(new RequestError(error.message, error.code ?? 'ERESPONSE', connection())),
       );
       response.on('end', () => {
         let json: T;
         try {
           json = JSON.parse(body) as T;
         } catch {
-          reject(new RequestError(`not JSON (status ${response.statusCode}): ${body.slice(0, 200)}`, 'EBADJSON'));
+          reject(new RequestError(`not JSON (status ${response.statusCode}): ${body.slice(0, 200)}`, 'EBADJSON', connection()));
           return;
         }
         trackPid((json as { pid?: number }).pid);
         resolve({ status: response.statusCode ?? 0, body, json });
       });
     });
-    request.on('timeout', () => request.destroy(new RequestError(`no answer within ${timeoutMs}ms`, 'ETIMEOUT')));
+    const connection = followConnection(request);
+    request.on('timeout', () => request.destroy(new RequestError(`no answer within ${timeoutMs}ms`, 'ETIMEOUT', connection())));
     request.on('error', (error: NodeJS.ErrnoException) =>
-      reject(error instanceof RequestError ? error : new RequestError(error.message, error.code ?? 'EREQUEST')),
+      reject(error instanceof RequestError ? error : new RequestError(error.message, error.code ?? 'EREQUEST', connection())),
     );
   });
 }
@@ -104,6 +138,7 @@ export interface PollFailure {
   at: number;
   code: string;
   message: string;
+  connection: ConnectionId | null;
 }
 
 export interface PollReport {
@@ -174,7 +209,8 @@ export function poller(
         report.generations.add(json.generation);
       } catch (error) {
         const code = error instanceof RequestError ? error.code : 'EUNKNOWN';
-        report.failures.push({ at: Date.now() - started, code, message: (error as Error).message });
+        const connection = error instanceof RequestError ? error.connection : null;
+        report.failures.push({ at: Date.now() - started, code, message: (error as Error).message, connection });
       }
       await sleep(intervalMs);
     }

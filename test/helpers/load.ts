@@ -1,13 +1,17 @@
-// Real HTTP load on 127.0.0.1, bounded in time and count: keep-alive clients on an undici pool
-// (one request at a time per connection, as browsers and most HTTP clients do) and clients that
-// open a new connection per request. Every failure is kept with what it was and when.
+// Real HTTP load on 127.0.0.1, bounded in time and count: keep-alive clients, each an undici client
+// with one connection (one request at a time per connection, as browsers and most HTTP clients
+// do), and clients that open a new connection per request. Every failure is kept with what it was,
+// when, and the connection it was on (its client port: the server sees it as the remote port).
 import { get } from 'node:http';
-import { Pool } from 'undici';
+import { buildConnector, Client } from 'undici';
+import { followConnection, type ConnectionId } from './http.ts';
 
 export interface LoadFailure {
   at: number;
   kind: 'keep-alive' | 'fresh';
   error: string;
+  /** The connection the request was on, or null if it never connected (refused). */
+  connection: ConnectionId | null;
 }
 
 export interface LoadReport {
@@ -47,24 +51,39 @@ export function hammer(port: number, options: LoadOptions = {}) {
     }
   };
 
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: keepAliveConnections, pipelining: 1 });
+  const connector = buildConnector({});
+  const clients: Client[] = [];
   const keepAliveLoop = async () => {
+    // One client, one connection at a time: a failed request was on the connection last made.
+    let connection: ConnectionId | null = null;
+    const client = new Client(`http://127.0.0.1:${port}`, {
+      pipelining: 1,
+      connect: (options, callback) => {
+        connection = null;
+        connector(options, (...args) => {
+          if (args[1]) connection = { port: args[1].localPort!, at: Date.now() };
+          callback(...args);
+        });
+      },
+    });
+    clients.push(client);
     while (running()) {
       try {
-        const res = await pool.request({ path, method: 'GET', headersTimeout: 5000, bodyTimeout: 5000 });
+        const res = await client.request({ path, method: 'GET', headersTimeout: 5000, bodyTimeout: 5000 });
         record(res.statusCode, await res.body.text());
       } catch (error) {
-        report.failures.push({ at: Date.now() - started, kind: 'keep-alive', error: describe(error) });
+        report.failures.push({ at: Date.now() - started, kind: 'keep-alive', error: describe(error), connection });
       }
     }
   };
   const freshLoop = async () => {
     while (running()) {
+      const request = fresh(port, path);
       try {
-        const [status, body] = await fresh(port, path);
+        const [status, body] = await request.done;
         record(status, body);
       } catch (error) {
-        report.failures.push({ at: Date.now() - started, kind: 'fresh', error: describe(error) });
+        report.failures.push({ at: Date.now() - started, kind: 'fresh', error: describe(error), connection: request.connection() });
       }
     }
   };
@@ -78,15 +97,16 @@ export function hammer(port: number, options: LoadOptions = {}) {
     async stop(): Promise<LoadReport> {
       stopped = true;
       await loops;
-      await pool.close();
+      await Promise.all(clients.map((client) => client.close()));
       report.ms = Date.now() - started;
       return report;
     },
   };
 }
 
-function fresh(port: number, path: string): Promise<[number, string]> {
-  return new Promise((resolve, reject) => {
+function fresh(port: number, path: string): { done: Promise<[number, string]>; connection: () => ConnectionId | null } {
+  let connection: () => ConnectionId | null = () => null;
+  const done = new Promise<[number, string]>((resolve, reject) => {
     const req = get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -94,9 +114,11 @@ function fresh(port: number, path: string): Promise<[number, string]> {
       res.on('end', () => resolve([res.statusCode ?? 0, body]));
       res.on('error', reject);
     });
+    connection = followConnection(req);
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
   });
+  return { done, connection: () => connection() };
 }
 
 function describe(error: unknown): string {

@@ -43,6 +43,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'run') {
+    // First: any exit of `zd run` is a decision (the help too), which the keeper must hear as one,
+    // or it would count the exit as a crash and start this primary again.
+    keeper = keeperLink(process.env);
     const ownArgs = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
     if (ownArgs.includes('--help') || ownArgs.includes('-h')) {
       process.stdout.write(runHelp());
@@ -76,8 +79,6 @@ const CONTROL_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 };
 
 async function run(argv: string[]): Promise<number> {
-  // First: an exit for bad arguments is a decision too, which the keeper must hear as one.
-  keeper = keeperLink(process.env);
   const options = parseRunArgs(argv, process.env);
   const typescript = typeScriptFor(options.app, WORKER_BOOTSTRAP);
   // zd's stderr carries the workers' stderr lines and zd's own: both through one stream, so that

@@ -22,7 +22,19 @@ const cases: Array<{ name: string; args: string[]; mentions: RegExp }> = [
   { name: 'a flag without its value', args: ['run', app, '--kill-timeout'], mentions: /--kill-timeout/ },
   { name: 'run without an app', args: ['run'], mentions: /app|usage/i },
   { name: 'an unknown command', args: ['frobnicate'], mentions: /frobnicate/ },
+  { name: '--sched none with --ready message', args: ['run', app, '--sched', 'none', '--ready', 'message'], mentions: /--sched none.*ready/ },
+  { name: '--sched none with --canary', args: ['run', app, '--sched', 'none', '--canary', '5s'], mentions: /--sched none.*canary/ },
+  { name: 'an unknown --canary-inconclusive', args: ['run', app, '--canary-inconclusive', 'maybe'], mentions: /maybe/ },
 ];
+
+test('zd run --help prints the help and exits 0, once (the keeper hears it as a decision, not a crash)', async () => {
+  const zd = startZd(['run', '--help']);
+  const exit = await zd.waitForExit(10_000);
+  assert.equal(exit.code, 0, zd.transcript());
+  assert.match(zd.stdout, /--canary-inconclusive/);
+  assert.equal(zd.stdout.split('zd run <app').length - 1, 1, 'the help printed once, not once per restart');
+  assert.doesNotMatch(zd.transcript(), /ZD_PRIMARY_CRASH/);
+});
 
 for (const { name, args, mentions } of cases) {
   test(`${name} exits 2 with one line and forks nothing`, async () => {

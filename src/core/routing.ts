@@ -31,7 +31,8 @@ export function routing(state: PrimaryState): Routing {
 function routableWorkers(state: PrimaryState): WorkerId[] {
   if (state.phase === 'exited' || state.ports === 'closed') return [];
   const serving = state.completed[state.completed.length - 1] ?? 1;
-  const rolling = state.rollout?.context.generation ?? null;
+  // A replacement rollout (memory, heartbeat, an aborted reload's slots) runs no new generation.
+  const rolling = state.rollout?.context.kind === 'reload' ? state.rollout.context.generation : null;
   const out: WorkerId[] = [];
   for (const worker of state.workers) {
     if (!isReady(worker) || !worker.machine.context.connected) continue;

@@ -305,6 +305,13 @@ export function convergenceProblems(sim: Sim): string[] {
   const last = state.lastReload;
   if (last?.outcome === 'aborted') {
     if (!last.reason) problems.push('an aborted rollout without a recorded reason');
+    // The serving generation is back everywhere: no slot is left on the aborted code, which gets no
+    // traffic; unless the replacement that restores it failed too (old code that cannot boot
+    // either: ZD_REPLACE_ABORTED says so, and the next reload replaces it).
+    const serving = state.completed[state.completed.length - 1] ?? 1;
+    const stale = ready.filter((w) => w.generation > serving);
+    const restoreFailed = state.lastRollout?.kind === 'replace' && state.lastRollout.outcome === 'aborted';
+    if (stale.length > 0 && !restoreFailed) problems.push(`workers ${stale.map((w) => `${w.id}@gen${w.generation}`).join(', ')} run the aborted generation, not ${serving}`);
   } else {
     const stale = ready.filter((w) => w.generation !== state.generation);
     if (stale.length > 0) {

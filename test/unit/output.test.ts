@@ -32,7 +32,8 @@ function recorder() {
   };
 }
 
-const tick = () => new Promise((resolve) => setImmediate(resolve));
+/** Long enough for the forwarder's read pause (1 ms) and its write at the loop turn's end. */
+const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
 
 test('two sources cut mid-line: every write is whole lines of one source, each source in order', async () => {
   const out = recorder();
@@ -120,12 +121,12 @@ test('a reader that stops: the sources pause past HIGH_WATER, nothing is lost, a
   // The writer waits for 'drain', as a logger does: once the forwarder pauses, it stops too.
   const writer = (async () => {
     while (written < 8192) {
-      written++;
-      if (!source.write(line)) await new Promise((resolve) => source.once('drain', resolve));
+      written += 64;
+      if (!source.write(line.repeat(64))) await new Promise((resolve) => source.once('drain', resolve));
     }
     source.end();
   })();
-  for (let i = 0; i < 50; i++) await tick();
+  for (let i = 0; i < 20; i++) await tick();
   assert.ok(source.isPaused(), 'the forwarder paused its source');
   const queued = output.queued;
   assert.ok(queued > HIGH_WATER && queued < HIGH_WATER + 256 * 1024, `queued ${queued} bytes: bounded`);

@@ -45,10 +45,10 @@ const { values: flags } = parseArgs({
   options: {
     reps: { type: 'string', default: '3' },
     workers: { type: 'string', default: '2' },
-    lines: { type: 'string', default: '250000' },
+    lines: { type: 'string', default: '500000' },
     size: { type: 'string', default: '200' },
     'big-workers': { type: 'string', default: '4' },
-    'big-lines': { type: 'string', default: '300' },
+    'big-lines': { type: 'string', default: '600' },
     runners: { type: 'string', default: 'zd,cluster' },
     write: { type: 'boolean', default: false },
   },

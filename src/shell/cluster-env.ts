@@ -244,10 +244,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
     closePorts(done) {
       // The other holders first: while this process still accepts, nothing waits in a queue that
       // nobody reads; then this one, with workers still there to serve what it accepted last.
-      const closeOwn = () => {
-        sockets.close();
-        done();
-      };
+      const closeOwn = () => sockets.closeWhenQuiet(done);
       if (options.releasePorts) options.releasePorts(closeOwn);
       else closeOwn();
     },

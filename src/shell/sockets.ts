@@ -91,6 +91,8 @@ export const WAIT_FOR_WORKER_MS = 5000;
 export const MAX_WAITING = 1024;
 /** Connections handed to one worker and not yet confirmed (node:cluster's round robin: 1). */
 const IN_FLIGHT_PER_WORKER = 1;
+/** Loop turns a closing socket layer waits for one that accepted nothing. */
+const CLOSE_TURNS = 50;
 /** One line per code per this long; the lines in between are counted in the next one. */
 const REPORT_EVERY_MS = 1000;
 
@@ -149,6 +151,7 @@ export class Sockets {
     pauses: 0,
   };
   private readonly maxWaiting: number;
+  private acceptedCount = 0;
 
   constructor(private readonly options: SocketsOptions) {
     this.maxWaiting = options.maxWaiting ?? MAX_WAITING;
@@ -243,6 +246,29 @@ export class Sockets {
       for (const conn of waiting) this.place(conn);
     }
     for (const socket of this.options.inherited ?? []) if (!socket.taken) socket.close();
+  }
+
+  /**
+   * close(), at a moment when this process has just accepted everything the kernel had queued.
+   * Closing a listening socket resets the connections in its accept queue that nobody accepted
+   * yet: closing from an I/O callback could catch ones whose readiness is reported in the same
+   * poll, and a busy moment can have more queued. So: one loop turn at a time (an immediate runs
+   * after the poll phase that accepts), until a turn accepted nothing, at most CLOSE_TURNS.
+   */
+  closeWhenQuiet(done: () => void): void {
+    let turns = 0;
+    let seen = this.acceptedCount;
+    const turn = () => {
+      if (this.closed) return done();
+      if (this.acceptedCount === seen || ++turns >= CLOSE_TURNS) {
+        this.close();
+        return done();
+      }
+      seen = this.acceptedCount;
+      setImmediate(turn);
+    };
+    seen = -1; // at least one turn: let the poll phase in progress accept what it reports
+    setImmediate(turn);
   }
 
   private listen(workerId: WorkerId, id: number, query: ListenQuery): void {
@@ -352,6 +378,7 @@ export class Sockets {
   }
 
   private accepted(listener: Listener, handle: RawHandle): void {
+    this.acceptedCount += 1;
     if (this.closed) return this.resetConn({ handle, listener, since: Date.now(), refusedBy: null }, 'ZD_CONN_STOPPED');
     const conn: Connection = { handle, listener, since: Date.now(), refusedBy: null };
     // This one is accepted already: it waits (it is the last); only where zd cannot stop accepting

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough, Writable } from 'node:stream';
 import { test } from 'node:test';
+import { parseLogsArgs } from '../../src/cli/logs.ts';
 import { parseRequest } from '../../src/control/protocol.ts';
 import { forwardLines, MAX_LINE } from '../../src/shell/line-source.ts';
 import { LogRing, RING_BYTES } from '../../src/shell/log-ring.ts';
@@ -169,5 +170,14 @@ test('the logs request is checked at the edge', () => {
   assert.deepEqual(parseRequest('{"cmd":"logs","lines":5,"follow":true,"after":{"pid":7,"seq":9}}'), { cmd: 'logs', lines: 5, follow: true, after: { pid: 7, seq: 9 } });
   for (const bad of ['{"cmd":"logs","lines":-1}', '{"cmd":"logs","lines":1.5}', '{"cmd":"logs","follow":1}', '{"cmd":"logs","after":{"pid":1}}', '{"cmd":"logs","since":3}']) {
     assert.equal((parseRequest(bad) as { ok?: boolean }).ok, false, bad);
+  }
+});
+
+test('zd logs: its arguments', () => {
+  assert.deepEqual(parseLogsArgs([]), { name: undefined, lines: 20, follow: false, prefix: false });
+  assert.deepEqual(parseLogsArgs(['app', '-n', '5', '-f', '--prefix']), { name: 'app', lines: 5, follow: true, prefix: true });
+  assert.deepEqual(parseLogsArgs(['--lines', '0', '--follow']), { name: undefined, lines: 0, follow: true, prefix: false });
+  for (const [argv, code] of [[['-n', 'x'], 'ZD_E_BAD_VALUE'], [['-n', '100001'], 'ZD_E_BAD_VALUE'], [['a', 'b'], 'ZD_E_USAGE'], [['--tail'], 'ZD_E_UNKNOWN_FLAG']] as const) {
+    assert.throws(() => parseLogsArgs([...argv]), (error: { code?: string }) => error.code === code, argv.join(' '));
   }
 });

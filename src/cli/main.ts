@@ -143,6 +143,10 @@ async function run(argv: string[]): Promise<number> {
       onReport: (code, message, fields) => logger.warn({ code, ...fields }, message),
     },
     ...(keeper ? { releasePorts: (done: () => void) => keeper!.releasePorts(done) } : {}),
+    onPortsClosed: () =>
+      keeper?.retired
+        ? logger.info({ code: 'ZD_PORTS_CLOSED', handedOver: true }, 'this primary stopped accepting (the newer one accepts on the same ports), and its workers drain')
+        : logger.info({ code: 'ZD_PORTS_CLOSED', handedOver: false }, 'the ports are closed: new connections are refused from now on, and the workers drain'),
     output,
     onReleaseGone: (workerId, generation, gone) =>
       logger.error(

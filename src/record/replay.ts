@@ -96,11 +96,19 @@ export const SHELL_LOG_CODES: ReadonlySet<string> = new Set([
   'ZD_JOURNAL_WRITTEN',
   // A worker's line too long to keep whole (src/shell/worker-output.ts).
   'ZD_LOG_LINE_SPLIT',
+  // The socket layer's (src/shell/sockets.ts), and the ports' closing as carried out.
+  'ZD_ACCEPT_ERROR',
+  'ZD_ACCEPT_PAUSED',
+  'ZD_CONN_NO_WORKER',
+  'ZD_CONN_OVERFLOW',
+  'ZD_CONN_STOPPED',
+  'ZD_PORTS_CLOSED',
   // The keeper link's (src/shell/keeper-link.ts).
   'ZD_RETIRING',
   'ZD_KEEPER_GONE',
   // And the keeper's own lines, on the same stderr: another process's decisions (src/keeper/).
   'ZD_KEEPER_EXIT',
+  'ZD_KEEPER_PORTS_CLOSED',
   'ZD_KEEPER_NO_PRIMARY',
   'ZD_KEEPER_STOPPING',
   'ZD_PRIMARY_CRASHED',

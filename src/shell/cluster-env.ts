@@ -40,6 +40,8 @@ export interface ClusterEnvOptions {
    * `done` once they have (or their answer is overdue). Absent: this process holds the only copies.
    */
   releasePorts?: (done: () => void) => void;
+  /** This process has closed its copies of the ports (a stop): new connections are refused from now on. */
+  onPortsClosed?: () => void;
 }
 
 /**
@@ -244,7 +246,11 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
     closePorts(done) {
       // The other holders first: while this process still accepts, nothing waits in a queue that
       // nobody reads; then this one, with workers still there to serve what it accepted last.
-      const closeOwn = () => sockets.closeWhenQuiet(done);
+      const closeOwn = () =>
+        sockets.closeWhenQuiet(() => {
+          options.onPortsClosed?.();
+          done();
+        });
       if (options.releasePorts) options.releasePorts(closeOwn);
       else closeOwn();
     },

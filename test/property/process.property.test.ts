@@ -25,6 +25,9 @@ const RUNS = Math.max(20, Math.floor(Number(process.env.ZD_PROPERTY_RUNS ?? 1000
 // as a deployment runs zd (docs/contract.md, "Known limits").
 const FLAGS = ['-w', '2', '--ready-timeout', '2s', '--drain-timeout', '1s', '--kill-timeout', '500ms', '--max-restarts', '50', '--shutdown-delay', '300ms'];
 
+/** How long before zd's ZD_PORTS_CLOSED a connection the kernel reset at the close may have been made (log times are in ms). */
+const CLOSE_RACE_MS = 5;
+
 afterEach(() => {
   cleanup();
   cleanupCopies();
@@ -138,8 +141,21 @@ test(`real zd under random SIGHUP, SIGKILL and bad deploys: no unexplained faile
         // once). Nothing else: a connection zd accepted is answered, before SIGTERM, while the
         // shutdown delay serves, and while the workers drain. A stop that accepts connections it
         // will not serve (issue #20: reset when the last zd process closes its copy) fails here.
-        const refusedAfterStop = (p: Probe) => p.start >= stopAt && p.connection === null && p.code === 'ECONNREFUSED';
-        const unexplained = client.probes.filter((p) => p.error !== null && !heldByDead(p.connection, p.end, kills) && !refusedAfterStop(p));
+        // Refused: no connection was ever made, so no request left the client (a retry is always
+        // safe). A SYN the kernel had half-answered when the socket closed ends in a reset during
+        // connect() rather than a refusal: the same thing to the client.
+        const refusedAfterStop = (p: Probe) => p.start >= stopAt && p.connection === null && (p.code === 'ECONNREFUSED' || p.code === 'ECONNRESET');
+        // One case zd cannot turn into a refusal: Linux resets the connections still in a
+        // listening socket's accept queue when its last descriptor closes (a connection the
+        // kernel completed in the last instant before zd's close, which zd never accepted; nginx
+        // ticket #1300 is the same thing). zd closes at a loop turn that accepted nothing
+        // (sockets.ts), so that window is a moment: a reset is excused only for a connection made
+        // within CLOSE_RACE_MS before zd said its ports were closed, never one made after it or
+        // one zd logged resetting itself.
+        const closedAt = zd.logs('ZD_PORTS_CLOSED').map((l) => Date.parse(String(l.time)))[0];
+        const closeRace = (p: Probe) =>
+          closedAt !== undefined && p.code === 'ECONNRESET' && p.connection !== null && p.connection.at <= closedAt && p.connection.at >= closedAt - CLOSE_RACE_MS && zd.logs('ZD_CONN_STOPPED').length === 0;
+        const unexplained = client.probes.filter((p) => p.error !== null && !heldByDead(p.connection, p.end, kills) && !refusedAfterStop(p) && !closeRace(p));
         const t0 = client.probes[0]?.start ?? stopAt;
         assert.deepEqual(
           unexplained.map((p) => ({ ...p, start: p.start - t0, end: p.end - t0, connection: p.connection && { ...p.connection, at: p.connection.at - t0 } })),

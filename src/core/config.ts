@@ -1,6 +1,7 @@
 // Every default in one place (pino's habit): the CLI, the tests and the docs read them from here.
 
 import type { ReadyOn } from '../../machines/worker.machine.ts';
+import { backoffMs } from '../reducer-kit/backoff.ts';
 
 export type { ReadyOn };
 
@@ -90,8 +91,6 @@ export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
 };
 
 /** Delay before the n-th consecutive respawn of a slot (n ≥ 1): 100 ms doubling, capped. */
-export function backoffMs(config: CoreConfig, failures: number): number {
-  const exponent = Math.max(0, failures - 1);
-  // Cap the exponent too, so a long streak never overflows to Infinity.
-  return Math.min(config.backoffMaxMs, config.backoffInitialMs * 2 ** Math.min(exponent, 30));
+export function respawnDelayMs(config: CoreConfig, failures: number): number {
+  return backoffMs(config.backoffInitialMs, config.backoffMaxMs, failures);
 }

@@ -1,15 +1,11 @@
-// One reduction's working copy of the primary's state, copied on write.
-//
-// The state a reduction starts from is never changed: the draft starts as a shallow copy of its top
-// level, and a nested part (the worker list, one worker, the slots, one slot, the counters) is
-// copied the first time this reduction writes to it, once. What the event does not touch stays
-// shared with the previous state, so an event costs what it changes, not the size of the pool
-// (Redux Toolkit's structural sharing, without a proxy on the hot path). The tests freeze every
-// state they are given, so a write that skips these accessors throws instead of corrupting history.
+// One reduction's working copy of the primary's state, copied on write (src/reducer-kit/draft.ts):
+// the worker list, one worker, the slots, one slot, the timers and the counters are each copied
+// the first time this reduction writes to them, through the accessors below.
 import type { RolloutEvent } from '../../machines/rollout.machine.ts';
 import type { CoreConfig } from './config.ts';
 import type { Effect, LogEffect } from './effects.ts';
 import type { WorkerId } from './events.ts';
+import { Draft as CopyOnWrite } from '../reducer-kit/draft.ts';
 import { findWorkerIndex, workerIdOfTimer } from './queries.ts';
 import type { PrimaryState, SlotState, StoredSnapshot, TimerOwner, WorkerEntry } from './state.ts';
 
@@ -29,21 +25,13 @@ export interface Step {
   transitions: MachineTransition[];
 }
 
-export class Draft {
-  readonly effects: Effect[] = [];
+export class Draft extends CopyOnWrite<PrimaryState, Effect> {
   readonly transitions: MachineTransition[] = [];
   /** Rollout events raised while handling: run in order, so a machine is never re-entered mid-transition. */
   readonly rolloutQueue: RolloutEvent[] = [];
-  readonly s: PrimaryState;
-  private ownWorkerList = false;
-  private readonly ownWorkers = new Set<WorkerId>();
-  private ownSlotList = false;
-  private readonly ownSlots = new Set<number>();
-  private ownTimers = false;
-  private ownCounters = false;
 
-  constructor(readonly base: PrimaryState) {
-    this.s = copyState(base);
+  constructor(base: PrimaryState) {
+    super(base, copyState);
   }
 
   /**
@@ -51,7 +39,7 @@ export class Draft {
    * the rollout. Most frequent events (samples, heartbeats) change none, and skip it.
    */
   get slotsMayNeedWork(): boolean {
-    return this.ownSlotList || this.s.phase !== this.base.phase || this.s.rollout !== this.base.rollout;
+    return this.s.slots !== this.base.slots || this.s.phase !== this.base.phase || this.s.rollout !== this.base.rollout;
   }
 
   get config(): CoreConfig {
@@ -77,64 +65,32 @@ export class Draft {
   mutWorker(id: WorkerId): WorkerEntry {
     const index = findWorkerIndex(this.s.workers, id);
     if (index < 0) throw new Error(`core: no worker ${id}`);
-    if (!this.ownWorkerList) {
-      this.s.workers = this.s.workers.slice();
-      this.ownWorkerList = true;
-    }
-    if (!this.ownWorkers.has(id)) {
-      this.s.workers[index] = { ...this.s.workers[index]! };
-      this.ownWorkers.add(id);
-    }
-    return this.s.workers[index]!;
+    return this.own(this.own(this.s, 'workers'), index);
   }
 
   /** A new worker: ids only grow, so the list stays sorted by id. */
   addWorker(entry: WorkerEntry): void {
-    if (!this.ownWorkerList) {
-      this.s.workers = this.s.workers.slice();
-      this.ownWorkerList = true;
-    }
-    this.s.workers.push(entry);
-    this.ownWorkers.add(entry.id);
+    this.own(this.s, 'workers').push(this.made(entry));
   }
 
   removeWorker(id: WorkerId): void {
     const index = findWorkerIndex(this.s.workers, id);
     if (index < 0) return;
-    if (!this.ownWorkerList) {
-      this.s.workers = this.s.workers.slice();
-      this.ownWorkerList = true;
-    }
-    this.s.workers.splice(index, 1);
+    this.own(this.s, 'workers').splice(index, 1);
   }
 
-  /**
-   * The slot list was replaced by a new array (grown or shrunk): it is this reduction's own, and
-   * so are the slots from `fresh` on, made new; the others are still shared until mutSlot().
-   */
+  /** The slot list was replaced by one this reduction made: its new slots are this reduction's too. */
   replacedSlots(fresh = this.s.slots.length): void {
-    this.ownSlotList = true;
-    for (let index = fresh; index < this.s.slots.length; index++) this.ownSlots.add(index);
+    this.made(this.s.slots);
+    for (let index = fresh; index < this.s.slots.length; index++) this.made(this.s.slots[index]!);
   }
 
   mutSlot(index: number): SlotState {
-    if (!this.ownSlotList) {
-      this.s.slots = this.s.slots.slice();
-      this.ownSlotList = true;
-    }
-    if (!this.ownSlots.has(index)) {
-      this.s.slots[index] = { ...this.s.slots[index]! };
-      this.ownSlots.add(index);
-    }
-    return this.s.slots[index]!;
+    return this.own(this.own(this.s, 'slots'), index);
   }
 
   counters(): PrimaryState['counters'] {
-    if (!this.ownCounters) {
-      this.s.counters = { ...this.s.counters };
-      this.ownCounters = true;
-    }
-    return this.s.counters;
+    return this.own(this.s, 'counters');
   }
 
   // -- timers -----------------------------------------------------------------------------------
@@ -183,9 +139,7 @@ export class Draft {
   }
 
   private ownGlobalTimers(): void {
-    if (this.ownTimers) return;
-    this.s.timers = { ...this.s.timers };
-    this.ownTimers = true;
+    this.own(this.s, 'timers');
   }
 
   // -- effects ----------------------------------------------------------------------------------

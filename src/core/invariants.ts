@@ -4,6 +4,7 @@
 // `checkState` looks at one state; `checkStep` at one reduction (state before, event, result).
 // Each returns the broken invariants as lines "I<n> <what>", empty when all hold.
 import { matchesState } from 'xstate';
+import { failures, isPlainData } from '../reducer-kit/invariants.ts';
 import { addressedWorker, type Effect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
 import { allTimers, servingCapacity, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, readyCount } from './queries.ts';
@@ -39,8 +40,7 @@ const WAITS: Array<[state: string, delay: string]> = [
 ];
 
 export function checkState(state: PrimaryState): string[] {
-  const broken: string[] = [];
-  const fail = (id: InvariantId, detail: string) => broken.push(`${id} ${INVARIANTS[id]}: ${detail}`);
+  const { broken, fail } = failures(INVARIANTS);
   const live = liveWorkers(state);
   const { config } = state;
 
@@ -155,15 +155,13 @@ export function checkState(state: PrimaryState): string[] {
   if (state.draining && state.ports !== 'closed') fail('I11', `draining for a stop while the ports are ${state.ports}`);
 
   // I8
-  const copy = JSON.parse(JSON.stringify(state)) as unknown;
-  if (!deepEqual(copy, state)) fail('I8', 'a JSON round trip changes the state');
+  if (!isPlainData(state)) fail('I8', 'a JSON round trip changes the state');
 
   return broken;
 }
 
 export function checkStep(before: PrimaryState, event: PrimaryEvent | null, after: PrimaryState, effects: Effect[]): string[] {
-  const broken = checkState(after);
-  const fail = (id: InvariantId, detail: string) => broken.push(`${id} ${INVARIANTS[id]}: ${detail}`);
+  const { broken, fail } = failures(INVARIANTS, checkState(after));
 
   // I1: a worker's exit (a crash) lowers the ready count by one; a stop may lower it to zero;
   // anything else may only use the room maxUnavailable gives, down to N − maxUnavailable.
@@ -247,14 +245,3 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
 function hasTimerPrefix(worker: WorkerEntry, prefix: string): boolean {
   return Object.keys(worker.timers).some((id) => id.startsWith(prefix));
 }
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-  if (ka.length !== kb.length) return false;
-  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-}
-

@@ -7,6 +7,7 @@ import { matchesState } from 'xstate';
 import type { Figures } from './canary-figures.ts';
 import { sum, verdict } from './canary.ts';
 import type { StopReason } from '../../machines/worker.machine.ts';
+import { machineAction, type ActionHandlers } from '../reducer-kit/machine-actions.ts';
 import { ids, persist, type Draft } from './draft.ts';
 import type { CoreConfig } from './config.ts';
 import type { Release, ReleaseProblem } from './events.ts';
@@ -186,24 +187,26 @@ export function drainRolloutQueue(d: Draft): void {
       to: valueName(next.value),
     });
     const generation = next.context.generation;
-    for (const action of actions) {
-      const params = action.params as { slot?: number; retireFirst?: boolean; id?: string; sendId?: string; delay?: number; event?: { type: string } } | undefined;
-      const slot = params?.slot;
-      if (action.type === 'replace') replaceSlot(d, slot!, params?.retireFirst === true);
-      else if (action.type === 'retire') retireSlot(d, slot!);
-      else if (action.type === 'stopReplacement') stopReplacement(d, slot!);
-      else if (action.type === 'measureStart') d.effects.push({ type: 'measure.start', workerIds: servingIds(d) });
-      else if (action.type === 'measureCollect') d.effects.push({ type: 'measure.collect', workerIds: servingIds(d), requestId: generation });
-      else if (action.type === 'xstate.raise') {
-        d.startTimer(`rollout:${generation}:${params!.id}`, { kind: 'rollout', generation, event: params!.event! }, params!.delay!);
-      } else if ((action.type as string) === 'xstate.cancel') d.cancelTimer(`rollout:${generation}:${params!.sendId}`);
-    }
+    for (const action of actions) machineAction(action, ROLLOUT_ACTIONS, { d, generation });
     if (event.type.startsWith('xstate.after.canaryJudge')) {
       noteCanary(d, generation, { outcome: 'inconclusive', reason: `no figures within ${CANARY_JUDGE_MS}ms of the window's end`, canary: null, baseline: null }, next.context.canaryInconclusive === 'proceed' ? 'proceeds' : 'aborts');
     }
     if (next.status === 'done') endRollout(d, next.context, next.value === 'done');
   }
 }
+
+const ROLLOUT_ACTIONS: ActionHandlers<{ d: Draft; generation: number }> = {
+  named: {
+    replace: ({ d }, params) => replaceSlot(d, params.slot as number, params.retireFirst === true),
+    retire: ({ d }, params) => retireSlot(d, params.slot as number),
+    stopReplacement: ({ d }, params) => stopReplacement(d, params.slot as number),
+    measureStart: ({ d }) => void d.effects.push({ type: 'measure.start', workerIds: servingIds(d) }),
+    measureCollect: ({ d, generation }) => void d.effects.push({ type: 'measure.collect', workerIds: servingIds(d), requestId: generation }),
+  },
+  // The canary's window and the wait for its figures: named by generation, so a late firing is known.
+  delayed: ({ d, generation }, { id, event, delay }) => d.startTimer(`rollout:${generation}:${id}`, { kind: 'rollout', generation, event }, delay),
+  cancelled: ({ d, generation }, id) => d.cancelTimer(`rollout:${generation}:${id}`),
+};
 
 /** Every worker serving now: the old generation's and the canary. */
 function servingIds(d: Draft): number[] {

@@ -2,7 +2,8 @@
 // Respawns and the fatal cases are decided in reconcile(), after every event.
 import { initialTransition, matchesState, transition } from 'xstate';
 import { workerMachine, type WorkerEvent } from '../../machines/worker.machine.ts';
-import { backoffMs } from './config.ts';
+import { respawnDelayMs } from './config.ts';
+import { machineActions, type ActionHandlers, type MachineAction } from '../reducer-kit/machine-actions.ts';
 import { persist, ids, type Draft } from './draft.ts';
 import type { WorkerId } from './events.ts';
 import {
@@ -122,34 +123,20 @@ export function toWorker(d: Draft, id: WorkerId, event: WorkerEvent): void {
   }
 }
 
-function workerActions(d: Draft, id: WorkerId, actions: ReadonlyArray<{ type: string; params?: unknown }>): void {
-  for (const action of actions) {
-    const params = (action.params ?? {}) as Record<string, unknown>;
-    switch (action.type) {
-      case 'sendShutdown':
-        d.effects.push({ type: 'send', workerId: id, message: { type: 'zd:shutdown' } });
-        break;
-      case 'disconnect':
-        d.effects.push({ type: 'disconnect', workerId: id });
-        break;
-      case 'kill':
-        d.effects.push({ type: 'kill', workerId: id, signal: params.signal as 'SIGTERM' | 'SIGKILL' });
-        break;
-      case 'xstate.raise':
-        d.startTimer(
-          `w${id}:${String(params.id)}`,
-          { kind: 'worker', workerId: id, event: params.event as { type: string } },
-          params.delay as number,
-        );
-        break;
-      case 'xstate.cancel':
-        d.cancelTimer(`w${id}:${String(params.sendId)}`);
-        break;
-      default:
-        break; // assign and other built-ins change the snapshot only
-    }
-  }
+function workerActions(d: Draft, id: WorkerId, actions: readonly MachineAction[]): void {
+  machineActions(actions, WORKER_ACTIONS, { d, id });
 }
+
+const WORKER_ACTIONS: ActionHandlers<{ d: Draft; id: WorkerId }> = {
+  named: {
+    sendShutdown: ({ d, id }) => void d.effects.push({ type: 'send', workerId: id, message: { type: 'zd:shutdown' } }),
+    disconnect: ({ d, id }) => void d.effects.push({ type: 'disconnect', workerId: id }),
+    kill: ({ d, id }, params) => void d.effects.push({ type: 'kill', workerId: id, signal: params.signal as 'SIGTERM' | 'SIGKILL' }),
+  },
+  // Its deadlines live in its entry, under ids `w<id>:…`, and go with it.
+  delayed: ({ d, id }, delayed) => d.startTimer(`w${id}:${delayed.id}`, { kind: 'worker', workerId: id, event: delayed.event }, delayed.delay),
+  cancelled: ({ d, id }, sendId) => d.cancelTimer(`w${id}:${sendId}`),
+};
 
 function onReady(d: Draft, entry: WorkerEntry): void {
   d.log('info', 'ZD_WORKER_READY', `worker ${entry.id} ready`, { ...ids(entry), pid: entry.machine.context.pid });
@@ -237,7 +224,7 @@ function slotLost(d: Draft, entry: WorkerEntry, neverReady: boolean): void {
     );
     return;
   }
-  const restartInMs = slot.next === null ? backoffMs(d.config, slot.failures) : null;
+  const restartInMs = slot.next === null ? respawnDelayMs(d.config, slot.failures) : null;
   d.log(
     'warn',
     'ZD_WORKER_CRASHED',
@@ -308,7 +295,7 @@ export function reconcile(d: Draft): void {
       continue;
     }
     if (d.s.timers[timerId]) continue;
-    d.startTimer(timerId, { kind: 'respawn', slot: index }, backoffMs(d.config, Math.max(1, slot.failures)));
+    d.startTimer(timerId, { kind: 'respawn', slot: index }, respawnDelayMs(d.config, Math.max(1, slot.failures)));
   }
   if (d.s.rollout === null && slots.every((slot) => slot.parked)) {
     d.log('error', 'ZD_CRASH_LOOP', 'every worker slot is in a crash loop: stopping', { slots: slots.length });

@@ -6,6 +6,7 @@
 // run-wide half of K4 (no request left unanswered once the world is quiet) needs the whole run,
 // and is checked by the property suite at quiescence.
 import { matchesState } from 'xstate';
+import { failures, isPlainData } from '../reducer-kit/invariants.ts';
 import { alivePrimaries, isAlive, type KeeperState } from './state.ts';
 import type { KeeperEffect, KeeperEvent, PrimaryId } from './types.ts';
 
@@ -30,8 +31,7 @@ const EFFECT_TYPES = new Set<string>(['spawn', 'signal', 'retire', 'promote', 'k
 const TIMER_EVENTS = new Set<string>(['upgrade.timeout', 'restart.due', 'crash.expired']);
 
 export function checkKeeperInvariants(before: KeeperState, after: KeeperState, event: KeeperEvent, effects: KeeperEffect[]): string[] {
-  const broken: string[] = [];
-  const fail = (id: KeeperInvariantId, detail: string) => broken.push(`${id} ${KEEPER_INVARIANTS[id]}: ${detail}`);
+  const { broken, fail } = failures(KEEPER_INVARIANTS);
 
   if (before.exited) {
     if (effects.length > 0) fail('K6', `${effects.length} effect(s) after the exit`);
@@ -158,20 +158,7 @@ export function checkKeeperInvariants(before: KeeperState, after: KeeperState, e
   }
 
   // K11
-  if (!samePlainData(JSON.parse(JSON.stringify(after)), after)) fail('K11', 'the state changes on a JSON round trip');
+  if (!isPlainData(after)) fail('K11', 'the state changes on a JSON round trip');
 
   return broken;
-}
-
-/** Structural equality that also sees what JSON would lose: undefined, NaN, class instances, functions. */
-function samePlainData(copy: unknown, value: unknown): boolean {
-  if (typeof value === 'number') return copy === value && Number.isFinite(value);
-  if (typeof value !== 'object' || value === null) return copy === value;
-  if (typeof copy !== 'object' || copy === null) return false;
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== Array.prototype) return false;
-  if (Array.isArray(copy) !== Array.isArray(value)) return false;
-  const keys = Object.keys(value);
-  if (keys.length !== Object.keys(copy).length) return false;
-  return keys.every((key) => samePlainData((copy as Record<string, unknown>)[key], (value as Record<string, unknown>)[key]));
 }

@@ -10,6 +10,9 @@
 // suite, in invariants.ts (docs/invariants.md, "Keeper / upgrade").
 import { initialTransition, matchesState, transition } from 'xstate';
 import { howItExited, upgradeMachine, type UpgradeEvent } from '../../machines/upgrade.machine.ts';
+import { backoffMs } from '../reducer-kit/backoff.ts';
+import { Draft as CopyOnWrite } from '../reducer-kit/draft.ts';
+import { machineActions, type ActionHandlers } from '../reducer-kit/machine-actions.ts';
 import { alivePrimaries, isAlive, type KeeperState, type PrimaryEntry, type PrimaryStatus } from './state.ts';
 import type { KeeperEffect, KeeperEvent, PrimaryId, UpgradeRequest } from './types.ts';
 
@@ -32,8 +35,7 @@ export interface KeeperStep {
 }
 
 export function restartDelayMs(recentCrashes: number): number {
-  const exponent = Math.max(0, recentCrashes - 1);
-  return Math.min(KEEPER_DEFAULTS.restartMaxMs, KEEPER_DEFAULTS.restartInitialMs * 2 ** Math.min(exponent, 30));
+  return backoffMs(KEEPER_DEFAULTS.restartInitialMs, KEEPER_DEFAULTS.restartMaxMs, recentCrashes);
 }
 
 export function initKeeper(): KeeperState {
@@ -67,21 +69,23 @@ export function reduceKeeper(state: KeeperState, event: KeeperEvent): KeeperStep
   return { state: d.s, effects: d.effects };
 }
 
-/** One reduction's working copy. The state is a handful of fields: copying it whole is cheap. */
-class Draft {
-  readonly s: KeeperState;
-  readonly effects: KeeperEffect[] = [];
-
-  constructor(base: KeeperState) {
-    this.s = { ...base, primaries: { ...base.primaries }, counters: { ...base.counters } };
-  }
-
+/** One reduction's working copy (src/reducer-kit/draft.ts): the primaries and counters are copied once written. */
+class Draft extends CopyOnWrite<KeeperState, KeeperEffect> {
   entry(id: PrimaryId | null): PrimaryEntry | undefined {
     return id === null ? undefined : this.s.primaries[id];
   }
 
+  /** The primaries by id, writable. */
+  primaries(): KeeperState['primaries'] {
+    return this.own(this.s, 'primaries');
+  }
+
+  counters(): KeeperState['counters'] {
+    return this.own(this.s, 'counters');
+  }
+
   setStatus(id: PrimaryId, status: PrimaryStatus): void {
-    this.s.primaries[id] = { ...this.s.primaries[id]!, status };
+    this.primaries()[id] = { ...this.s.primaries[id]!, status };
   }
 
   log(level: 'debug' | 'info' | 'warn' | 'error', code: string, message: string, fields?: Record<string, unknown>): void {
@@ -162,7 +166,7 @@ function finish(d: Draft): void {
 
 function spawnCurrent(d: Draft, node: string | null, code: string, what: string): void {
   const id = d.s.nextId++;
-  d.s.primaries[id] = { status: 'starting', node, exit: null };
+  d.primaries()[id] = { status: 'starting', node, exit: null };
   d.s.current = id;
   d.effects.push({ type: 'spawn', id, node });
   // The first start is every run's: the primary's own ZD_CONFIG says it; a restart is news.
@@ -182,7 +186,7 @@ function exited(d: Draft, id: PrimaryId, code: number | null, signal: string | n
   const entry = d.entry(id);
   if (entry === undefined || !isAlive(entry)) return; // never spawned by this keeper, or already accounted for
   const was = entry.status;
-  d.s.primaries[id] = { ...entry, status: 'exited', exit: { code, signal, planned } };
+  d.primaries()[id] = { ...entry, status: 'exited', exit: { code, signal, planned } };
   const how = howItExited(code, signal);
   const fields = { id, code, signal, planned };
 
@@ -194,7 +198,7 @@ function exited(d: Draft, id: PrimaryId, code: number | null, signal: string | n
       const clean = (planned && code === 0) || was === 'killed';
       d.log(clean ? 'info' : 'warn', 'ZD_PRIMARY_EXITED', `primary ${id} (${was}) ${how}`, fields);
     }
-    delete d.s.primaries[id];
+    delete d.primaries()[id];
     return;
   }
 
@@ -203,7 +207,7 @@ function exited(d: Draft, id: PrimaryId, code: number | null, signal: string | n
     if (!planned) {
       countCrash(d, id, how, fields, `primary ${d.s.next}, the upgrade's candidate, takes over`);
       toUpgrade(d, { type: 'previous.crashed', code, signal });
-      delete d.s.primaries[id]; // no longer current: the candidate is
+      delete d.primaries()[id]; // no longer current: the candidate is
       return;
     }
     toUpgrade(d, { type: 'previous.stopped', code, signal });
@@ -249,7 +253,7 @@ function exited(d: Draft, id: PrimaryId, code: number | null, signal: string | n
 
 function countCrash(d: Draft, id: PrimaryId, how: string, fields: Record<string, unknown>, then: string | null): void {
   d.s.recentCrashes++;
-  d.s.counters.crashes++;
+  d.counters().crashes++;
   d.effects.push({ type: 'timer', ms: KEEPER_DEFAULTS.crashWindowMs, event: { type: 'crash.expired' } });
   d.log('error', 'ZD_PRIMARY_CRASHED', `primary ${id} crashed: it ${how}${then === null ? '' : `; ${then}`}`, {
     ...fields,
@@ -263,8 +267,8 @@ function restart(d: Draft): void {
   const crashed = d.s.current!;
   // A primary upgraded onto another Node binary is restarted on that binary, not silently downgraded.
   const node = d.entry(crashed)?.node ?? null;
-  delete d.s.primaries[crashed];
-  d.s.counters.restarts++;
+  delete d.primaries()[crashed];
+  d.counters().restarts++;
   spawnCurrent(d, node, 'ZD_PRIMARY_RESTARTING', `primary ${crashed} crashed: starting primary`);
 }
 
@@ -295,10 +299,10 @@ function refusal(d: Draft, request: UpgradeRequest): string | null {
 }
 
 function requested(d: Draft, request: UpgradeRequest): void {
-  d.s.counters.upgradesRequested++;
+  d.counters().upgradesRequested++;
   const reason = refusal(d, request);
   if (reason !== null) {
-    d.s.counters.upgradesRefused++;
+    d.counters().upgradesRefused++;
     d.s.lastUpgrade = { requestId: request.requestId, ok: false, message: `upgrade refused: ${reason}` };
     d.effects.push({ type: 'reply', requestId: request.requestId, ok: false, message: `upgrade refused: ${reason}`, code: 'ZD_E_UPGRADE_REFUSED' });
     d.log('warn', 'ZD_UPGRADE_REFUSED', `upgrade refused: ${reason}`, { requestId: request.requestId });
@@ -353,60 +357,57 @@ function signal(d: Draft, sig: 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGUSR2' | 'SI
 function toUpgrade(d: Draft, event: UpgradeEvent): void {
   const [snapshot, actions] = transition(upgradeMachine, upgradeMachine.resolveState(d.s.upgrade), event);
   d.s.upgrade = { value: snapshot.value, context: snapshot.context };
-  for (const action of actions) {
-    const params = (action.params ?? {}) as Record<string, unknown>;
-    switch (action.type as string) {
-      case 'spawnCandidate': {
-        const id = params.id as PrimaryId;
-        const node = params.node as string | null;
-        d.s.primaries[id] = { status: 'starting', node, exit: null };
-        d.effects.push({ type: 'spawn', id, node });
-        d.log(
-          'info',
-          'ZD_UPGRADE_STARTED',
-          `upgrade: starting primary ${id} beside primary ${params.previous as number}${node === null ? '' : ` on ${node}`}, to be ready within ${params.timeoutMs as number} ms`,
-          { id, previous: params.previous, node, timeoutMs: params.timeoutMs },
-        );
-        break;
-      }
-      case 'promote':
-        d.s.current = params.id as PrimaryId;
-        d.effects.push({ type: 'promote', id: params.id as PrimaryId });
-        break;
-      case 'retire':
-        d.setStatus(params.id as PrimaryId, 'retiring');
-        d.effects.push({ type: 'retire', id: params.id as PrimaryId });
-        break;
-      case 'kill':
-        d.setStatus(params.id as PrimaryId, 'killed');
-        d.effects.push({ type: 'kill', id: params.id as PrimaryId });
-        break;
-      case 'succeed':
-      case 'abort': {
-        const ok = action.type === 'succeed';
-        const requestId = params.requestId as string;
-        const message = params.message as string;
-        const id = params.id as PrimaryId;
-        if (ok) d.s.counters.upgradesDone++;
-        else d.s.counters.upgradesAborted++;
-        d.s.lastUpgrade = { requestId, ok, message };
-        d.effects.push(ok ? { type: 'reply', requestId, ok, message, id } : { type: 'reply', requestId, ok, message, id, code: 'ZD_E_UPGRADE_ABORTED' });
-        d.log(ok ? 'info' : 'warn', ok ? 'ZD_UPGRADE_DONE' : 'ZD_UPGRADE_ABORTED', message, { requestId, id });
-        break;
-      }
-      case 'xstate.raise':
-        if (typeof params.delay === 'number') {
-          const id = snapshot.context.candidate!;
-          d.s.deadline = { id, event: params.event as { type: string } };
-          d.effects.push({ type: 'timer', ms: params.delay, event: { type: 'upgrade.timeout', id } });
-        }
-        break;
-      case 'xstate.cancel':
-        d.s.deadline = null;
-        break;
-      default:
-        break; // assign and other built-ins change the snapshot only
-    }
-  }
+  machineActions(actions, UPGRADE_ACTIONS, d);
   d.s.next = matchesState({ upgrading: 'beside' }, snapshot.value) ? snapshot.context.candidate : null;
 }
+
+function answer(d: Draft, ok: boolean, params: Record<string, unknown>): void {
+  const requestId = params.requestId as string;
+  const message = params.message as string;
+  const id = params.id as PrimaryId;
+  if (ok) d.counters().upgradesDone++;
+  else d.counters().upgradesAborted++;
+  d.s.lastUpgrade = { requestId, ok, message };
+  d.effects.push(ok ? { type: 'reply', requestId, ok, message, id } : { type: 'reply', requestId, ok, message, id, code: 'ZD_E_UPGRADE_ABORTED' });
+  d.log(ok ? 'info' : 'warn', ok ? 'ZD_UPGRADE_DONE' : 'ZD_UPGRADE_ABORTED', message, { requestId, id });
+}
+
+const UPGRADE_ACTIONS: ActionHandlers<Draft> = {
+  named: {
+    spawnCandidate(d, params) {
+      const id = params.id as PrimaryId;
+      const node = params.node as string | null;
+      d.primaries()[id] = { status: 'starting', node, exit: null };
+      d.effects.push({ type: 'spawn', id, node });
+      d.log(
+        'info',
+        'ZD_UPGRADE_STARTED',
+        `upgrade: starting primary ${id} beside primary ${params.previous as number}${node === null ? '' : ` on ${node}`}, to be ready within ${params.timeoutMs as number} ms`,
+        { id, previous: params.previous, node, timeoutMs: params.timeoutMs },
+      );
+    },
+    promote(d, params) {
+      d.s.current = params.id as PrimaryId;
+      d.effects.push({ type: 'promote', id: params.id as PrimaryId });
+    },
+    retire(d, params) {
+      d.setStatus(params.id as PrimaryId, 'retiring');
+      d.effects.push({ type: 'retire', id: params.id as PrimaryId });
+    },
+    kill(d, params) {
+      d.setStatus(params.id as PrimaryId, 'killed');
+      d.effects.push({ type: 'kill', id: params.id as PrimaryId });
+    },
+    succeed: (d, params) => answer(d, true, params),
+    abort: (d, params) => answer(d, false, params),
+  },
+  // The candidate's readiness deadline.
+  delayed(d, { event, delay }) {
+    const id = d.s.upgrade.context.candidate!;
+    d.s.deadline = { id, event };
+    d.effects.push({ type: 'timer', ms: delay, event: { type: 'upgrade.timeout', id } });
+  },
+  cancelled(d) {
+    d.s.deadline = null;
+  },
+};

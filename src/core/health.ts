@@ -4,18 +4,23 @@
 // entry and its own timers, nothing else.
 import { ids, type Draft } from './draft.ts';
 import type { WorkerId } from './events.ts';
-import { isReady } from './queries.ts';
-import { replacementUnderway, requestReplace } from './rollouts.ts';
+import { NONE, type Intent } from './intents.ts';
+import { isReady, replacementUnderway } from './queries.ts';
+import type { WorkerEntry } from './state.ts';
 import { pingTimerId, pongTimerId } from './timers.ts';
 
-export function startHeartbeat(d: Draft, workerId: WorkerId): void {
-  if (d.config.heartbeatTimeoutMs <= 0) return;
-  d.startTimer(pingTimerId(workerId), { kind: 'ping', workerId }, d.config.heartbeatIntervalMs);
+/** Reaction to a ready worker: its heartbeat starts. */
+export function onReady(d: Draft, entry: WorkerEntry): readonly Intent[] {
+  if (d.config.heartbeatTimeoutMs <= 0) return NONE;
+  d.startTimer(pingTimerId(entry.id), { kind: 'ping', workerId: entry.id }, d.config.heartbeatIntervalMs);
+  return NONE;
 }
 
-export function stopHeartbeat(d: Draft, workerId: WorkerId): void {
-  d.cancelTimer(pingTimerId(workerId));
-  d.cancelTimer(pongTimerId(workerId));
+/** Reaction to a worker that stopped serving: its heartbeat stops. */
+export function onUnready(d: Draft, entry: WorkerEntry): readonly Intent[] {
+  d.cancelTimer(pingTimerId(entry.id));
+  d.cancelTimer(pongTimerId(entry.id));
+  return NONE;
 }
 
 export function ping(d: Draft, workerId: WorkerId): void {
@@ -36,34 +41,34 @@ export function pong(d: Draft, workerId: WorkerId, seq: number): void {
   d.startTimer(pingTimerId(workerId), { kind: 'ping', workerId }, d.config.heartbeatIntervalMs);
 }
 
-export function pongOverdue(d: Draft, workerId: WorkerId, seq: number): void {
+export function pongOverdue(d: Draft, workerId: WorkerId, seq: number): readonly Intent[] {
   const entry = d.worker(workerId);
-  if (!entry || !isReady(entry)) return;
+  if (!entry || !isReady(entry)) return NONE;
   const { heartbeatTimeoutMs } = d.config;
   // Keep watching: the replacement may have to wait for a rollout, and the worker may recover.
   d.startTimer(pingTimerId(workerId), { kind: 'ping', workerId }, d.config.heartbeatIntervalMs);
-  if (d.slot(entry.slot)?.worker !== workerId || replacementUnderway(d, entry.slot)) return;
+  if (d.slot(entry.slot)?.worker !== workerId || replacementUnderway(d.s, entry.slot)) return NONE;
   d.log(
     'warn',
     'ZD_WORKER_UNRESPONSIVE',
     `worker ${workerId} did not answer ping ${seq} within ${heartbeatTimeoutMs}ms: its event loop is blocked; replacing it`,
     { ...ids(entry), pid: entry.machine.context.pid, heartbeatTimeoutMs },
   );
-  requestReplace(d, entry.slot);
+  return [{ type: 'replace', slot: entry.slot }];
 }
 
-export function memorySample(d: Draft, workerId: WorkerId, rssBytes: number): void {
+export function memorySample(d: Draft, workerId: WorkerId, rssBytes: number): readonly Intent[] {
   const limit = d.config.maxMemoryBytes;
-  if (limit <= 0 || rssBytes <= limit) return;
+  if (limit <= 0 || rssBytes <= limit) return NONE;
   const entry = d.worker(workerId);
-  if (!entry || !isReady(entry)) return;
-  if (d.slot(entry.slot)?.worker !== workerId) return; // already superseded
-  if (replacementUnderway(d, entry.slot)) return;
+  if (!entry || !isReady(entry)) return NONE;
+  if (d.slot(entry.slot)?.worker !== workerId) return NONE; // already superseded
+  if (replacementUnderway(d.s, entry.slot)) return NONE;
   d.log('warn', 'ZD_WORKER_OVER_MEMORY', `worker ${workerId} uses ${Math.round(rssBytes / 1048576)} MB, over the ${Math.round(limit / 1048576)} MB limit: replacing it`, {
     ...ids(entry),
     pid: entry.machine.context.pid,
     rssBytes,
     maxMemoryBytes: limit,
   });
-  requestReplace(d, entry.slot);
+  return [{ type: 'replace', slot: entry.slot }];
 }

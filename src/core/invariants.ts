@@ -5,8 +5,9 @@
 // Each returns the broken invariants as lines "I<n> <what>", empty when all hold.
 import { matchesState } from 'xstate';
 import { failures, isPlainData } from '../reducer-kit/invariants.ts';
-import { addressedWorker, type Effect } from './effects.ts';
+import { addressedWorker, type Effect, type LogEffect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
+import { UNSETTLED } from './intents.ts';
 import { allTimers, servingCapacity, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, readyCount } from './queries.ts';
 import { routing, sameRouting } from './routing.ts';
 import { PORTS_TIMER, pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
@@ -24,6 +25,7 @@ export const INVARIANTS = {
   I9: 'a worker counts as ready (or starts its min-ready period) only once it listens on every address the workers it replaces listen on',
   I10: 'only a ready, connected worker of a serving generation (or the rollout\'s own) is routable; the socket layer\'s set is the state\'s, and a worker leaves it first in the step that takes it out of service',
   I11: 'the ports close only for a stop, once, and never reopen; a stop drains its workers only once every zd process has stopped accepting (or the deadline passed)',
+  I12: 'every step settles: the intents its concerns ask for, and the work the new state implies, run out within the coordinator\'s bound',
 } as const;
 
 export type InvariantId = keyof typeof INVARIANTS;
@@ -230,6 +232,10 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   // I5: a second rollout never starts while one runs.
   const started = after.counters.rolloutsStarted - before.counters.rolloutsStarted;
   if (started > 1) fail('I5', `${started} rollouts started in one step`);
+
+  // I12
+  const unsettled = effects.find((e) => e.type === 'log' && e.code === UNSETTLED);
+  if (unsettled) fail('I12', (unsettled as LogEffect).msg);
 
   // I6
   const forks = effects.filter((e) => e.type === 'fork').length;

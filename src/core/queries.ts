@@ -35,6 +35,12 @@ export function valueName(value: unknown): string {
         .join(',');
 }
 
+/** Whether a slot is already on its way to a new worker: in the running rollout, or queued for one. */
+export function replacementUnderway(state: PrimaryState, slot: number): boolean {
+  const rollout = state.rollout?.context;
+  return state.replaceQueue.includes(slot) || rollout?.pending.includes(slot) === true || rollout?.booting.includes(slot) === true;
+}
+
 /** Every worker the primary still tracks, by id (the list is kept sorted). */
 export function workerList(state: PrimaryState): readonly WorkerEntry[] {
   return state.workers;

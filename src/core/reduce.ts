@@ -5,24 +5,36 @@
 // `node:*` module, reads no clock and draws no random number: the runtime feeds it everything,
 // including timer firings, so the same events always give the same effects.
 //
-// This file only wires the concerns, each in a file of its own: workers.ts (a worker's life and
-// its slot), rollouts.ts (reloads and replacements), health.ts (heartbeat and memory),
-// stopping.ts (graceful and forced stops). draft.ts is the copy-on-write state they share.
+// This file is the coordinator; the core below it is in layers (intents.ts says what they hand
+// each other). The worker's life (workers.ts) applies the worker machine and reports facts. The
+// concerns turn events and facts into intents, and never call each other: startup.ts (the first
+// ready worker, nothing ever ready), slots.ts (a slot's worker lost, respawns, crash loops),
+// health.ts (heartbeats, memory), rollouts.ts (reloads, replacements, canaries), scale.ts
+// (`zd scale`), stopping.ts (graceful and forced stops), over two shared services, pool.ts (the
+// pool's size) and retirements.ts (draining superseded workers). Here each event goes to the
+// concern that answers it, its intents are run depth first until none is left, and then the work
+// the new state implies (the rollout's queued events, the slots, the retirements waiting for
+// cover) until a pass finds none, all within a bound (invariant I12); last, routing.ts derives
+// who may receive a connection. draft.ts is the copy-on-write state they share.
+import type { WorkerEvent } from '../../machines/worker.machine.ts';
+import { IntentRunner } from '../reducer-kit/intents.ts';
 import type { CoreConfig } from './config.ts';
 import { Draft, type Step } from './draft.ts';
 import { isReadyMessage, pongSeq, type PrimaryEvent, type Release } from './events.ts';
-import { memorySample, ping, pong, pongOverdue } from './health.ts';
-import { STAGGER_TIMER } from './timers.ts';
-import { drainCovered, drainRolloutQueue, judgeCanary, nextRetirement, requestReload, requestRollback, rolloutTimer } from './rollouts.ts';
-import type { PrimaryState } from './state.ts';
-import { drainAll, portsClosed, terminate } from './stopping.ts';
+import * as health from './health.ts';
+import { NONE, UNSETTLED, type Fact, type Intent } from './intents.ts';
+import * as retirements from './retirements.ts';
+import * as rollouts from './rollouts.ts';
 import { routeStep } from './routing.ts';
 import { requestScale } from './scale.ts';
-import { fork, listening, reconcile, respawn, toWorker } from './workers.ts';
-import type { WorkerEvent } from '../../machines/worker.machine.ts';
+import * as slots from './slots.ts';
+import * as startup from './startup.ts';
+import type { PrimaryState, WorkerEntry } from './state.ts';
+import * as stopping from './stopping.ts';
+import * as workers from './workers.ts';
 
 export type { MachineTransition, Step } from './draft.ts';
-export { EXIT } from './stopping.ts';
+export { EXIT } from './exit-codes.ts';
 
 /** Where the tests and benchmarks run: no file is ever loaded from it. */
 const NO_RELEASE: Release = { app: 'app.js', cwd: '.', args: [] };
@@ -73,89 +85,194 @@ export function init(config: CoreConfig, release: Release = NO_RELEASE): Step {
     },
   });
   d.log('info', 'ZD_STARTING', `starting ${config.workers} worker(s)`, { workers: config.workers });
-  for (let slot = 0; slot < config.workers; slot++) {
-    const id = fork(d, slot, 1, false);
-    d.mutSlot(slot).worker = id;
-  }
-  return finish(d);
+  return finish(d, Array.from({ length: config.workers }, (_, slot): Intent => ({ type: 'worker.fork', slot, generation: 1, as: 'worker' })));
 }
 
 export function reduce(state: PrimaryState, event: PrimaryEvent): Step {
   if (state.phase === 'exited') return { state, effects: [], transitions: [] };
   const d = new Draft(state);
-  handle(d, event);
-  return finish(d);
+  return finish(d, handle(d, event));
 }
 
-function finish(d: Draft): Step {
-  drainRolloutQueue(d);
-  if (d.slotsMayNeedWork) reconcile(d);
-  if (d.s.retiring.length > 0 && !d.s.timers[STAGGER_TIMER]) drainCovered(d);
+/**
+ * Runs the event's intents, then what the new state implies, until a pass finds nothing; then
+ * derives who may receive a connection.
+ */
+function finish(d: Draft, intents: readonly Intent[]): Step {
+  let runner: IntentRunner<Intent> | null = null;
+  for (let work = intents.length > 0 ? intents : implied(d); work.length > 0; work = implied(d)) {
+    runner ??= new IntentRunner((intent) => execute(d, intent), () => BOUND_BASE + BOUND_PER_WORKER * (d.s.workers.length + d.s.slots.length));
+    if (runner.run(work)) continue;
+    const bound = runner.bound();
+    d.log('error', UNSETTLED, `internal error: the core did not settle within ${bound} intents (the next was ${runner.unsettled!.type}); please report it`, { bound, next: runner.unsettled!.type });
+    break;
+  }
   routeStep(d);
   return { state: d.s, effects: d.effects, transitions: d.transitions };
 }
 
-function handle(d: Draft, event: PrimaryEvent): void {
-  switch (event.type) {
-    case 'worker.forked':
-      return toWorker(d, event.workerId, { type: 'worker.forked', pid: event.pid });
-    case 'worker.online':
-      return toWorker(d, event.workerId, { type: 'worker.online' });
-    case 'worker.listening':
-      return listening(d, event.workerId, event.address ?? null);
-    case 'worker.message': {
-      // Other messages are the app's own business; readiness and heartbeats concern the primary.
-      if (isReadyMessage(event.message)) toWorker(d, event.workerId, { type: 'worker.ready' });
-      const seq = pongSeq(event.message);
-      if (seq !== null) pong(d, event.workerId, seq);
-      return;
+const RUN_ROLLOUT: readonly Intent[] = [{ type: 'rollout.run' }];
+
+/** The first derived work still to do, in this order; none once the state is settled. */
+function implied(d: Draft): readonly Intent[] {
+  if (d.rolloutQueue.length > 0) return RUN_ROLLOUT;
+  // Most frequent events (samples, heartbeats) change no slot, phase or rollout, and skip these.
+  if (d.slotsMayNeedWork) {
+    const failed = startup.bootFailed(d);
+    if (failed.length > 0) return failed;
+    const reconciled = slots.reconcile(d);
+    if (reconciled.length > 0) return reconciled;
+  }
+  return retirements.drainCovered(d);
+}
+
+/**
+ * Intents in one step, at most: a base, and so many per worker and slot; far more than any step
+ * takes. Reaching it means the concerns keep asking each other for work: the step ends there (I12).
+ */
+const BOUND_BASE = 1_000;
+const BOUND_PER_WORKER = 100;
+
+type Reaction = (d: Draft, worker: WorkerEntry) => readonly Intent[];
+
+/** Who reacts to each fact, in this order, each once the intents of the one before have run. */
+const REACTIONS: Readonly<Record<Fact['type'], readonly Reaction[]>> = {
+  ready: [health.onReady, rollouts.onReady, startup.onReady, startup.onAllReady],
+  unready: [health.onUnready, retirements.forget],
+  left: [slots.onLeft],
+  died: [workers.bury, retirements.forget, stopping.onDied],
+  stable: [slots.onStable],
+};
+
+/** The facts a worker's machine reported, for their reactions. */
+function happened(facts: readonly Fact[]): readonly Intent[] {
+  return facts.length === 0 ? NONE : facts.map((fact): Intent => ({ type: 'fact', fact, reaction: 0 }));
+}
+
+function execute(d: Draft, intent: Intent): readonly Intent[] {
+  switch (intent.type) {
+    case 'fact': {
+      const { fact, reaction } = intent;
+      const reactions = REACTIONS[fact.type];
+      const intents = reactions[reaction]!(d, fact.worker);
+      return reaction + 1 < reactions.length ? [...intents, { type: 'fact', fact, reaction: reaction + 1 }] : intents;
     }
-    case 'worker.memory':
-      return memorySample(d, event.workerId, event.rssBytes);
-    case 'worker.disconnect':
-      return toWorker(d, event.workerId, { type: 'worker.disconnect' });
-    case 'worker.exit':
-      return toWorker(d, event.workerId, { type: 'worker.exit', code: event.code, signal: event.signal });
-    case 'signal.hup':
-    case 'control.reload':
-      return requestReload(d, event.type === 'signal.hup' ? event.signal : 'control', event.release, event.config);
-    case 'control.scale':
-      return requestScale(d, event.workers);
-    case 'control.rollback':
-      return requestRollback(d);
-    case 'signal.term':
-      return terminate(d, event.signal, event.signal);
-    case 'control.stop':
-      return terminate(d, 'SIGTERM', 'zd stop');
-    case 'timer.fired':
-      return timerFired(d, event.timerId);
-    case 'canary.figures':
-      return judgeCanary(d, event.requestId, event.figures);
-    case 'ports.closed':
-      return portsClosed(d, false);
+    case 'worker.fork': {
+      const id = workers.fork(d, intent.slot, intent.generation, intent.as === 'next');
+      d.mutSlot(intent.slot)[intent.as] = id;
+      return NONE;
+    }
+    case 'worker.event':
+      return happened(workers.toWorker(d, intent.workerId, intent.event));
+    case 'worker.retire': {
+      const entry = d.worker(intent.workerId);
+      return entry ? retirements.retire(d, entry, intent.reason) : NONE;
+    }
+    case 'worker.retireWhenCovered': {
+      const entry = d.worker(intent.workerId);
+      return entry ? retirements.retireWhenCovered(d, entry) : NONE;
+    }
+    case 'retirements.stagger':
+      return retirements.stagger(d);
+    case 'retirements.covered':
+      return retirements.drainCovered(d);
+    case 'timer.cancel':
+      d.cancelTimer(intent.timerId);
+      return NONE;
+    case 'rollout.event':
+      d.rolloutQueue.push(intent.event);
+      return NONE;
+    case 'rollout.run':
+      return rollouts.runNext(d);
+    case 'rollout.action':
+      return rollouts.act(d, intent.generation, intent.action);
+    case 'rollout.stepped':
+      return rollouts.stepped(d, intent.event, intent.context, intent.ended);
+    case 'rollout.ended':
+      return rollouts.ended(d, intent.context, intent.done);
+    case 'reload.start':
+      rollouts.startReload(d);
+      return NONE;
+    case 'replace':
+      return rollouts.requestReplace(d, intent.slot);
+    case 'stop':
+      return stopping.beginStop(d, intent.code);
+    case 'stop.clear':
+      return stopping.clear(d, intent.code);
+    case 'stop.drain':
+      return stopping.drainOrDelay(d, intent.code);
+    case 'stop.ifIdle':
+      return stopping.exitIfIdle(d);
+    case 'exit':
+      return stopping.exit(d);
   }
 }
 
-function timerFired(d: Draft, timerId: string): void {
+/** Each event to the concern that answers it. */
+function handle(d: Draft, event: PrimaryEvent): readonly Intent[] {
+  switch (event.type) {
+    case 'worker.forked':
+      return happened(workers.toWorker(d, event.workerId, { type: 'worker.forked', pid: event.pid }));
+    case 'worker.online':
+      return happened(workers.toWorker(d, event.workerId, { type: 'worker.online' }));
+    case 'worker.listening':
+      return happened(workers.listening(d, event.workerId, event.address ?? null));
+    case 'worker.message': {
+      // Other messages are the app's own business; readiness and heartbeats concern the primary.
+      if (isReadyMessage(event.message)) return happened(workers.toWorker(d, event.workerId, { type: 'worker.ready' }));
+      const seq = pongSeq(event.message);
+      if (seq !== null) health.pong(d, event.workerId, seq);
+      return NONE;
+    }
+    case 'worker.memory':
+      return health.memorySample(d, event.workerId, event.rssBytes);
+    case 'worker.disconnect':
+      return happened(workers.toWorker(d, event.workerId, { type: 'worker.disconnect' }));
+    case 'worker.exit':
+      return happened(workers.toWorker(d, event.workerId, { type: 'worker.exit', code: event.code, signal: event.signal }));
+    case 'signal.hup':
+    case 'control.reload':
+      return rollouts.requestReload(d, event.type === 'signal.hup' ? event.signal : 'control', event.release, event.config);
+    case 'control.scale':
+      return requestScale(d, event.workers);
+    case 'control.rollback':
+      return rollouts.requestRollback(d);
+    case 'signal.term':
+      return stopping.terminate(d, event.signal, event.signal);
+    case 'control.stop':
+      return stopping.terminate(d, 'SIGTERM', 'zd stop');
+    case 'timer.fired':
+      return timerFired(d, event.timerId);
+    case 'canary.figures':
+      rollouts.judgeCanary(d, event.requestId, event.figures);
+      return NONE;
+    case 'ports.closed':
+      return stopping.portsClosed(d, false);
+  }
+}
+
+function timerFired(d: Draft, timerId: string): readonly Intent[] {
   const owner = d.timer(timerId);
-  if (!owner) return; // cancelled after it was queued: stale
+  if (!owner) return NONE; // cancelled after it was queued: stale
   d.forgetTimer(timerId);
   switch (owner.kind) {
     case 'worker':
-      return toWorker(d, owner.workerId, owner.event as WorkerEvent);
+      return happened(workers.toWorker(d, owner.workerId, owner.event as WorkerEvent));
     case 'respawn':
-      return respawn(d, owner.slot);
+      return slots.respawn(d, owner.slot);
     case 'stagger':
-      return nextRetirement(d);
+      return retirements.nextRetirement(d);
     case 'stop-delay':
-      return drainAll(d);
+      return stopping.drainAll(d);
     case 'ports':
-      return portsClosed(d, true);
+      return stopping.portsClosed(d, true);
     case 'ping':
-      return ping(d, owner.workerId);
+      health.ping(d, owner.workerId);
+      return NONE;
     case 'pong':
-      return pongOverdue(d, owner.workerId, owner.seq);
+      return health.pongOverdue(d, owner.workerId, owner.seq);
     case 'rollout':
-      return rolloutTimer(d, owner.generation, owner.event);
+      rollouts.rolloutTimer(d, owner.generation, owner.event);
+      return NONE;
   }
 }

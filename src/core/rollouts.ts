@@ -1,33 +1,34 @@
 // Rollouts: reloads (every slot to a new generation) and replacements (one slot's worker, same
-// code), both by the rollout machine's ready-before-drain procedure; and retiring the workers they
-// supersede, staggered when asked.
-import { initialTransition, transition } from 'xstate';
+// code), both by the rollout machine's ready-before-drain procedure, its canary judged on the way.
+// What the machine asks for becomes intents (fork a replacement, retire the worker it supersedes);
+// the retiring itself is retirements.ts's, the pool's size pool.ts's.
+import { initialTransition, matchesState, transition } from 'xstate';
 import { CANARY_EXTENSIONS, CANARY_JUDGE_MS, rolloutMachine, type RolloutContext, type RolloutEvent } from '../../machines/rollout.machine.ts';
-import { matchesState } from 'xstate';
+import { machineAction, type ActionHandlers, type MachineAction } from '../reducer-kit/machine-actions.ts';
 import type { Figures } from './canary-figures.ts';
 import { sum, verdict } from './canary.ts';
-import type { StopReason } from '../../machines/worker.machine.ts';
-import { machineAction, type ActionHandlers } from '../reducer-kit/machine-actions.ts';
-import { ids, persist, type Draft } from './draft.ts';
 import type { CoreConfig } from './config.ts';
+import { persist, type Draft } from './draft.ts';
 import type { Release, ReleaseProblem } from './events.ts';
-import { growSlots, shrinkSlots } from './scale.ts';
-import { capacityFloor, isBooting, isDead, isReady, readyCount, rollbackTarget, servingCapacity, servingRelease, valueName } from './queries.ts';
+import { NONE, type Intent } from './intents.ts';
+import { growSlots, shrinkSlots } from './pool.ts';
+import { capacityFloor, isDead, isReady, replacementUnderway, rollbackTarget, servingCapacity, servingRelease, valueName } from './queries.ts';
 import type { CanaryRecord, WorkerEntry } from './state.ts';
-import { respawnTimerId, STAGGER_TIMER } from './timers.ts';
-import { fork, toWorker } from './workers.ts';
+import { respawnTimerId } from './timers.ts';
+
+const RUN: Intent = { type: 'rollout.run' };
 
 /**
  * A reload asked for by a signal or `zd reload`, with the release the shell resolved for it (none:
  * the serving generation's, as when files are edited in place).
  */
-export function requestReload(d: Draft, source: string, asked?: Release | ReleaseProblem, config?: CoreConfig): void {
+export function requestReload(d: Draft, source: string, asked?: Release | ReleaseProblem, config?: CoreConfig): readonly Intent[] {
   const counters = d.counters();
   counters.reloadsRequested += 1;
   if (d.s.phase === 'stopping') {
     counters.reloadsRefused += 1;
     d.log('warn', 'ZD_RELOAD_REFUSED', `reload (${source}) refused: zd is shutting down`, { source });
-    return;
+    return NONE;
   }
   if (asked && 'problem' in asked) {
     counters.reloadsRefused += 1;
@@ -37,7 +38,7 @@ export function requestReload(d: Draft, source: string, asked?: Release | Releas
       // What was asked for cannot run (a bad config or env file, a broken link): not a state of zd's.
       invalid: true,
     });
-    return;
+    return NONE;
   }
   const release = asked ?? null;
   if (d.s.phase === 'starting' || d.s.rollout !== null) {
@@ -60,22 +61,24 @@ export function requestReload(d: Draft, source: string, asked?: Release | Releas
         coalesced: false,
       });
     }
-    return;
+    return NONE;
   }
   startReload(d, { release, config: config ?? null });
+  return NONE;
 }
 
 /** `zd rollback`: a reload back to the previous completed generation's release; never queued. */
-export function requestRollback(d: Draft): void {
+export function requestRollback(d: Draft): readonly Intent[] {
   const counters = d.counters();
   counters.reloadsRequested += 1;
   const target = rollbackTarget(d.s);
   if ('refused' in target) {
     counters.reloadsRefused += 1;
     d.log('warn', 'ZD_ROLLBACK_REFUSED', `rollback refused: ${target.refused}`, { reason: target.refused });
-    return;
+    return NONE;
   }
   startReload(d, { release: target.release, config: null, rollbackOf: target.generation });
+  return NONE;
 }
 
 interface ReloadAsk {
@@ -156,57 +159,88 @@ function startRollout(d: Draft, kind: 'reload' | 'replace', generation: number, 
   d.rolloutQueue.push({ type: 'rollout.start' });
 }
 
-/** Whether a slot is already on its way to a new worker: in the running rollout, or queued for one. */
-export function replacementUnderway(d: Draft, slot: number): boolean {
-  const rollout = d.s.rollout?.context;
-  return d.s.replaceQueue.includes(slot) || rollout?.pending.includes(slot) === true || rollout?.booting.includes(slot) === true;
-}
-
 /** Memory or heartbeat: this slot's worker must go, by the ready-before-drain path. */
-export function requestReplace(d: Draft, slot: number): void {
-  if (d.s.phase !== 'running') return;
+export function requestReplace(d: Draft, slot: number): readonly Intent[] {
+  if (d.s.phase !== 'running') return NONE;
   if (d.s.rollout) {
-    if (!replacementUnderway(d, slot)) d.s.replaceQueue = [...d.s.replaceQueue, slot];
-    return;
+    if (!replacementUnderway(d.s, slot)) d.s.replaceQueue = [...d.s.replaceQueue, slot];
+    return NONE;
   }
   startReplacement(d, [slot]);
+  return NONE;
 }
 
-export function drainRolloutQueue(d: Draft): void {
-  while (d.rolloutQueue.length > 0) {
-    const event = d.rolloutQueue.shift()!;
-    if (d.s.rollout === null) continue; // it ended; late news of its workers
-    const from = d.s.rollout.value;
-    const [next, actions] = transition(rolloutMachine, rolloutMachine.resolveState(d.s.rollout), event);
-    d.s.rollout = persist(next);
-    d.transitions.push({
-      machine: 'rollout',
-      id: next.context.generation,
-      from: valueName(from),
-      event: event.type,
-      to: valueName(next.value),
-    });
-    const generation = next.context.generation;
-    for (const action of actions) machineAction(action, ROLLOUT_ACTIONS, { d, generation });
-    if (event.type.startsWith('xstate.after.canaryJudge')) {
-      noteCanary(d, generation, { outcome: 'inconclusive', reason: `no figures within ${CANARY_JUDGE_MS}ms of the window's end`, canary: null, baseline: null }, next.context.canaryInconclusive === 'proceed' ? 'proceeds' : 'aborts');
-    }
-    if (next.status === 'done') endRollout(d, next.context, next.value === 'done');
+/**
+ * Runs the next queued rollout event through the rollout machine. Its actions follow as intents,
+ * each carried out before the next is looked at, then what ends the step, then the next event.
+ */
+export function runNext(d: Draft): readonly Intent[] {
+  const event = d.rolloutQueue.shift();
+  if (event === undefined) return NONE;
+  if (d.s.rollout === null) return [RUN]; // it ended; late news of its workers
+  const from = d.s.rollout.value;
+  const [next, actions] = transition(rolloutMachine, rolloutMachine.resolveState(d.s.rollout), event);
+  d.s.rollout = persist(next);
+  d.transitions.push({
+    machine: 'rollout',
+    id: next.context.generation,
+    from: valueName(from),
+    event: event.type,
+    to: valueName(next.value),
+  });
+  const generation = next.context.generation;
+  const intents: Intent[] = actions.map((action): Intent => ({ type: 'rollout.action', generation, action }));
+  const ended = next.status !== 'done' ? null : next.value === 'done' ? 'done' : 'aborted';
+  intents.push({ type: 'rollout.stepped', event: event.type, context: next.context, ended }, RUN);
+  return intents;
+}
+
+/** One action the rollout machine asked for. */
+export function act(d: Draft, generation: number, action: MachineAction): readonly Intent[] {
+  return machineAction(action, ROLLOUT_ACTIONS, { d, generation }) ?? NONE;
+}
+
+/** The machine's actions are carried out: a canary judged on no figures is noted, a rollout that finished ends. */
+export function stepped(d: Draft, event: string, context: RolloutContext, ended: 'done' | 'aborted' | null): readonly Intent[] {
+  if (event.startsWith('xstate.after.canaryJudge')) {
+    noteCanary(d, context.generation, { outcome: 'inconclusive', reason: `no figures within ${CANARY_JUDGE_MS}ms of the window's end`, canary: null, baseline: null }, context.canaryInconclusive === 'proceed' ? 'proceeds' : 'aborts');
   }
+  return ended === null ? NONE : endRollout(d, context, ended === 'done');
 }
 
-const ROLLOUT_ACTIONS: ActionHandlers<{ d: Draft; generation: number }> = {
+const ROLLOUT_ACTIONS: ActionHandlers<{ d: Draft; generation: number }, readonly Intent[]> = {
   named: {
     replace: ({ d }, params) => replaceSlot(d, params.slot as number, params.retireFirst === true),
     retire: ({ d }, params) => retireSlot(d, params.slot as number),
     stopReplacement: ({ d }, params) => stopReplacement(d, params.slot as number),
-    measureStart: ({ d }) => void d.effects.push({ type: 'measure.start', workerIds: servingIds(d) }),
-    measureCollect: ({ d, generation }) => void d.effects.push({ type: 'measure.collect', workerIds: servingIds(d), requestId: generation }),
+    measureStart: ({ d }) => {
+      d.effects.push({ type: 'measure.start', workerIds: servingIds(d) });
+      return NONE;
+    },
+    measureCollect: ({ d, generation }) => {
+      d.effects.push({ type: 'measure.collect', workerIds: servingIds(d), requestId: generation });
+      return NONE;
+    },
   },
   // The canary's window and the wait for its figures: named by generation, so a late firing is known.
-  delayed: ({ d, generation }, { id, event, delay }) => d.startTimer(`rollout:${generation}:${id}`, { kind: 'rollout', generation, event }, delay),
-  cancelled: ({ d, generation }, id) => d.cancelTimer(`rollout:${generation}:${id}`),
+  delayed: ({ d, generation }, { id, event, delay }) => {
+    d.startTimer(`rollout:${generation}:${id}`, { kind: 'rollout', generation, event }, delay);
+    return NONE;
+  },
+  cancelled: ({ d, generation }, id) => {
+    d.cancelTimer(`rollout:${generation}:${id}`);
+    return NONE;
+  },
 };
+
+/** Reaction to a ready worker: a replacement (or a worker the rollout adopted) is ready for its slot. */
+export function onReady(d: Draft, entry: WorkerEntry): readonly Intent[] {
+  const slot = d.slot(entry.slot);
+  if (slot && (slot.next === entry.id || (slot.worker === entry.id && entry.adopted))) {
+    d.rolloutQueue.push({ type: 'rollout.ready', slot: entry.slot });
+  }
+  return NONE;
+}
 
 /** Every worker serving now: the old generation's and the canary. */
 function servingIds(d: Draft): number[] {
@@ -263,30 +297,30 @@ function noteCanary(d: Draft, generation: number, judged: Omit<CanaryRecord, 'ge
   else d.log('warn', 'ZD_CANARY_INCONCLUSIVE', `canary of generation ${generation} inconclusive, the rollout ${then}${then === 'proceeds' ? ' (--canary-inconclusive proceed)' : ''}: ${judged.reason}`, fields);
 }
 
-function replaceSlot(d: Draft, index: number, retireFirst: boolean): void {
+function replaceSlot(d: Draft, index: number, retireFirst: boolean): readonly Intent[] {
   const { generation, kind } = d.s.rollout!.context;
   const current = d.worker(d.slot(index)!.worker);
   if (kind === 'reload' && current && current.generation === generation && !isDead(current)) {
     // Already running the new code (a crash respawn during this rollout): adopt it.
     if (isReady(current)) d.rolloutQueue.push({ type: 'rollout.ready', slot: index });
     else d.mutWorker(current.id).adopted = true;
-    return;
+    return NONE;
   }
   d.cancelTimer(respawnTimerId(index));
+  // A replacement (memory, heartbeat) runs the code its slot runs; a reload's, its new generation.
+  const fork: Intent = { type: 'worker.fork', slot: index, generation: kind === 'replace' ? d.slot(index)!.generation : generation, as: 'next' };
   // maxUnavailable: the old worker may go first, if the pool keeps its floor without it.
   if (retireFirst && current && isReady(current) && servingCapacity(d.s) - 1 >= capacityFloor(d.s)) {
     d.mutSlot(index).worker = null;
-    retire(d, current, 'superseded');
+    return [{ type: 'worker.retire', workerId: current.id, reason: 'superseded' }, fork];
   }
-  // A replacement (memory, heartbeat) runs the code its slot runs; a reload's, its new generation.
-  const id = fork(d, index, kind === 'replace' ? d.slot(index)!.generation : generation, true);
-  d.mutSlot(index).next = id;
+  return [fork];
 }
 
-function retireSlot(d: Draft, index: number): void {
+function retireSlot(d: Draft, index: number): readonly Intent[] {
   const current = d.slot(index)!.worker;
   if (d.worker(current)) d.mutWorker(current!).adopted = false;
-  if (d.slot(index)!.next === null) return; // an adopted worker: nothing older to retire
+  if (d.slot(index)!.next === null) return NONE; // an adopted worker: nothing older to retire
   const old = d.worker(current);
   const slot = d.mutSlot(index);
   slot.worker = slot.next;
@@ -294,84 +328,20 @@ function retireSlot(d: Draft, index: number): void {
   slot.next = null;
   slot.failures = 0;
   slot.parked = false;
-  if (old) retire(d, old, 'superseded');
+  return old ? [{ type: 'worker.retire', workerId: old.id, reason: 'superseded' }] : NONE;
 }
 
-function stopReplacement(d: Draft, index: number): void {
+function stopReplacement(d: Draft, index: number): readonly Intent[] {
   const replacement = d.slot(index)!.next;
   d.mutSlot(index).next = null;
+  const adopted = d.slot(index)!.worker;
+  if (d.worker(adopted)) d.mutWorker(adopted!).adopted = false;
   const entry = d.worker(replacement);
   // A canary already serves: it drains like any serving worker (once the pool is covered without
   // it: its predecessor may have crashed meanwhile); anything else is stopped.
-  if (entry && isReady(entry)) retireWhenCovered(d, entry);
-  else if (entry) toWorker(d, entry.id, { type: 'stop', reason: 'aborted' });
-  const adopted = d.slot(index)!.worker;
-  if (d.worker(adopted)) d.mutWorker(adopted!).adopted = false;
-}
-
-/**
- * Takes a worker out of service: a serving one drains (after its staggered turn, when
- * retirements are staggered), a booting one is stopped.
- */
-export function retire(d: Draft, entry: WorkerEntry, reason: StopReason): void {
-  if (isBooting(entry)) {
-    toWorker(d, entry.id, { type: 'stop', reason });
-    return;
-  }
-  if (!isReady(entry)) return;
-  const staggered = d.config.retireStaggerMs > 0 && d.s.phase !== 'stopping';
-  if (staggered && (d.s.timers[STAGGER_TIMER] || d.s.retiring.length > 0)) {
-    d.s.retiring = [...d.s.retiring, entry.id]; // serves on until its turn
-    return;
-  }
-  drain(d, entry);
-  if (staggered) d.startTimer(STAGGER_TIMER, { kind: 'stagger' }, d.config.retireStaggerMs);
-}
-
-function drain(d: Draft, entry: WorkerEntry): void {
-  d.log('info', 'ZD_WORKER_DRAINING', `worker ${entry.id} draining`, {
-    ...ids(entry),
-    pid: entry.machine.context.pid,
-    drainTimeoutMs: d.config.drainTimeoutMs,
-  });
-  toWorker(d, entry.id, { type: 'drain' });
-}
-
-/**
- * The stagger interval passed: the next superseded worker starts draining, unless a crash has
- * left the pool short, in which case it keeps serving until capacity is back.
- */
-export function nextRetirement(d: Draft): void {
-  const next = d.worker(d.s.retiring[0] ?? null);
-  if (!next) return;
-  if (servingCapacity(d.s) - 1 >= capacityFloor(d.s)) {
-    d.s.retiring = d.s.retiring.slice(1);
-    drain(d, next);
-  }
-  d.startTimer(STAGGER_TIMER, { kind: 'stagger' }, d.config.retireStaggerMs);
-}
-
-function retireWhenCovered(d: Draft, entry: WorkerEntry): void {
-  // Judged by the settings the abort restores: the old generation's worker count.
-  const restored = d.s.previousConfig ? { ...d.s, config: d.s.previousConfig } : d.s;
-  if (servingCapacity(d.s) - 1 >= capacityFloor(restored)) {
-    drain(d, entry);
-    return;
-  }
-  if (!d.s.retiring.includes(entry.id)) d.s.retiring = [...d.s.retiring, entry.id];
-}
-
-/**
- * Workers waiting to retire with no stagger timer running wait for cover, not for their turn:
- * each drains once the pool keeps its floor without it (a respawn became ready, a slot was parked).
- */
-export function drainCovered(d: Draft): void {
-  while (d.s.retiring.length > 0 && !d.s.timers[STAGGER_TIMER]) {
-    const next = d.worker(d.s.retiring[0]!);
-    if (next && isReady(next) && servingCapacity(d.s) - 1 < capacityFloor(d.s)) return;
-    d.s.retiring = d.s.retiring.slice(1);
-    if (next && isReady(next)) drain(d, next);
-  }
+  if (entry && isReady(entry)) return [{ type: 'worker.retireWhenCovered', workerId: entry.id }];
+  if (entry) return [{ type: 'worker.event', workerId: entry.id, event: { type: 'stop', reason: 'aborted' } }];
+  return NONE;
 }
 
 /** Completed generations remembered (the serving one, and what a rollback returns to). */
@@ -403,23 +373,33 @@ function restoreSlots(d: Draft, aborted: number): void {
   });
 }
 
-function endRollout(d: Draft, context: RolloutContext, done: boolean): void {
+/** A rollout finished or aborted: it is recorded, and the slots beyond the count now in force go. */
+function endRollout(d: Draft, context: RolloutContext, done: boolean): readonly Intent[] {
   d.s.rollout = null;
   const reason = context.failure?.reason ?? null;
   const { generation, kind } = context;
   d.s.lastRollout = { generation, outcome: done ? 'done' : 'aborted', reason, kind };
+  const ended: Intent = { type: 'rollout.ended', context, done };
+  if (kind !== 'reload') return [ended];
+  d.s.lastReload = d.s.lastRollout;
+  if (done) {
+    d.s.completed = [...d.s.completed, generation].slice(-KEEP_COMPLETED);
+  } else if (d.s.previousConfig) {
+    d.s.config = d.s.previousConfig; // the old generation serves on, as it was configured
+  }
+  d.s.previousConfig = null;
+  // Slots beyond the count now in force: the surplus old workers (a shrink, done) or the
+  // added ones (a growth, aborted) drain last; unless a queued reload, starting now, brings
+  // its own count (draining what it may need again would only cost capacity).
+  if (d.s.phase !== 'running' || d.s.reloadQueued) return [ended];
+  return [...shrinkSlots(d, d.config.workers), ended];
+}
+
+/** After a rollout's end (and its surplus slots'): an aborted reload's slots go back, it is told, and what waited for it starts. */
+export function ended(d: Draft, context: RolloutContext, done: boolean): readonly Intent[] {
+  const reason = context.failure?.reason ?? null;
+  const { generation, kind } = context;
   if (kind === 'reload') {
-    d.s.lastReload = d.s.lastRollout;
-    if (done) {
-      d.s.completed = [...d.s.completed, generation].slice(-KEEP_COMPLETED);
-    } else if (d.s.previousConfig) {
-      d.s.config = d.s.previousConfig; // the old generation serves on, as it was configured
-    }
-    d.s.previousConfig = null;
-    // Slots beyond the count now in force: the surplus old workers (a shrink, done) or the
-    // added ones (a growth, aborted) drain last; unless a queued reload, starting now, brings
-    // its own count (draining what it may need again would only cost capacity).
-    if (d.s.phase === 'running' && !d.s.reloadQueued) shrinkSlots(d, d.config.workers);
     if (!done && d.s.phase === 'running') restoreSlots(d, generation);
     pruneReleases(d);
   }
@@ -441,7 +421,7 @@ function endRollout(d: Draft, context: RolloutContext, done: boolean): void {
       failed?.workerId,
     );
   }
-  if (d.s.phase !== 'running') return;
+  if (d.s.phase !== 'running') return NONE;
   if (d.s.reloadQueued) {
     d.s.reloadQueued = false;
     startReload(d);
@@ -450,4 +430,5 @@ function endRollout(d: Draft, context: RolloutContext, done: boolean): void {
     d.s.replaceQueue = [];
     startReplacement(d, slots);
   }
+  return NONE;
 }

@@ -15,7 +15,7 @@ import type { PrimaryEvent } from '../../src/core/events.ts';
 import type { Step } from '../../src/core/reduce.ts';
 import * as before from '../differential/reducer-before/src/core/reduce.ts';
 import { Sim } from '../helpers/sim.ts';
-import { assertProperty, commandsArb, configArb, replay, settle } from './model.ts';
+import { assertProperty, commandArbs, commandsArb, configArb, replay, settle } from './model.ts';
 
 const STEPS = Number(process.env.ZD_DIFF_STEPS ?? 20_000);
 
@@ -41,8 +41,11 @@ function differentialSim(config: CoreConfig): Sim {
   });
 }
 
+/** The model's worlds, and some longer ones, which reach deeper states (more reloads queued behind others, slots parked). */
+const worlds = fc.oneof(commandsArb, fc.commands(commandArbs, { maxCommands: 300 }));
+
 test(`the reducer in layers gives the old reducer's effects, transitions and states, step by step (${STEPS.toLocaleString('en-US')} steps)`, () => {
-  const property = fc.property(configArb, commandsArb, (config, commands) => {
+  const property = fc.property(configArb, worlds, (config, commands) => {
     const sim = differentialSim(config);
     fc.modelRun(() => ({ model: {}, real: sim }), commands);
     settle(sim);

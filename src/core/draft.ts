@@ -65,18 +65,25 @@ export class Draft extends CopyOnWrite<PrimaryState, Effect> {
   mutWorker(id: WorkerId): WorkerEntry {
     const index = findWorkerIndex(this.s.workers, id);
     if (index < 0) throw new Error(`core: no worker ${id}`);
-    return this.own(this.own(this.s, 'workers'), index);
+    const workers = this.workerList();
+    const entry = workers[index]!;
+    return this.owns(entry) ? entry : (workers[index] = this.made({ ...entry }));
+  }
+
+  private workerList(): WorkerEntry[] {
+    const workers = this.s.workers;
+    return this.owns(workers) ? workers : (this.s.workers = this.made(workers.slice()));
   }
 
   /** A new worker: ids only grow, so the list stays sorted by id. */
   addWorker(entry: WorkerEntry): void {
-    this.own(this.s, 'workers').push(this.made(entry));
+    this.workerList().push(this.made(entry));
   }
 
   removeWorker(id: WorkerId): void {
     const index = findWorkerIndex(this.s.workers, id);
     if (index < 0) return;
-    this.own(this.s, 'workers').splice(index, 1);
+    this.workerList().splice(index, 1);
   }
 
   /** The slot list was replaced by one this reduction made: its new slots are this reduction's too. */
@@ -86,11 +93,14 @@ export class Draft extends CopyOnWrite<PrimaryState, Effect> {
   }
 
   mutSlot(index: number): SlotState {
-    return this.own(this.own(this.s, 'slots'), index);
+    const slots = this.owns(this.s.slots) ? this.s.slots : (this.s.slots = this.made(this.s.slots.slice()));
+    const slot = slots[index]!;
+    return this.owns(slot) ? slot : (slots[index] = this.made({ ...slot }));
   }
 
   counters(): PrimaryState['counters'] {
-    return this.own(this.s, 'counters');
+    const counters = this.s.counters;
+    return this.owns(counters) ? counters : (this.s.counters = this.made({ ...counters }));
   }
 
   // -- timers -----------------------------------------------------------------------------------
@@ -139,7 +149,7 @@ export class Draft extends CopyOnWrite<PrimaryState, Effect> {
   }
 
   private ownGlobalTimers(): void {
-    this.own(this.s, 'timers');
+    if (!this.owns(this.s.timers)) this.s.timers = this.made({ ...this.s.timers });
   }
 
   // -- effects ----------------------------------------------------------------------------------

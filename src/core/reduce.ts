@@ -9,7 +9,7 @@
 // each other). The worker's life (workers.ts) applies the worker machine and reports facts. The
 // concerns turn events and facts into intents, and never call each other: startup.ts (the first
 // ready worker, nothing ever ready), slots.ts (a slot's worker lost, respawns, crash loops),
-// health.ts (heartbeats, memory), rollouts.ts (reloads, replacements, canaries), scale.ts
+// health.ts (heartbeats, memory), rollouts.ts (reloads, replacements; canary-judging.ts), scale.ts
 // (`zd scale`), stopping.ts (graceful and forced stops), over two shared services, pool.ts (the
 // pool's size) and retirements.ts (draining superseded workers). Here each event goes to the
 // concern that answers it, its intents are run depth first until none is left, and then the work
@@ -18,6 +18,7 @@
 // who may receive a connection. draft.ts is the copy-on-write state they share.
 import type { WorkerEvent } from '../../machines/worker.machine.ts';
 import { IntentRunner } from '../reducer-kit/intents.ts';
+import { judgeCanary } from './canary-judging.ts';
 import type { CoreConfig } from './config.ts';
 import { Draft, type Step } from './draft.ts';
 import { isReadyMessage, pongSeq, type PrimaryEvent, type Release } from './events.ts';
@@ -244,7 +245,7 @@ function handle(d: Draft, event: PrimaryEvent): readonly Intent[] {
     case 'timer.fired':
       return timerFired(d, event.timerId);
     case 'canary.figures':
-      rollouts.judgeCanary(d, event.requestId, event.figures);
+      judgeCanary(d, event.requestId, event.figures);
       return NONE;
     case 'ports.closed':
       return stopping.portsClosed(d, false);

@@ -1,19 +1,19 @@
 // Rollouts: reloads (every slot to a new generation) and replacements (one slot's worker, same
-// code), both by the rollout machine's ready-before-drain procedure, its canary judged on the way.
+// code), both by the rollout machine's ready-before-drain procedure (a reload's canary is judged
+// in canary-judging.ts).
 // What the machine asks for becomes intents (fork a replacement, retire the worker it supersedes);
 // the retiring itself is retirements.ts's, the pool's size pool.ts's.
-import { initialTransition, matchesState, transition } from 'xstate';
-import { CANARY_EXTENSIONS, CANARY_JUDGE_MS, rolloutMachine, type RolloutContext, type RolloutEvent } from '../../machines/rollout.machine.ts';
+import { initialTransition, transition } from 'xstate';
+import { rolloutMachine, type RolloutContext, type RolloutEvent } from '../../machines/rollout.machine.ts';
 import { machineAction, type ActionHandlers, type MachineAction } from '../reducer-kit/machine-actions.ts';
-import type { Figures } from './canary-figures.ts';
-import { sum, verdict } from './canary.ts';
+import { noteSilentCanary } from './canary-judging.ts';
 import type { CoreConfig } from './config.ts';
 import { persist, type Draft } from './draft.ts';
 import type { Release, ReleaseProblem } from './events.ts';
 import { NONE, type Intent } from './intents.ts';
 import { growSlots, shrinkSlots } from './pool.ts';
 import { capacityFloor, isDead, isReady, replacementUnderway, rollbackTarget, servingCapacity, servingRelease, valueName } from './queries.ts';
-import type { CanaryRecord, WorkerEntry } from './state.ts';
+import type { WorkerEntry } from './state.ts';
 import { respawnTimerId } from './timers.ts';
 
 const RUN: Intent = { type: 'rollout.run' };
@@ -202,9 +202,7 @@ export function act(d: Draft, generation: number, action: MachineAction): readon
 
 /** The machine's actions are carried out: a canary judged on no figures is noted, a rollout that finished ends. */
 export function stepped(d: Draft, event: string, context: RolloutContext, ended: 'done' | 'aborted' | null): readonly Intent[] {
-  if (event.startsWith('xstate.after.canaryJudge')) {
-    noteCanary(d, context.generation, { outcome: 'inconclusive', reason: `no figures within ${CANARY_JUDGE_MS}ms of the window's end`, canary: null, baseline: null }, context.canaryInconclusive === 'proceed' ? 'proceeds' : 'aborts');
-  }
+  if (event.startsWith('xstate.after.canaryJudge')) noteSilentCanary(d, context);
   return ended === null ? NONE : endRollout(d, context, ended === 'done');
 }
 
@@ -251,50 +249,6 @@ function servingIds(d: Draft): number[] {
 export function rolloutTimer(d: Draft, generation: number, event: { type: string }): void {
   if (d.s.rollout?.context.generation !== generation) return;
   d.rolloutQueue.push(event as RolloutEvent);
-}
-
-/** The canary's figures arrived: the new generation against the old, over the same window. */
-export function judgeCanary(d: Draft, requestId: number, figures: Array<{ workerId: number; figures: Figures | null }>): void {
-  const rollout = d.s.rollout;
-  if (!rollout || rollout.context.generation !== requestId || !matchesState({ canary: 'judging' }, rollout.value)) return; // late
-  const byGeneration = (mine: boolean) =>
-    figures.flatMap(({ workerId, figures: f }) => {
-      const worker = d.worker(workerId);
-      return f && worker && (worker.generation === requestId) === mine ? [f] : [];
-    });
-  // Each window adds to the ones before: an extension gathers more evidence, it does not start over.
-  const before = d.s.canaryEvidence?.generation === requestId ? d.s.canaryEvidence : null;
-  const canary = sum([...(before ? [before.canary] : []), ...byGeneration(true)]);
-  const baseline = sum([...(before ? [before.baseline] : []), ...byGeneration(false)]);
-  const windows = rollout.context.canaryWindows;
-  const judged = verdict(d.config, canary, baseline);
-  const silent = figures.filter((f) => f.figures === null).length;
-  const reason = silent > 0 ? `${judged.reason} (${silent} worker(s) did not answer)` : judged.reason;
-  if (judged.outcome === 'inconclusive' && windows <= CANARY_EXTENSIONS) {
-    d.s.canaryEvidence = { generation: requestId, canary, baseline };
-    d.log('info', 'ZD_CANARY_EXTENDED', `canary of generation ${requestId} has too little evidence after ${windows} window(s): its window is extended by ${d.config.canaryMs}ms (${reason})`, {
-      generation: requestId,
-      windows,
-      canaryMs: d.config.canaryMs,
-    });
-    d.rolloutQueue.push({ type: 'rollout.verdict', pass: false, extend: true, reason });
-    return;
-  }
-  d.s.canaryEvidence = null;
-  const proceed = judged.outcome === 'pass' || (judged.outcome === 'inconclusive' && d.config.canaryInconclusive === 'proceed');
-  noteCanary(d, requestId, { ...judged, reason }, proceed ? 'proceeds' : 'aborts');
-  const why = judged.outcome === 'fail' ? `canary failed: ${reason}` : `canary inconclusive after ${windows} window(s): ${reason}`;
-  d.rolloutQueue.push({ type: 'rollout.verdict', pass: proceed, reason: why });
-}
-
-
-function noteCanary(d: Draft, generation: number, judged: Omit<CanaryRecord, 'generation' | 'canary' | 'baseline'> & { canary: CanaryRecord['canary'] | null; baseline: CanaryRecord['baseline'] | null }, then: 'proceeds' | 'aborts'): void {
-  const none = { requests: 0, errors: 0, errorRate: 0, p99Ms: null };
-  d.s.canary = { generation, outcome: judged.outcome, reason: judged.reason, canary: judged.canary ?? none, baseline: judged.baseline ?? none };
-  const fields = { generation, outcome: judged.outcome, canary: d.s.canary.canary, baseline: d.s.canary.baseline };
-  if (judged.outcome === 'pass') d.log('info', 'ZD_CANARY_PASSED', `canary of generation ${generation} passed: ${judged.reason}`, fields);
-  else if (judged.outcome === 'fail') d.log('warn', 'ZD_CANARY_FAILED', `canary of generation ${generation} failed: ${judged.reason}`, fields);
-  else d.log('warn', 'ZD_CANARY_INCONCLUSIVE', `canary of generation ${generation} inconclusive, the rollout ${then}${then === 'proceeds' ? ' (--canary-inconclusive proceed)' : ''}: ${judged.reason}`, fields);
 }
 
 function replaceSlot(d: Draft, index: number, retireFirst: boolean): readonly Intent[] {

@@ -1,5 +1,5 @@
 // Issue 21, part 3: the core rebuilt in layers behaves exactly as the reducer before it. The frozen
-// copy in test/differential/reducer-before/ (commit 03e773f) runs beside the current one over the
+// copy in test/differential/reducer-before/ (commit 477fff1) runs beside the current one over the
 // property model's random worlds (model.ts: signals, crashes, boots, channel closes, timers in and
 // out of order, late IPC, canaries, scaling), each fed the same events; every step must give the
 // same effects in the same order, the same machine transitions and the same state.

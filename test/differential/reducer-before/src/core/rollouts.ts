@@ -384,6 +384,22 @@ function pruneReleases(d: Draft): void {
   d.s.releases = releases;
 }
 
+/**
+ * A reload aborted after some slots had taken its new generation (a canary that passed, then a
+ * replacement that failed): the aborted generation gets no new connection (routing.ts), so those
+ * slots go back to the serving generation's code, replaced the ready-first way, and the old
+ * generation is back at full capacity.
+ */
+function restoreSlots(d: Draft, aborted: number): void {
+  const serving = d.s.completed[d.s.completed.length - 1] ?? 1;
+  d.s.slots.forEach((slot, index) => {
+    if (slot.generation !== aborted) return;
+    d.mutSlot(index).generation = serving;
+    const worker = d.worker(slot.worker);
+    if (worker && worker.generation === aborted && !d.s.replaceQueue.includes(index)) d.s.replaceQueue = [...d.s.replaceQueue, index];
+  });
+}
+
 function endRollout(d: Draft, context: RolloutContext, done: boolean): void {
   d.s.rollout = null;
   const reason = context.failure?.reason ?? null;
@@ -401,6 +417,7 @@ function endRollout(d: Draft, context: RolloutContext, done: boolean): void {
     // added ones (a growth, aborted) drain last; unless a queued reload, starting now, brings
     // its own count (draining what it may need again would only cost capacity).
     if (d.s.phase === 'running' && !d.s.reloadQueued) shrinkSlots(d, d.config.workers);
+    if (!done && d.s.phase === 'running') restoreSlots(d, generation);
     pruneReleases(d);
   }
   const failed = context.failure && context.failure.slot >= 0 ? d.s.lastBootFailure : null;

@@ -5,8 +5,9 @@
 // under --ready message, and has served out its min-ready period — and its generation serves:
 // the serving one or older (superseded workers serve on until their turn to drain), or the
 // rollout's own (its replacements, and a canary from the start of its window). A worker of a
-// generation whose rollout aborted never gets another connection, even while it waits for cover
-// to drain. A worker told to drain or stop leaves the set in the step that decides it, because
+// generation whose rollout aborted gets no other connection while it waits to drain or to be
+// replaced, unless no worker of a serving generation is ready (then it serves rather than
+// nobody), or zd is stopping. A worker told to drain or stop leaves the set in the step that decides it, because
 // it is no longer in the `listening` state; the effect goes first in that step's effects, ahead of
 // its disconnect.
 //
@@ -31,13 +32,19 @@ export function routing(state: PrimaryState): Routing {
 function routableWorkers(state: PrimaryState): WorkerId[] {
   if (state.phase === 'exited' || state.ports === 'closed') return [];
   const serving = state.completed[state.completed.length - 1] ?? 1;
-  const rolling = state.rollout?.context.generation ?? null;
+  // A replacement rollout (memory, heartbeat, an aborted reload's slots) runs no new generation.
+  const rolling = state.rollout?.context.kind === 'reload' ? state.rollout.context.generation : null;
+  const ready: WorkerId[] = [];
   const out: WorkerId[] = [];
   for (const worker of state.workers) {
     if (!isReady(worker) || !worker.machine.context.connected) continue;
+    ready.push(worker.id);
     if (worker.generation <= serving || worker.generation === rolling) out.push(worker.id);
   }
-  return out;
+  // A stop (whose rollout aborted for it, not for its code) serves with every ready worker until
+  // they drain; and an aborted generation's worker serves rather than nobody, until the old
+  // generation's replacements are ready.
+  return state.phase === 'stopping' || out.length === 0 ? ready : out;
 }
 
 /** Ends a step: a changed set goes out first, before anything else this step decided. */

@@ -317,13 +317,14 @@ function pruneReleases(d: Draft): void {
  * slots go back to the serving generation's code, replaced the ready-first way, and the old
  * generation is back at full capacity.
  */
-function restoreSlots(d: Draft, aborted: number): void {
+function restoreSlots(d: Draft): void {
+  // Every aborted generation, not only this one: a reload queued behind an aborted one may have
+  // started, and aborted too, before the first one's slots were restored.
   const serving = d.s.completed[d.s.completed.length - 1] ?? 1;
   d.s.slots.forEach((slot, index) => {
-    if (slot.generation !== aborted) return;
-    d.mutSlot(index).generation = serving;
+    if (slot.generation > serving) d.mutSlot(index).generation = serving;
     const worker = d.worker(slot.worker);
-    if (worker && worker.generation === aborted && !d.s.replaceQueue.includes(index)) d.s.replaceQueue = [...d.s.replaceQueue, index];
+    if (worker && worker.generation > serving && !d.s.replaceQueue.includes(index)) d.s.replaceQueue = [...d.s.replaceQueue, index];
   });
 }
 
@@ -354,7 +355,7 @@ export function ended(d: Draft, context: RolloutContext, done: boolean): readonl
   const reason = context.failure?.reason ?? null;
   const { generation, kind } = context;
   if (kind === 'reload') {
-    if (!done && d.s.phase === 'running') restoreSlots(d, generation);
+    if (!done && d.s.phase === 'running') restoreSlots(d);
     pruneReleases(d);
   }
   const failed = context.failure && context.failure.slot >= 0 ? d.s.lastBootFailure : null;

@@ -72,11 +72,28 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
     if (!process.connected) return done?.();
     process.send!(message, handle as never, undefined, () => done?.());
   };
-  const upgrades = new Map<string, (answer: UpgradeAnswer) => void>();
-  const releases = new Map<string, () => void>();
-  const loans = new Map<string, (handle: unknown) => void>();
-  const statuses = new Map<string, (keeper: { pid: number; state: unknown; sockets: string[] }) => void>();
+  // Requests to the keeper and their answers, by request id: each answered once, by the keeper or,
+  // where it has one, by its deadline's fallback.
+  const waiting = new Map<string, (answer: unknown) => void>();
   let nextRequest = 0;
+  const ask = <T>(message: (requestId: string) => PrimaryMessage, deadline: { ms: number; fallback: T } | null): Promise<T> => {
+    const requestId = `${process.pid}-${nextRequest++}`;
+    return new Promise<T>((resolve) => {
+      const timer = deadline && setTimeout(() => answer(requestId, deadline.fallback), deadline.ms);
+      waiting.set(requestId, (value) => {
+        if (timer) clearTimeout(timer);
+        resolve(value as T);
+      });
+      send(message(requestId));
+    });
+  };
+  /** Whether anyone still waited for it (a late answer finds nobody). */
+  const answer = (requestId: string, value: unknown): boolean => {
+    const resolve = waiting.get(requestId);
+    waiting.delete(requestId);
+    resolve?.(value);
+    return resolve !== undefined;
+  };
   let retired = false;
   let runtime: Runtime | null = null;
   let hooks = { onPromote: () => {}, onRetire: () => {} };
@@ -90,13 +107,10 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
   process.on('message', (message: KeeperMessage, handle?: unknown) => {
     if (!message || typeof message !== 'object' || !('zd' in message)) return;
     switch (message.zd) {
-      case 'lent': {
-        const got = loans.get(message.requestId);
-        loans.delete(message.requestId);
-        if (got) got(handle ?? null);
-        else (handle as { close?: () => void } | undefined)?.close?.();
+      case 'lent':
+        // A copy that comes too late is nobody's: closed, or it would hold the socket open.
+        if (!answer(message.requestId, handle ?? null)) (handle as { close?: () => void } | undefined)?.close?.();
         return;
-      }
       case 'signal':
         for (const handler of signalHandlers.get(message.signal) ?? []) handler();
         return;
@@ -109,24 +123,15 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
       case 'promote':
         hooks.onPromote();
         return;
-      case 'upgrade-result': {
-        const answer = upgrades.get(message.requestId);
-        upgrades.delete(message.requestId);
-        answer?.({ ok: message.ok, message: message.message, stderr: message.stderr, ...(message.code ? { code: message.code } : {}) });
+      case 'upgrade-result':
+        answer(message.requestId, { ok: message.ok, message: message.message, stderr: message.stderr, ...(message.code ? { code: message.code } : {}) });
         return;
-      }
-      case 'ports-released': {
-        const answer = releases.get(message.requestId);
-        releases.delete(message.requestId);
-        answer?.();
+      case 'ports-released':
+        answer(message.requestId, undefined);
         return;
-      }
-      case 'status': {
-        const answer = statuses.get(message.requestId);
-        statuses.delete(message.requestId);
-        answer?.(message.keeper);
+      case 'status':
+        answer(message.requestId, message.keeper);
         return;
-      }
     }
   });
   // The keeper is gone (SIGKILLed): nothing holds the pid the world knows any more, and nobody
@@ -149,30 +154,10 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
     bound: (key, handle) => send({ zd: 'socket', key }, handle),
     released: (key) => send({ zd: 'socket-closed', key }),
     borrow(key, got) {
-      const requestId = `${process.pid}-${nextRequest++}`;
-      const timer = setTimeout(() => {
-        loans.delete(requestId);
-        got(null);
-      }, 1000);
-      loans.set(requestId, (handle) => {
-        clearTimeout(timer);
-        got(handle);
-      });
-      send({ zd: 'lend', requestId, key });
+      void ask<unknown>((requestId) => ({ zd: 'lend', requestId, key }), { ms: ANSWER_MS, fallback: null }).then(got);
     },
     releasePorts(done) {
-      const requestId = `${process.pid}-${nextRequest++}`;
-      let answered = false;
-      const answer = () => {
-        if (answered) return;
-        answered = true;
-        clearTimeout(timer);
-        releases.delete(requestId);
-        done();
-      };
-      const timer = setTimeout(answer, RELEASE_ANSWER_MS);
-      releases.set(requestId, answer);
-      send({ zd: 'release-ports', requestId });
+      void ask<void>((requestId) => ({ zd: 'release-ports', requestId }), { ms: ANSWER_MS, fallback: undefined }).then(done);
     },
     holds: (port) => inherited.some((s) => s.port === port),
     take(key) {
@@ -190,27 +175,9 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
     useLogger(l) {
       logger = l;
     },
-    upgrade(node, timeoutMs) {
-      const requestId = `${process.pid}-${nextRequest++}`;
-      return new Promise((resolve) => {
-        upgrades.set(requestId, resolve);
-        send({ zd: 'upgrade', requestId, node, timeoutMs });
-      });
-    },
-    status() {
-      const requestId = `${process.pid}-${nextRequest++}`;
-      return new Promise((resolve) => {
-        const timer = setTimeout(() => {
-          statuses.delete(requestId);
-          resolve(null);
-        }, 1000);
-        statuses.set(requestId, (keeper) => {
-          clearTimeout(timer);
-          resolve(keeper);
-        });
-        send({ zd: 'status', requestId });
-      });
-    },
+    // The keeper answers an upgrade when it ends, under the upgrade's own deadline.
+    upgrade: (node, timeoutMs) => ask<UpgradeAnswer>((requestId) => ({ zd: 'upgrade', requestId, node, timeoutMs }), null),
+    status: () => ask<{ pid: number; state: unknown; sockets: string[] } | null>((requestId) => ({ zd: 'status', requestId }), { ms: ANSWER_MS, fallback: null }),
     exiting(code, done) {
       const timer = setTimeout(done, 500);
       send({ zd: 'exiting', code }, undefined, () => {
@@ -233,8 +200,11 @@ export function keeperLink(env: NodeJS.ProcessEnv): KeeperLink | null {
   };
 }
 
-/** How long a stop waits for the keeper to close its copies of the ports (the core's own deadline is longer). */
-const RELEASE_ANSWER_MS = 1000;
+/**
+ * How long a request to the keeper (its status, a copy of a socket, closing the ports at a stop:
+ * the core's own deadline for that is longer) waits for its answer.
+ */
+const ANSWER_MS = 1000;
 
 /** A socket a previous primary bound serves the listen it was bound for: the same key. */
 function byKey(socket: InheritedSocket, key: string): InheritedSocket {

@@ -131,7 +131,9 @@ test('every worker, the primary and a reload show in zd_ metrics; scrapes stay f
   await sample(port, 300);
   const cpuAfter = cpuByPid(await scrape(metricsPort), pids);
   const grew = pids.map((pid) => cpuAfter.get(pid)! - cpuBefore.get(pid)!);
-  assert.ok(grew.every((s) => s >= 0) && grew.some((s) => s > 0), `CPU seconds per worker across 300 requests: +${grew.join(', +')}`);
+  // A counter never goes back, and the workers that served did work.
+  assert.ok(!grew.some((s) => s < 0), `a CPU counter went back: ${grew.join(', ')}`);
+  assert.ok(grew.some((s) => s > 0), `CPU seconds per worker across 300 requests: +${grew.join(', +')}`);
   samples = await scrape(metricsPort);
   assert.equal(one(samples, 'zd_slot_restarts_total', { slot: '0' }), 0);
   assert.equal(one(samples, 'zd_worker_crashes_total'), 0);

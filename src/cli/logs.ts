@@ -11,12 +11,14 @@ import { parseArgs } from 'node:util';
 import { findInstance, type Instance } from '../control/client.ts';
 import { parseLogsMessage, type LogsMessage } from '../control/logs-protocol.ts';
 import { MAX_LOG_LINES, type ControlRequest } from '../control/protocol.ts';
-import { answers, lineReader } from '../control/socket.ts';
+import { answers, lineReader, readStreamLine, type StreamWords } from '../control/socket.ts';
 import { ZdError } from '../errors.ts';
 
 const HELLO_TIMEOUT_MS = 5000;
 /** How long a closed stream's instance has to answer again before -f calls it stopped. */
 const FOLLOW_PROBE_MS = 1000;
+
+const LOG_STREAM: StreamWords = { stream: 'the log stream', refused: 'refused the logs request', message: 'a log message' };
 
 export interface LogsArgs {
   name: string | undefined;
@@ -149,21 +151,9 @@ function openLogStream(instance: Instance, request: ControlRequest, print: Print
   socket.on(
     'data',
     lineReader((line) => {
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch {
-        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent a line that is not JSON on the log stream`, 1));
-        return false;
-      }
-      if ((value as { ok?: unknown } | null)?.ok === false) {
-        const why = String((value as { error?: { message?: unknown } }).error?.message ?? 'the request failed');
-        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' refused the logs request: ${why}`, 1));
-        return false;
-      }
-      const message = parseLogsMessage(value);
-      if (message === null) {
-        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent a log message this zd does not understand: ${line.slice(0, 80)}`, 1));
+      const message = readStreamLine(line, instance.name, LOG_STREAM, parseLogsMessage);
+      if (message instanceof ZdError) {
+        settle(message);
         return false;
       }
       if (message.type === 'hello') {

@@ -2,12 +2,14 @@
 // the primary lives. `request()` in control/client.ts is for bounded replies; this stream has no
 // end of its own, only a deadline for the hello.
 import { connect } from 'node:net';
-import { answers, lineReader } from '../control/socket.ts';
+import { answers, lineReader, readStreamLine, type StreamWords } from '../control/socket.ts';
 import type { Instance } from '../control/client.ts';
 import { ZdError } from '../errors.ts';
 import { parseInspectMessage, type InspectMessage } from './messages.ts';
 
 const HELLO_TIMEOUT_MS = 5000;
+
+const INSPECT_STREAM: StreamWords = { stream: 'the inspect stream', refused: 'refused to inspect', message: 'an inspect message' };
 
 export interface InspectStream {
   /**
@@ -43,23 +45,9 @@ export function openInspectStream(instance: Instance, onMessage: (message: Inspe
     'data',
     lineReader((line) => {
       if (socket.destroyed) return false;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch {
-        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent a line that is not JSON on the inspect stream`, 1));
-        return false;
-      }
-      const error = (value as { ok?: unknown; error?: { message?: unknown } } | null)?.ok === false
-        ? String((value as { error?: { message?: unknown } }).error?.message ?? 'the request failed')
-        : null;
-      if (error !== null) {
-        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' refused to inspect: ${error}`, 1));
-        return false;
-      }
-      const message = parseInspectMessage(value);
-      if (message === null) {
-        settle(new ZdError('ZD_E_CONTROL', `'${instance.name}' sent an inspect message this zd does not understand: ${line.slice(0, 80)}`, 1));
+      const message = readStreamLine(line, instance.name, INSPECT_STREAM, parseInspectMessage);
+      if (message instanceof ZdError) {
+        settle(message);
         return false;
       }
       if (message.type === 'hello') {

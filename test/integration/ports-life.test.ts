@@ -5,13 +5,14 @@
 // never left hanging; and a socket held by its owner across a stop and a start of zd loses no
 // connection.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { get } from 'node:http';
 import { afterEach, test } from 'node:test';
 import { distinctPids, getJson, poller, describeFailures, type AppReply } from '../helpers/http.ts';
 import { hammer, summary } from '../helpers/load.ts';
 import { freePort, tcpOutcome } from '../helpers/ports.ts';
 import { listeningInodes } from '../helpers/proc-net.ts';
+import { zdProcess } from '../helpers/fake-systemd.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
 import { assertAllDead, cleanup, runApp, startZd, zdBin, type Zd } from '../helpers/zd.ts';
@@ -239,27 +240,6 @@ test('a burst of 3000 connections at once (far above the backlog) on 2 workers: 
   assert.equal((await zd.waitForExit(10_000)).code, 0, zd.transcript());
 });
 
-/** The zd process the fake systemd started (its child running bin/zd.js), other than `not`. */
-function zdUnder(fake: Zd, not?: number): Promise<number> {
-  return waitUntil(
-    () =>
-      readdirSync('/proc')
-        .filter((name) => /^\d+$/.test(name))
-        .map(Number)
-        .find((pid) => {
-          if (pid === not) return false;
-          try {
-            const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-            const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-            return ppid === fake.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(zdBin);
-          } catch {
-            return false;
-          }
-        }),
-    20_000,
-    () => `the zd process under the fake systemd\n${fake.transcript()}`,
-  );
-}
 
 test('a held socket across three stops and starts of zd under new-connection load: not one request fails', async () => {
   const port = await freePort();
@@ -274,7 +254,7 @@ test('a held socket across three stops and starts of zd under new-connection loa
   let previous: number | undefined;
   for (const round of [1, 2, 3]) {
     await sleep(800);
-    const current = await zdUnder(fake, previous);
+    const current = await zdProcess(fake, previous);
     const readies = fake.logs('ZD_READY').length;
     process.kill(current, 'SIGTERM');
     await waitUntil(() => rounds().length === round, 20_000, () => `zd ${round}'s exit\n${fake.transcript()}`);
@@ -288,7 +268,7 @@ test('a held socket across three stops and starts of zd under new-connection loa
   assert.equal(report.non2xx, 0, summary(report));
   assert.ok(report.ok > 1000, `the load was real: ${summary(report)}`);
   const tree = fake.treePids();
-  process.kill(await zdUnder(fake, previous), 'SIGTERM');
+  process.kill(await zdProcess(fake, previous), 'SIGTERM');
   assert.deepEqual(await fake.waitForExit(15_000), { code: 0, signal: null }, fake.transcript());
   await assertAllDead(tree, 2000);
 });

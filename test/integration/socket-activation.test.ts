@@ -13,6 +13,7 @@ import { distinctPids, getJson, poller } from '../helpers/http.ts';
 import { hammer, summary } from '../helpers/load.ts';
 import { freePort } from '../helpers/ports.ts';
 import { listeningInodes } from '../helpers/proc-net.ts';
+import { zdProcess } from '../helpers/fake-systemd.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
 import { assertAllDead, cleanup, runApp, startZd, zdBin, type Zd } from '../helpers/zd.ts';
@@ -57,30 +58,6 @@ function environ(pid: number): string[] {
   return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
 }
 
-/**
- * The zd process the fake systemd started (the pid systemd knows, and signals): its child running
- * bin/zd.js, other than `not`. zd may start processes of its own under it (a primary under a keeper).
- */
-function zdProcess(zd: Zd, not?: number): Promise<number> {
-  return waitUntil(
-    () =>
-      readdirSync('/proc')
-        .filter((name) => /^\d+$/.test(name))
-        .map(Number)
-        .find((pid) => {
-          if (pid === not) return false;
-          try {
-            const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-            const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-            return ppid === zd.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(zdBin);
-          } catch {
-            return false;
-          }
-        }),
-    20_000,
-    () => `the zd process under the fake systemd\n${zd.transcript()}`,
-  );
-}
 
 /** The log position after the first zd's last line (its ZD_STOPPED), once the fake saw it exit. */
 function afterLastStop(zd: Zd, since: number): number {

@@ -99,6 +99,7 @@ export const SHELL_LOG_CODES: ReadonlySet<string> = new Set([
   // The socket layer's (src/shell/sockets.ts), and the ports' closing as carried out.
   'ZD_ACCEPT_ERROR',
   'ZD_ACCEPT_PAUSED',
+  'ZD_ACCEPT_RESUME_FAILED',
   'ZD_CONN_NO_WORKER',
   'ZD_CONN_OVERFLOW',
   'ZD_CONN_STOPPED',

@@ -521,8 +521,12 @@ export class Sockets {
       const current = this.listeners.get(listener.key) === listener;
       if (!handle || this.closed || !current || !listener.paused) {
         handle?.close();
-        // No copy (the keeper did not answer): try again shortly, rather than never accept again.
-        if (!handle && current && listener.paused && !this.closed) setTimeout(() => this.resume(listener), 100).unref();
+        // No copy (the keeper did not answer): said, and tried again shortly, rather than never
+        // accepting again in silence.
+        if (!handle && current && listener.paused && !this.closed) {
+          this.report('ZD_ACCEPT_RESUME_FAILED', `cannot accept on ${describe(listener)} again: the keeper lent no copy of the socket; retrying`, { socket: listener.key });
+          setTimeout(() => this.resume(listener), 100).unref();
+        }
         return;
       }
       handle.onconnection = (err, connection) => {

@@ -293,7 +293,21 @@ function stopReplacement(d: Draft, index: number): readonly Intent[] {
   const entry = d.worker(replacement);
   // A canary already serves: it drains like any serving worker (once the pool is covered without
   // it: its predecessor may have crashed meanwhile); anything else is stopped.
-  if (entry && isReady(entry)) return [{ type: 'worker.retireWhenCovered', workerId: entry.id }];
+  if (entry && isReady(entry)) {
+    const slot = d.slot(index)!;
+    if (slot.parked && !d.worker(slot.worker)) {
+      // Its predecessor crash-looped and left the slot parked: nothing would ever cover the canary,
+      // and draining it would leave the slot serving no one. It serves on in the slot, on code the
+      // slot does not run, so the restore after the abort (restoreSlots) replaces it with the
+      // serving generation, ready first.
+      const s = d.mutSlot(index);
+      s.worker = entry.id;
+      s.parked = false;
+      s.failures = 0;
+      return NONE;
+    }
+    return [{ type: 'worker.retireWhenCovered', workerId: entry.id }];
+  }
   if (entry) return [{ type: 'worker.event', workerId: entry.id, event: { type: 'stop', reason: 'aborted' } }];
   return NONE;
 }

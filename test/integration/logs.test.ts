@@ -145,7 +145,16 @@ test('a reader that stops reading: zd stops the workers rather than grow, then d
 
   zd.child.stdout!.resume();
   zd.child.stderr!.resume();
-  await waitUntil(() => zd.stdout.length >= 2 * lines * 1000, 60_000, () => `all ${2 * lines} lines on stdout (${zd.stdout.length} bytes so far)`, 200);
+  // Both streams: a worker writes its stdout lines, then its stderr ones (its writes to a pipe are
+  // synchronous), so a complete stdout says nothing of stderr; a stop before the workers are done
+  // would cut what they had not written yet at the drain deadline, which is no loss of zd's.
+  await waitUntil(
+    // (zd's own log lines share stderr: the workers' are counted there, not its bytes.)
+    () => zd.stdout.length >= 2 * lines * 1000 && count(zd.stderr, '"s":"err"') >= 2 * lines,
+    60_000,
+    () => `all ${2 * lines} lines on stdout and stderr (${zd.stdout.length} and ${zd.stderr.length} bytes so far)`,
+    200,
+  );
   zd.signal('SIGTERM');
   assert.deepEqual(await zd.waitForExit(20_000), { code: 0, signal: null });
   for (const [what, text] of [['stdout', zd.stdout], ['stderr', zd.stderr]] as const) {
@@ -154,6 +163,13 @@ test('a reader that stops reading: zd stops the workers rather than grow, then d
     for (const [pid, numbers] of pids) assert.deepEqual(numbers, range(0, lines - 1), `${what}, worker ${pid}: every line, in order`);
   }
 });
+
+/** How many times `needle` occurs in `text`. */
+function count(text: string, needle: string): number {
+  let n = 0;
+  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) n++;
+  return n;
+}
 
 /** `zd logs …` as a child process, its output collected; killed by pid at cleanup. */
 function follow(...args: string[]): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {

@@ -42,4 +42,22 @@ describe('regressions', () => {
     assert.equal(sim.state.lastRollout?.outcome, 'aborted');
     assert.equal(sim.proc(2).alive, true, 'still being stopped');
   });
+
+  // Found by the canary property in CI: the only worker left was an aborted canary whose
+  // predecessor had crash-looped (its slot parked). It drained at the abort, and nobody served.
+  it('an aborted canary in a parked slot serves on until the serving generation is back', () => {
+    const sim = checkedSim(simConfig({ workers: 1, canaryMs: 800, maxRestarts: 0, canaryInconclusive: 'abort' }));
+    sim.bootAll();
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    sim.die(1, 0); // the old worker exits unasked: its slot parks (maxRestarts 0)
+    sim.bootAll(); // the canary is ready and serves alone
+    assert.deepEqual(sim.readyIds(), [2]);
+    sim.advance(800 + 5000); // its window, then no figures: inconclusive, the reload aborts
+    assert.equal(sim.state.lastReload?.outcome, 'aborted');
+    assert.ok(sim.readyIds().includes(2), 'the canary still serves: nothing else does yet');
+    sim.bootAll(); // the slot's serving generation, restored ready first
+    sim.advance(3000);
+    const gens = sim.state.workers.filter((w) => sim.readyIds().includes(w.id)).map((w) => w.generation);
+    assert.deepEqual(gens, [1], 'generation 1 serves again; the canary drained once it was covered');
+  });
 });

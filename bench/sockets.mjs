@@ -41,6 +41,7 @@ import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
 import { readFileSync } from 'node:fs';
 import { cleanUpOnExit, cpuMs, descendants, forkLoad, freePort, isAlive, isOurs, killTracked, otherCpuSeconds, otherCpuSnapshot, runTracked, spawnTracked, stopTree, trackTree } from './lib/procs.mjs';
+import { failureKinds, whenFailed } from './lib/failure-kinds.mjs';
 import { failures } from './lib/report.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { BENCH, REPO, stderrLines } from './lib/runners.mjs';
@@ -183,40 +184,6 @@ async function measure(runner, loadOrder) {
     if (await stopTree(child, 15_000)) out.forcedStop = true;
   }
   return out;
-}
-
-/**
- * A load window's failed requests, by kind, counted as lib/report.mjs's failures() counts them (as
- * a compliant client would), and autocannon's artifacts apart: a request it wrote on a connection
- * after the server's `Connection: close`, then lost or reset. Only the kinds that happened.
- */
-function failureKinds(window) {
-  const out = {};
-  const add = (key, n) => {
-    if (n) out[key] = n;
-  };
-  add('non-2xx', window.non2xx);
-  const artifactResets = window.connErrorsAfterConnClose ?? 0;
-  for (const [code, n] of Object.entries(window.reqErrors ?? {})) add(`error ${code}`, n);
-  add('lost when the server closed the connection', (window.droppedOnClose ?? 0) - (window.droppedOnCloseAfterConnClose ?? 0));
-  const artifacts = {};
-  if (window.droppedOnCloseAfterConnClose) artifacts['lost after Connection: close'] = window.droppedOnCloseAfterConnClose;
-  if (artifactResets) artifacts['reset after Connection: close (within the errors above)'] = artifactResets;
-  return { failed: out, artifacts };
-}
-
-/** errorTimes as a few words: each kind's count and when, bursts within a second together ("50 lost … at 3.42–3.44 s"). */
-function whenFailed(errorTimes) {
-  const bursts = [];
-  for (const e of [...errorTimes].sort((a, b) => a.ms - b.ms)) {
-    const last = bursts.findLast((b) => b.code === e.code && e.ms - b.to < 1000);
-    if (last) {
-      last.to = e.ms;
-      last.n += e.n ?? 1;
-    } else bursts.push({ code: e.code, from: e.ms, to: e.ms, n: e.n ?? 1 });
-  }
-  const s = (ms) => (ms / 1000).toFixed(2);
-  return bursts.map((b) => `${b.n}× ${b.code} at ${s(b.from)}${b.to > b.from ? `–${s(b.to)}` : ''} s`).join('; ');
 }
 
 /** Each primary's pid, in the order they started (their ZD_CONFIG lines come through the keeper). */

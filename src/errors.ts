@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   ZD_E_CONFIG: 'bad config file',
   ZD_E_PORT: 'health or metrics port unusable',
   ZD_E_LISTEN_FDS: 'inherited sockets (LISTEN_FDS) unusable',
+  ZD_E_SCHED: 'scheduling mode unsupported here',
   ZD_E_PIDFILE: 'pid file unwritable',
   ZD_E_RECORD: 'journal file unwritable',
   ZD_E_RUNTIME_DIR: 'runtime directory unusable',

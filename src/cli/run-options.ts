@@ -8,6 +8,7 @@ import { MAX_WORKERS, DEFAULTS, type CoreConfig } from '../core/config.ts';
 import { checkName, defaultName } from '../control/paths.ts';
 import { ZdError } from '../errors.ts';
 import type { LogFormat } from '../shell/logger.ts';
+import { reusePortUnsupported } from '../shell/handles.ts';
 import { loadConfigFile, type ConfigFile } from './config-file.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { formatBytes, parseSize } from './size.ts';
@@ -22,7 +23,7 @@ export interface ShellOptions {
   healthHost: string;
   metricsPort: number | null;
   metricsHost: string;
-  sched: 'rr' | 'none';
+  sched: 'rr' | 'none' | 'reuseport';
   /** --sticky PORT: the primary owns PORT and routes each client IP to one worker. */
   stickyPort: number | null;
   /** --record FILE: the journal of every event the primary takes (src/record/). */
@@ -95,7 +96,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'heartbeat-timeout', kind: 'duration', core: 'heartbeatTimeoutMs', min: 0, help: 'replace a worker that does not answer a ping within this (0: off)', default: 'off' },
   { flag: 'heartbeat-interval', kind: 'duration', core: 'heartbeatIntervalMs', min: 100, help: 'time between a pong and the next ping', default: d(DEFAULTS.heartbeatIntervalMs) },
   { flag: 'max-memory', kind: 'size', core: 'maxMemoryBytes', min: 0, help: 'replace a worker whose RSS goes over this, e.g. 512M (0: off)', default: 'off' },
-  { flag: 'sched', kind: 'enum', values: ['rr', 'none'], shell: 'sched', help: "who spreads connections: the primary's round robin, or the kernel (every worker accepts on the shared socket)", default: SHELL_DEFAULTS.sched },
+  { flag: 'sched', kind: 'enum', values: ['rr', 'none', 'reuseport'], shell: 'sched', help: "who spreads connections: the primary's round robin; the kernel over one shared socket (none); or the kernel over one SO_REUSEPORT socket per slot, accepted by the slot's routable workers (reuseport: Linux, Node ≥ 22.12)", default: SHELL_DEFAULTS.sched },
   { flag: 'sticky', kind: 'port', shell: 'stickyPort', help: "own this port (the app's) and send each client IP to the same worker", default: 'off' },
   { flag: 'health-port', kind: 'port', shell: 'healthPort', help: 'serve /livez and /readyz on this port', default: 'off' },
   { flag: 'health-host', kind: 'text', shell: 'healthHost', help: 'address the health server binds', default: SHELL_DEFAULTS.healthHost },
@@ -158,6 +159,13 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
   }
   if (shell.sched === 'none' && config.canaryMs > 0) {
     throw new ZdError('ZD_E_USAGE', "--sched none cannot give a canary its share or keep connections from an aborted one (the kernel routes them): use --sched rr with --canary");
+  }
+  if (shell.sched === 'reuseport') {
+    const why = reusePortUnsupported();
+    if (why) throw new ZdError('ZD_E_SCHED', `--sched reuseport cannot run here: ${why}; use --sched rr`);
+    // The kernel picks a slot's socket by a hash of the whole connection (ports included), not by
+    // the client's address: a client would not keep its worker.
+    if (shell.stickyPort !== null) throw new ZdError('ZD_E_USAGE', "--sched reuseport cannot keep a client on its worker (the kernel spreads connections by a hash that includes the client's port): use --sched rr with --sticky");
   }
 
   const appFromFile = file?.values.app === undefined ? undefined : resolve(dirname(file.path), String(file.values.app));

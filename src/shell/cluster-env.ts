@@ -67,8 +67,11 @@ const INTERNAL = 'NODE_ZD';
 
 export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: Sockets } {
   const workers = new Map<WorkerId, Worker>();
+  /** Each worker's slot, from its fork on (--sched reuseport gives it its slot's socket). */
+  const slots = new Map<WorkerId, number>();
   const sockets = new Sockets({
     ...options.sockets,
+    slotOf: (workerId) => slots.get(workerId) ?? null,
     send(workerId, message, handle) {
       const worker = workers.get(workerId);
       if (!worker || !worker.isConnected()) return false;
@@ -130,6 +133,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
         return;
       }
       workers.set(workerId, worker);
+      slots.set(workerId, spec.slot);
       worker.process.stderr?.on('data', (chunk: Buffer) => tails.append(workerId, chunk));
       options.output.attach({ workerId, generation: spec.generation, stdout: worker.process.stdout, stderr: worker.process.stderr });
 
@@ -138,6 +142,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
         if (exitReported) return;
         exitReported = true;
         workers.delete(workerId);
+        slots.delete(workerId);
         // Connections it had not confirmed are re-routed once its channel has closed (below):
         // only then has every confirmation it wrote before dying been read. Should the channel
         // outlive it (a grandchild holding the descriptor), this is the last word.

@@ -36,3 +36,25 @@ export function pickRoundRobin(last: WorkerId | null, candidates: readonly Worke
   for (const id of candidates) if (id > last) return id;
   return candidates[0]!;
 }
+
+/**
+ * --sched reuseport: which workers accept on each slot's socket (the kernel spreads new
+ * connections over the slots' sockets; a worker accepts straight from the ones it is given).
+ * A slot's socket is its own routable workers' (a replacement and the worker it replaces share
+ * it, so a rollout never closes it); a socket whose slot has no routable worker (a crash in
+ * backoff, a slot scaled away, a cold or warming replacement alone) goes to one other routable
+ * worker, spread by slot, so that what the kernel queues there is taken. With no routable worker
+ * at all, nobody accepts: the kernel's backlog holds the connections until one is.
+ */
+export function assignSlotSockets(
+  sockets: readonly number[],
+  candidates: readonly WorkerId[],
+  slotOf: (id: WorkerId) => number | null,
+): Map<number, WorkerId[]> {
+  const out = new Map<number, WorkerId[]>();
+  for (const slot of sockets) {
+    const own = candidates.filter((id) => slotOf(id) === slot);
+    out.set(slot, own.length > 0 ? own : candidates.length > 0 ? [candidates[slot % candidates.length]!] : []);
+  }
+  return out;
+}

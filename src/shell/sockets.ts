@@ -26,10 +26,19 @@
 //
 // With --sched none the listening socket itself is handed to every worker and the kernel spreads
 // the connections, as cluster's SCHED_NONE does; zd keeps its own copy, so the port stays bound.
+//
+// With --sched reuseport (issue 22) each slot has a listening socket of its own on the address,
+// bound with SO_REUSEPORT, and the kernel spreads new connections over the slots' sockets. A
+// worker accepts straight from the sockets zd gives it, and zd gives them by the core's routing
+// (connection-policy.ts: a slot's socket to its routable workers, an orphaned slot's to another
+// routable worker): a cold, warming, draining or aborted worker takes none, as under rr. zd and the
+// keeper hold every slot's socket until zd stops; a replacement takes over its slot's socket, a
+// worker only closes its own copy, so a reload or a crash never closes a socket and its queue
+// (a closed SO_REUSEPORT socket resets what waits in its accept queue: nginx ticket #1300).
 import { getSystemErrorName } from 'node:util';
 import type { WorkerId } from '../core/events.ts';
-import { pickRoundRobin, pickSticky } from './connection-policy.ts';
-import { createHandle, type ListenQuery, type RawHandle } from './handles.ts';
+import { assignSlotSockets, pickRoundRobin, pickSticky } from './connection-policy.ts';
+import { createHandle, UV_TCP_REUSEPORT, type ListenQuery, type RawHandle } from './handles.ts';
 import type { InheritedSocket } from './inherited.ts';
 
 export type SendToWorker = (workerId: WorkerId, message: Record<string, unknown>, handle?: unknown) => boolean;
@@ -59,8 +68,10 @@ export interface SocketStats {
 }
 
 export interface SocketsOptions {
-  /** Whose connections: zd's round robin ('rr'), or the kernel's over one shared socket ('none'). */
-  sched: 'rr' | 'none';
+  /** Whose connections: zd's round robin ('rr'), the kernel's over one shared socket ('none'), or over one socket per slot ('reuseport'). */
+  sched: 'rr' | 'none' | 'reuseport';
+  /** --sched reuseport: the slot a worker serves (its socket is that slot's). */
+  slotOf?: (workerId: WorkerId) => number | null;
   /** --sticky PORT: connections to this port go by client IP. */
   stickyPort: number | null;
   /** Sockets zd was given (systemd's LISTEN_FDS): a listen of the same address takes one. */
@@ -128,6 +139,18 @@ interface Listener {
   /** This process stopped accepting on it (too many waiting), until they are taken. */
   paused: boolean;
   resuming: boolean;
+  /** --sched reuseport (TCP, not a socket zd was given): each slot's socket, by slot; else null. */
+  slots: Map<number, SlotSocket> | null;
+}
+
+/** --sched reuseport: one slot's SO_REUSEPORT socket on a listener's address. */
+interface SlotSocket {
+  slot: number;
+  /** The listener's key and `#slot`: the keeper holds it under this name. */
+  key: string;
+  handle: RawHandle;
+  /** The workers told to accept on it (each has its own copy), in the order they were told. */
+  acceptors: WorkerId[];
 }
 
 /** A descriptor sent to a worker, awaiting its receipt: a connection, or (null) a listening socket. */
@@ -176,6 +199,12 @@ export class Sockets {
       case 'close':
         this.unlisten(workerId, String(message.key));
         break;
+      case 'acceptError': {
+        // --sched reuseport: the worker's accept(2) on a slot's socket failed (EMFILE…).
+        const listener = this.listeners.get(String(message.key));
+        if (listener) this.acceptFailed(listener, Number(message.errno));
+        break;
+      }
     }
   }
 
@@ -197,6 +226,9 @@ export class Sockets {
     for (const listener of this.listeners.values()) {
       removeFrom(listener.listening, workerId);
       removeFrom(listener.candidates, workerId);
+      // Its copies of the slots' sockets went with it: another worker takes its slot's queue.
+      for (const socket of listener.slots?.values() ?? []) removeFrom(socket.acceptors, workerId);
+      this.assign(listener);
     }
     const lost = this.sent.get(workerId) ?? [];
     this.sent.delete(workerId);
@@ -241,6 +273,13 @@ export class Sockets {
     for (const listener of this.listeners.values()) {
       listener.handle?.close();
       listener.handle = null;
+      // --sched reuseport: every worker stops accepting too (their copies keep the sockets
+      // listening otherwise); the last copy closed closes the socket.
+      for (const socket of listener.slots?.values() ?? []) {
+        for (const id of socket.acceptors) this.direct(listener, socket, id, false);
+        socket.acceptors = [];
+        socket.handle.close();
+      }
       const waiting = listener.waiting;
       listener.waiting = [];
       for (const conn of waiting) this.place(conn);
@@ -275,14 +314,23 @@ export class Sockets {
     const key = `${query.address}:${query.port}:${query.addressType}:${query.index}`;
     let listener = this.listeners.get(key);
     if (!listener) {
-      listener = { key, query, handle: null, sockname: undefined, listening: [], candidates: [], last: null, waiting: [], data: query.data, binding: [], inherited: null, heldElsewhere: false, paused: false, resuming: false };
+      listener = { key, query, handle: null, sockname: undefined, listening: [], candidates: [], last: null, waiting: [], data: query.data, binding: [], inherited: null, heldElsewhere: false, paused: false, resuming: false, slots: null };
       this.listeners.set(key, listener);
       this.bind(listener);
     }
     const l = listener;
     const answer = (errno: number) => {
+      // --sched reuseport: the worker's slot's own socket, bound now if this slot has none yet.
+      const socket = errno === 0 && l.slots ? this.slotSocket(l, this.options.slotOf?.(workerId) ?? 0) : null;
+      if (typeof socket === 'number') errno = socket;
       if (errno) {
         this.options.send(workerId, { act: 'listened', id, errno, data: l.data });
+        return;
+      }
+      if (l.slots) {
+        // A stand-in, as under rr: which sockets it accepts on is zd's to say (assign()).
+        if (!this.options.send(workerId, { act: 'listened', id, key, sockname: l.sockname, data: l.data, direct: true })) return;
+        this.addWorker(l, workerId);
         return;
       }
       const shared = this.options.sched === 'none' ? l.handle : undefined;
@@ -291,7 +339,7 @@ export class Sockets {
       this.addWorker(l, workerId);
     };
     if (l.binding) l.binding.push(answer);
-    else answer(l.handle ? 0 : -22 /* EINVAL */);
+    else answer(l.handle || l.slots ? 0 : -22 /* EINVAL */);
   }
 
   private bind(listener: Listener): void {
@@ -304,10 +352,24 @@ export class Sockets {
     };
     const { query } = listener;
     const inherited = this.takeInherited(query, listener.key);
+    if (this.options.sched === 'reuseport' && query.port >= 0 && !inherited) {
+      // Sockets per slot, bound as workers of each slot listen (slotSocket); none for the address.
+      // Every slot's socket an earlier primary left is taken now, whatever this one's worker count:
+      // the kernel steers connections to each of them, so each needs an acceptor (assign()).
+      listener.slots = new Map();
+      listener.heldElsewhere = this.options.onBound !== undefined;
+      for (const socket of this.options.inherited ?? []) {
+        const slot = socket.name.startsWith(`${listener.key}#`) ? Number(socket.name.slice(listener.key.length + 1)) : NaN;
+        if (socket.taken || !Number.isInteger(slot)) continue;
+        socket.taken = true;
+        this.addSlotSocket(listener, slot, socket.name, socket.handle);
+      }
+      return void process.nextTick(done, 0);
+    }
     const handle = inherited ? inherited.handle : createServerHandle(query);
     if (typeof handle === 'number') return void process.nextTick(done, handle);
-    if (this.options.sched === 'rr') {
-      // node:cluster's RoundRobinHandle, without a net.Server around the handle: a connection
+    if (this.options.sched !== 'none') {
+      // node:cluster's RoundRobinHandle (and --sched reuseport's, for a socket zd was given), without a net.Server around the handle: a connection
       // costs no net.Socket here.
       handle.onconnection = (err, connection) => {
         if (err === 0) this.accepted(listener, connection);
@@ -342,7 +404,8 @@ export class Sockets {
 
   private takeInherited(query: ListenQuery, key: string): InheritedSocket | null {
     const sockets = this.options.inherited ?? [];
-    const i = sockets.findIndex((s) => !s.taken && s.serves(query, key));
+    // A slot's socket (`key#slot`) is taken by its name only (slotSocket).
+    const i = sockets.findIndex((s) => !s.taken && !s.name.includes('#') && s.serves(query, key));
     if (i < 0) return null;
     sockets[i]!.taken = true;
     return sockets[i]!;
@@ -358,6 +421,65 @@ export class Sockets {
 
   private updateCandidates(listener: Listener): void {
     listener.candidates = listener.listening.filter((id) => this.routable.has(id));
+    this.assign(listener);
+  }
+
+  /**
+   * --sched reuseport: slot `slot`'s socket on the listener's address. Bound with SO_REUSEPORT on
+   * the address's port (the first one's, for port 0) the first time a worker of the slot listens
+   * (unless an earlier primary left it: bind()); then held by zd (and the keeper) until zd stops,
+   * whatever becomes of the slot. A negative errno if it cannot be.
+   */
+  private slotSocket(listener: Listener, slot: number): SlotSocket | number {
+    const known = listener.slots!.get(slot);
+    if (known) return known;
+    const key = `${listener.key}#${slot}`;
+    const { query } = listener;
+    const port = Number(listener.sockname?.port ?? query.port);
+    const handle = createHandle(query.address, port, query.addressType, undefined, query.flags | UV_TCP_REUSEPORT);
+    if (typeof handle === 'number') return handle;
+    this.options.onBound?.(key, handle);
+    return this.addSlotSocket(listener, slot, key, handle);
+  }
+
+  private addSlotSocket(listener: Listener, slot: number, key: string, handle: RawHandle): SlotSocket {
+    // The address's port as bound (port 0: the first socket's), for the next slot's bind.
+    if (!listener.sockname && handle.getsockname) {
+      const out: Record<string, unknown> = {};
+      if (handle.getsockname(out) === 0) listener.sockname = out;
+    }
+    const socket: SlotSocket = { slot, key, handle, acceptors: [] };
+    listener.slots!.set(slot, socket);
+    return socket;
+  }
+
+  /**
+   * --sched reuseport: tells the workers which slots' sockets to accept on, as the routing and the
+   * listening workers now say (connection-policy.ts). A worker told to stop closes its copy only:
+   * what the kernel queued there waits for the socket's next acceptor.
+   */
+  private assign(listener: Listener): void {
+    if (!listener.slots || this.closed) return;
+    const wanted = assignSlotSockets([...listener.slots.keys()], listener.candidates, (id) => this.options.slotOf?.(id) ?? null);
+    for (const socket of listener.slots.values()) {
+      const want = wanted.get(socket.slot) ?? [];
+      // The new acceptors first: the socket is never left without one that the routing allows.
+      const added = want.filter((id) => !socket.acceptors.includes(id) && this.direct(listener, socket, id, true));
+      for (const id of socket.acceptors) if (!want.includes(id)) this.direct(listener, socket, id, false);
+      socket.acceptors = [...socket.acceptors.filter((id) => want.includes(id)), ...added];
+    }
+  }
+
+  /** Tells a worker to accept on a slot's socket (with a copy of it) or to close its copy; false if its channel is closed. */
+  private direct(listener: Listener, socket: SlotSocket, workerId: WorkerId, on: boolean): boolean {
+    let sent = false;
+    try {
+      sent = this.options.send(workerId, { act: 'direct', key: listener.key, socket: socket.key, on }, on ? socket.handle : undefined);
+    } catch (error) {
+      this.options.onError('hand over a slot socket', error as Error);
+    }
+    if (sent && on) this.pending(workerId).push(null); // its receipt is this socket's, not a connection's
+    return sent;
   }
 
   /** The worker closed its server on this socket. An ephemeral port no worker listens on is let go. */
@@ -366,6 +488,9 @@ export class Sockets {
     if (!listener) return;
     removeFrom(listener.listening, workerId);
     removeFrom(listener.candidates, workerId);
+    // Its server closed its copies of the slots' sockets with it.
+    for (const socket of listener.slots?.values() ?? []) removeFrom(socket.acceptors, workerId);
+    this.assign(listener);
     if (listener.query.port !== 0 || listener.listening.length > 0 || listener.inherited || listener.binding) return;
     // As node:cluster's handle: the next listen(0) binds a port of its own. What waits here (a
     // connection accepted just before) goes to whoever still listens elsewhere: nobody.
@@ -374,7 +499,11 @@ export class Sockets {
     listener.handle = null;
     for (const conn of listener.waiting) this.resetConn(conn, 'ZD_CONN_NO_WORKER');
     listener.waiting = [];
-    this.options.onReleased?.(key);
+    if (!listener.slots) this.options.onReleased?.(key);
+    for (const socket of listener.slots?.values() ?? []) {
+      socket.handle.close();
+      this.options.onReleased?.(socket.key);
+    }
   }
 
   private accepted(listener: Listener, handle: RawHandle): void {

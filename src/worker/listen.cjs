@@ -27,8 +27,9 @@ const CMD = 'NODE_ZD';
 const TIMEOUT_MAX = 2 ** 31 - 1;
 
 /**
- * @typedef {{ onconnection?: (err: number, handle: any) => void, close(): void, listen(): number,
- *   ref(): void, unref(): void, getsockname?: (out: object) => number, server: import('node:net').Server, open: boolean }} StandIn
+ * @typedef {{ onconnection?: (err: number, handle: any) => void, close(): void, listen(backlog?: number): number,
+ *   ref(): void, unref(): void, getsockname?: (out: object) => number, server: import('node:net').Server, open: boolean,
+ *   backlog: number, refed: boolean, direct: Map<string, any> }} StandIn
  */
 
 /** @type {Map<string, StandIn>} the stand-in handles of this worker's zd-owned servers, by key */
@@ -145,6 +146,7 @@ function install() {
   process.on('internalMessage', (/** @type {any} */ message, /** @type {any} */ handle) => {
     if (!message || message.cmd !== CMD) return;
     if (message.act === 'conn') return onConnection(message, handle);
+    if (message.act === 'direct') return onDirect(message, handle);
     if (message.act === 'listened') {
       const reply = replies.get(message.id);
       replies.delete(message.id);
@@ -174,19 +176,33 @@ function standIn(key, sockname, server, freed) {
   const handle = {
     server,
     open: true,
-    listen: () => 0,
+    backlog: 511,
+    refed: true,
+    direct: new Map(),
+    listen(backlog) {
+      // As net passes it (a number, or 511 for none): for the slots' sockets zd gives later.
+      if (typeof backlog === 'number' && backlog > 0) handle.backlog = backlog;
+      return 0;
+    },
     ref() {
+      handle.refed = true;
       keepAlive ??= setInterval(() => {}, TIMEOUT_MAX);
+      for (const socket of handle.direct.values()) socket.ref?.();
     },
     unref() {
+      handle.refed = false;
       if (keepAlive) clearInterval(keepAlive);
       keepAlive = null;
+      for (const socket of handle.direct.values()) socket.unref?.();
     },
     close() {
       if (!handle.open) return;
       handle.open = false;
       handle.unref();
       standIns.delete(key);
+      // --sched reuseport: this worker's copies only; zd holds the sockets and their queues.
+      for (const socket of handle.direct.values()) socket.close();
+      handle.direct.clear();
       freed();
       // Connections already on their way are answered "not taken" (onConnection) and go elsewhere.
       send({ act: 'close', key });
@@ -196,6 +212,38 @@ function standIn(key, sockname, server, freed) {
   handle.ref();
   standIns.set(key, handle);
   return handle;
+}
+
+/**
+ * --sched reuseport: zd gives this worker a slot's SO_REUSEPORT socket to accept on (`on`, with
+ * its copy of the socket), or takes it back (this copy is closed; the queue stays in zd's). The
+ * connections it accepts enter the app's server as zd's handed-over ones do, through the stand-in.
+ * @param {{ key: string, socket: string, on: boolean }} message @param {any} socket
+ */
+function onDirect(message, socket) {
+  const handle = standIns.get(message.key);
+  if (!message.on) {
+    handle?.direct.get(message.socket)?.close();
+    handle?.direct.delete(message.socket);
+    return;
+  }
+  if (!socket) return;
+  // Its server closed meanwhile, or zd sent one it holds already: this copy is not needed.
+  if (!handle?.open || handle.direct.has(message.socket)) return socket.close();
+  socket.onconnection = (/** @type {number} */ err, /** @type {any} */ connection) => {
+    // An accept that failed (EMFILE…) is zd's to report, as when zd accepts: the app's server
+    // would otherwise get an 'error' for a socket it never opened.
+    if (err) return void send({ act: 'acceptError', key: message.key, errno: err });
+    if (handle.open && handle.onconnection) return handle.onconnection(0, connection);
+    connection.close();
+  };
+  const err = socket.listen(handle.backlog);
+  if (err) {
+    socket.close();
+    return void send({ act: 'acceptError', key: message.key, errno: err });
+  }
+  if (!handle.refed) socket.unref?.();
+  handle.direct.set(message.socket, socket);
 }
 
 /** @param {{ key: string }} message @param {any} connection */

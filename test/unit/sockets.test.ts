@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import type { WorkerId } from '../../src/core/events.ts';
-import { hashAddress, pickRoundRobin, pickSticky } from '../../src/shell/connection-policy.ts';
+import { assignSlotSockets, hashAddress, pickRoundRobin, pickSticky } from '../../src/shell/connection-policy.ts';
 import { Sockets, type ListenQuery, type SocketsOptions } from '../../src/shell/sockets.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -29,6 +29,18 @@ describe('connection policy', () => {
     assert.equal(pickSticky(address, slots, slots.filter((w) => w !== own)), next);
     assert.equal(pickSticky(address, slots, [id(40), id(41)]), [id(40), id(41)][hashAddress(address) % 2]);
     assert.equal(pickSticky(address, slots, []), null);
+  });
+
+  it("reuseport: a slot's socket goes to its routable workers; an orphaned slot's to one other routable worker; with none routable, to nobody", () => {
+    const slotOf = (w: WorkerId) => ({ 1: 0, 2: 1, 3: 1, 4: 0 })[w as number] ?? null;
+    // Slot 1's old worker (2) and its replacement (3) share the slot's socket while both serve.
+    assert.deepEqual([...assignSlotSockets([0, 1], [id(1), id(2), id(3)], slotOf)], [[0, [1]], [1, [2, 3]]]);
+    // Slot 1's worker crashed (or is cold, warming, draining): its socket is taken by another.
+    assert.deepEqual([...assignSlotSockets([0, 1], [id(1)], slotOf)], [[0, [1]], [1, [1]]]);
+    // Scaled down to one slot, a third socket left: spread over the routable workers by slot.
+    assert.deepEqual([...assignSlotSockets([0, 1, 2], [id(1), id(4)], slotOf)], [[0, [1, 4]], [1, [4]], [2, [1]]]);
+    // Nobody routable: the kernel's backlog holds the connections until someone is.
+    assert.deepEqual([...assignSlotSockets([0, 1], [], slotOf)], [[0, []], [1, []]]);
   });
 });
 

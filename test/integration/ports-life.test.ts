@@ -15,7 +15,7 @@ import { listeningInodes } from '../helpers/proc-net.ts';
 import { zdProcess } from '../helpers/fake-systemd.ts';
 import { fixturePath } from '../helpers/tmp.ts';
 import { sleep, waitUntil } from '../helpers/wait.ts';
-import { assertAllDead, cleanup, runApp, startZd, zdBin, type Zd } from '../helpers/zd.ts';
+import { assertAllDead, cleanup, runApp, SOCKET_MODES, startZd, zdBin, type Zd } from '../helpers/zd.ts';
 
 afterEach(cleanup);
 
@@ -52,43 +52,45 @@ function attempt(port: number, path: string, hangMs: number): Promise<{ outcome:
   });
 }
 
-test('SIGTERM with a slow request in flight: new connections are refused at once (never accepted and left hanging, never reset), the slow request gets its 200, zd exits 0', async () => {
-  const port = await freePort();
-  const zd = runApp(fixturePath('serve.cjs'), ['-w', '2', '--ready-timeout', '5s', '--drain-timeout', '10s', '--kill-timeout', '1s'], { env: { PORT: String(port) } });
-  await zd.waitForLog('ZD_READY', undefined, 10_000);
-  await distinctPids(port, 2, 5000);
-  const tree = zd.treePids();
-  const slow = attempt(port, '/?delay=3000', 8000);
-  await sleep(200);
-  const signalledAt = Date.now();
-  zd.signal('SIGTERM');
-  // New connections, one after another, for as long as the slow request keeps zd in its stop.
-  const attempts: Attempt[] = [];
-  while (zd.alive() && Date.now() - signalledAt < 2500) {
-    const at = Date.now() - signalledAt;
-    const { outcome, ms } = await attempt(port, '/', 2000);
-    attempts.push({ at, outcome, ms });
-    await sleep(25);
-  }
-  const slowReply = await slow;
-  const exit = await zd.waitForExit(15_000);
-  const shown = attempts.map((a) => `+${a.at}ms ${a.outcome} in ${a.ms}ms`).join(', ');
+for (const mode of SOCKET_MODES) {
+  test(`SIGTERM with a slow request in flight (--sched ${mode.sched}): new connections are refused at once (never accepted and left hanging, never reset), the slow request gets its 200, zd exits 0`, { skip: mode.skip }, async () => {
+    const port = await freePort();
+    const zd = runApp(fixturePath('serve.cjs'), ['-w', '2', ...mode.flags, '--ready-timeout', '5s', '--drain-timeout', '10s', '--kill-timeout', '1s'], { env: { PORT: String(port) }, ...mode.options });
+    await zd.waitForLog('ZD_READY', undefined, 10_000);
+    await distinctPids(port, 2, 5000);
+    const tree = zd.treePids();
+    const slow = attempt(port, '/?delay=3000', 8000);
+    await sleep(200);
+    const signalledAt = Date.now();
+    zd.signal('SIGTERM');
+    // New connections, one after another, for as long as the slow request keeps zd in its stop.
+    const attempts: Attempt[] = [];
+    while (zd.alive() && Date.now() - signalledAt < 2500) {
+      const at = Date.now() - signalledAt;
+      const { outcome, ms } = await attempt(port, '/', 2000);
+      attempts.push({ at, outcome, ms });
+      await sleep(25);
+    }
+    const slowReply = await slow;
+    const exit = await zd.waitForExit(15_000);
+    const shown = attempts.map((a) => `+${a.at}ms ${a.outcome} in ${a.ms}ms`).join(', ');
 
-  assert.equal(slowReply.outcome, 'ok', `the slow request in flight: ${slowReply.outcome}`);
-  assert.ok(slowReply.ms >= 2900, `answered after its 3 s (${slowReply.ms}ms)`);
-  assert.deepEqual(exit, { code: 0, signal: null }, zd.transcript());
-  // Served (accepted before the ports closed, by a worker still serving) or refused: nothing else.
-  assert.deepEqual(attempts.filter((a) => a.outcome !== 'ok' && a.outcome !== 'ECONNREFUSED'), [], `every attempt served or refused: ${shown}`);
-  assert.deepEqual(attempts.filter((a) => a.outcome === 'ECONNREFUSED' && a.ms > 300), [], `refused within 300 ms: ${shown}`);
-  assert.deepEqual(attempts.filter((a) => a.outcome === 'ok' && a.ms > 1000), [], `served promptly: ${shown}`);
-  // Once refused, refused from then on: no process of zd accepts on the port again.
-  const firstRefused = attempts.findIndex((a) => a.outcome === 'ECONNREFUSED');
-  assert.ok(firstRefused >= 0, `refused during the stop: ${shown}`);
-  assert.deepEqual(attempts.slice(firstRefused).filter((a) => a.outcome !== 'ECONNREFUSED'), [], `refused from the first refusal on: ${shown}`);
-  assert.ok(attempts.length - firstRefused >= 10, `refused for the rest of the drain (${attempts.length - firstRefused} attempts): ${shown}`);
-  assert.ok(attempts[firstRefused]!.at < 1000, `refused within 1 s of SIGTERM: ${shown}`);
-  await assertAllDead(tree, 2000);
-});
+    assert.equal(slowReply.outcome, 'ok', `the slow request in flight: ${slowReply.outcome}`);
+    assert.ok(slowReply.ms >= 2900, `answered after its 3 s (${slowReply.ms}ms)`);
+    assert.deepEqual(exit, { code: 0, signal: null }, zd.transcript());
+    // Served (accepted before the ports closed, by a worker still serving) or refused: nothing else.
+    assert.deepEqual(attempts.filter((a) => a.outcome !== 'ok' && a.outcome !== 'ECONNREFUSED'), [], `every attempt served or refused: ${shown}`);
+    assert.deepEqual(attempts.filter((a) => a.outcome === 'ECONNREFUSED' && a.ms > 300), [], `refused within 300 ms: ${shown}`);
+    assert.deepEqual(attempts.filter((a) => a.outcome === 'ok' && a.ms > 1000), [], `served promptly: ${shown}`);
+    // Once refused, refused from then on: no process of zd accepts on the port again.
+    const firstRefused = attempts.findIndex((a) => a.outcome === 'ECONNREFUSED');
+    assert.ok(firstRefused >= 0, `refused during the stop: ${shown}`);
+    assert.deepEqual(attempts.slice(firstRefused).filter((a) => a.outcome !== 'ECONNREFUSED'), [], `refused from the first refusal on: ${shown}`);
+    assert.ok(attempts.length - firstRefused >= 10, `refused for the rest of the drain (${attempts.length - firstRefused} attempts): ${shown}`);
+    assert.ok(attempts[firstRefused]!.at < 1000, `refused within 1 s of SIGTERM: ${shown}`);
+    await assertAllDead(tree, 2000);
+  });
+}
 
 /** `relisten-app <pid> listening <port> <n>` lines zd forwarded from its workers' stdout. */
 function listens(zd: Zd): Array<{ pid: number; port: number; n: number }> {
@@ -159,40 +161,42 @@ test('one worker: close() then listen() on the same fixed port is served after t
   assert.equal((await zd.waitForExit(10_000)).code, 0, zd.transcript());
 });
 
-test('close() then listen(0): the new port is served and the old one is let go by every zd process (no port leaked)', async () => {
-  const zd = runApp(fixturePath('relisten-app.cjs'), ['-w', '1', '--ready-timeout', '5s', '--drain-timeout', '2s', '--kill-timeout', '1s'], { env: { PORT: '0' } });
-  await zd.waitForLog('ZD_READY', undefined, 10_000);
-  const before = await waitUntil(() => listens(zd).find((l) => l.n === 1), 5000, () => `the worker's first port\n${zd.stdout}`);
-  const { json } = await getJson<Relisten>(before.port, '/', 3000);
-  assert.equal(json.port, before.port);
-  await getJson<Relisten>(before.port, '/relisten', 3000);
-  const after = await waitUntil(() => listens(zd).find((l) => l.n === 2), 5000, () => `the worker listening again\n${zd.stdout}\n${zd.transcript()}`);
-  for (let i = 0; i < 10; i++) {
-    const { status, json: reply } = await getJson<Relisten>(after.port, '/', 2000);
-    assert.equal(status, 200);
-    assert.equal(reply.listens, 2);
-    assert.equal(reply.port, after.port);
-  }
-  if (after.port !== before.port) {
-    // Nobody listens on the first port any more: not the primary, not the keeper.
-    await waitUntil(() => listeningInodes(before.port).length === 0, 3000, () => `port ${before.port} still listening: ${listeningInodes(before.port).join(', ')} (held by ${holders(zd, listeningInodes(before.port)).join(', ')})`);
-    assert.equal(await tcpOutcome('127.0.0.1', before.port), 'ECONNREFUSED');
-  }
-  // Twice more: each close()+listen(0) lets its port go; zd ends up holding one port for the app.
-  for (const n of [3, 4]) {
-    const current = listens(zd).find((l) => l.n === n - 1)!;
-    await getJson<Relisten>(current.port, '/relisten', 3000);
-    const next = await waitUntil(() => listens(zd).find((l) => l.n === n), 5000, () => `listen ${n}`);
-    assert.equal((await getJson<Relisten>(next.port, '/', 2000)).json.listens, n);
-  }
-  const ports = [...new Set(listens(zd).map((l) => l.port))];
-  const last = listens(zd).find((l) => l.n === 4)!.port;
-  await waitUntil(() => ports.filter((p) => p !== last).every((p) => listeningInodes(p).length === 0), 3000, () => `ports still listening: ${ports.filter((p) => p !== last && listeningInodes(p).length > 0).join(', ')}`);
-  assert.equal(listeningInodes(last).length, 1);
-  assert.doesNotMatch(zd.stderr + zd.stdout, /EADDRINUSE/);
-  zd.signal('SIGTERM');
-  assert.equal((await zd.waitForExit(10_000)).code, 0, zd.transcript());
-});
+for (const mode of SOCKET_MODES) {
+  test(`close() then listen(0) (--sched ${mode.sched}): the new port is served and the old one is let go by every zd process (no port leaked)`, { skip: mode.skip }, async () => {
+    const zd = runApp(fixturePath('relisten-app.cjs'), ['-w', '1', ...mode.flags, '--ready-timeout', '5s', '--drain-timeout', '2s', '--kill-timeout', '1s'], { env: { PORT: '0' }, ...mode.options });
+    await zd.waitForLog('ZD_READY', undefined, 10_000);
+    const before = await waitUntil(() => listens(zd).find((l) => l.n === 1), 5000, () => `the worker's first port\n${zd.stdout}`);
+    const { json } = await getJson<Relisten>(before.port, '/', 3000);
+    assert.equal(json.port, before.port);
+    await getJson<Relisten>(before.port, '/relisten', 3000);
+    const after = await waitUntil(() => listens(zd).find((l) => l.n === 2), 5000, () => `the worker listening again\n${zd.stdout}\n${zd.transcript()}`);
+    for (let i = 0; i < 10; i++) {
+      const { status, json: reply } = await getJson<Relisten>(after.port, '/', 2000);
+      assert.equal(status, 200);
+      assert.equal(reply.listens, 2);
+      assert.equal(reply.port, after.port);
+    }
+    if (after.port !== before.port) {
+      // Nobody listens on the first port any more: not the primary, not the keeper.
+      await waitUntil(() => listeningInodes(before.port).length === 0, 3000, () => `port ${before.port} still listening: ${listeningInodes(before.port).join(', ')} (held by ${holders(zd, listeningInodes(before.port)).join(', ')})`);
+      assert.equal(await tcpOutcome('127.0.0.1', before.port), 'ECONNREFUSED');
+    }
+    // Twice more: each close()+listen(0) lets its port go; zd ends up holding one port for the app.
+    for (const n of [3, 4]) {
+      const current = listens(zd).find((l) => l.n === n - 1)!;
+      await getJson<Relisten>(current.port, '/relisten', 3000);
+      const next = await waitUntil(() => listens(zd).find((l) => l.n === n), 5000, () => `listen ${n}`);
+      assert.equal((await getJson<Relisten>(next.port, '/', 2000)).json.listens, n);
+    }
+    const ports = [...new Set(listens(zd).map((l) => l.port))];
+    const last = listens(zd).find((l) => l.n === 4)!.port;
+    await waitUntil(() => ports.filter((p) => p !== last).every((p) => listeningInodes(p).length === 0), 3000, () => `ports still listening: ${ports.filter((p) => p !== last && listeningInodes(p).length > 0).join(', ')}`);
+    assert.equal(listeningInodes(last).length, 1);
+    assert.doesNotMatch(zd.stderr + zd.stdout, /EADDRINUSE/);
+    zd.signal('SIGTERM');
+    assert.equal((await zd.waitForExit(10_000)).code, 0, zd.transcript());
+  });
+}
 
 /** Which of zd's processes hold any of these socket inodes (for a failure message). */
 function holders(zd: Zd, inodes: string[]): string[] {

@@ -21,6 +21,16 @@
 // "inconclusive", which aborts unless the rollout was told to proceed on no evidence. Every canary
 // wait has a deadline: each window, then a bounded wait for the figures.
 //
+// --min-ready proves the generation, not each worker: a reload's replacements serve out the
+// min-ready period (`warm`) until one of them has (`rollout.ready` with `warmed`: the generation is
+// `proven`); the ones started after that count as soon as they are ready. With maxUnavailable 0 no
+// old worker is retired before that proof, so a version that dies right after it starts listening
+// still aborts before any old worker drains, for one min-ready period per reload rather than one
+// per slot. The replacements started together before the proof (surge > 1, or the canary) each
+// serve out their own: they boot side by side, so that costs little, and each is evidence. A
+// `replace` rollout (memory, heartbeat, an aborted reload's slots put back) runs the code its slot
+// already serves, proven when it rolled out: its replacements never warm.
+//
 // Apart from the canary's, it has no timers of its own: each replacement's boot deadline is its
 // worker machine's.
 import { and, setup } from 'xstate';
@@ -64,11 +74,14 @@ export interface RolloutContext {
   /** Canary windows opened so far (1 + extensions). */
   canaryWindows: number;
   canaryInconclusive: 'abort' | 'proceed';
+  /** One of its replacements has served out --min-ready: the ones started from now on need not. */
+  proven: boolean;
 }
 
 export type RolloutEvent =
   | { type: 'rollout.start' }
-  | { type: 'rollout.ready'; slot: number }
+  /** The slot's replacement is ready; `warmed`: it served out a min-ready period to get there. */
+  | { type: 'rollout.ready'; slot: number; warmed?: boolean }
   | { type: 'rollout.failed'; slot: number; reason: string }
   | { type: 'rollout.abort'; reason: string }
   /**
@@ -76,6 +89,11 @@ export type RolloutEvent =
    * another window may be opened (the machine bounds how many).
    */
   | { type: 'rollout.verdict'; pass: boolean; reason: string; extend?: boolean };
+
+/** Whether a replacement started now must serve out --min-ready: a reload's, until its generation is proven. */
+function mustWarm(context: RolloutContext): boolean {
+  return context.kind === 'reload' && !context.proven;
+}
 
 /** The effects a rollout can ask for. */
 const base = setup({
@@ -86,7 +104,7 @@ const base = setup({
   },
   actions: {
     // Named effects the reducer carries out.
-    replace: (_, _params: { slot: number; retireFirst: boolean }) => {},
+    replace: (_, _params: { slot: number; retireFirst: boolean; warm: boolean }) => {},
     retire: (_, _params: { slot: number }) => {},
     stopReplacement: (_, _params: { slot: number }) => {},
     // Canary measurements: switched on in every serving worker for the window, then collected.
@@ -126,10 +144,11 @@ export const rolloutMachine = base
         const next = context.pending.slice(0, room);
         if (next.length === 0) return;
         let early = context.early.length;
+        const warm = mustWarm(context);
         const started = next.map((slot) => {
           const retireFirst = early < context.unavailable;
           if (retireFirst) early++;
-          return { slot, retireFirst };
+          return { slot, retireFirst, warm };
         });
         enqueue.assign({
           pending: context.pending.slice(next.length),
@@ -137,6 +156,10 @@ export const rolloutMachine = base
           early: [...context.early, ...started.filter((s) => s.retireFirst).map((s) => s.slot)],
         });
         for (const params of started) enqueue({ type: 'replace', params });
+      }),
+      /** A replacement that served out min-ready proves its generation for the rest of the rollout. */
+      noteProof: base.assign({
+        proven: ({ context, event }) => context.proven || (event.type === 'rollout.ready' && event.warmed === true),
       }),
       completeSlot: base.enqueueActions(({ context, event, enqueue }) => {
         if (event.type !== 'rollout.ready') return;
@@ -162,7 +185,7 @@ export const rolloutMachine = base
       startCanary: base.enqueueActions(({ context, enqueue }) => {
         const slot = context.pending[0]!;
         enqueue.assign({ pending: context.pending.slice(1), booting: [slot], canarySlot: slot });
-        enqueue({ type: 'replace', params: { slot, retireFirst: false } });
+        enqueue({ type: 'replace', params: { slot, retireFirst: false, warm: mustWarm(context) } });
       }),
       /** The canary passed: it takes its slot, and its predecessor drains. */
       completeCanary: base.enqueueActions(({ context, enqueue }) => {
@@ -200,6 +223,7 @@ export const rolloutMachine = base
     canarySlot: null,
     canaryWindows: 0,
     canaryInconclusive: input.canaryInconclusive ?? 'abort',
+    proven: false,
   }),
   initial: 'idle',
   states: {
@@ -216,8 +240,8 @@ export const rolloutMachine = base
       entry: 'surge',
       on: {
         'rollout.ready': [
-          { guard: 'isLast', target: 'done', actions: 'completeSlot' },
-          { guard: 'isBooting', actions: ['completeSlot', 'surge'] },
+          { guard: 'isLast', target: 'done', actions: ['noteProof', 'completeSlot'] },
+          { guard: 'isBooting', actions: ['noteProof', 'completeSlot', 'surge'] },
         ],
         'rollout.failed': { guard: 'isBooting', target: 'aborted', actions: 'recordFailure' },
         'rollout.abort': { target: 'aborted', actions: 'recordFailure' },
@@ -232,7 +256,7 @@ export const rolloutMachine = base
       states: {
         booting: {
           entry: 'startCanary',
-          on: { 'rollout.ready': { guard: 'isCanary', target: 'serving' } },
+          on: { 'rollout.ready': { guard: 'isCanary', target: 'serving', actions: 'noteProof' } },
         },
         // Beside every old worker, measured with them (again, for each extension).
         serving: {

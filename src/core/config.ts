@@ -13,8 +13,9 @@ export interface CoreConfig {
   /** Boot deadline: forked → ready. */
   readyTimeoutMs: number;
   /**
-   * A rollout's replacement must stay up this long once ready before its predecessor drains and
-   * the rollout counts it (Kubernetes' minReadySeconds); dying within it aborts the rollout.
+   * A reload's replacement must stay up this long once ready before its predecessor drains and
+   * the rollout counts it (Kubernetes' minReadySeconds); dying within it aborts the rollout. Once
+   * one has, its generation is proven and the later ones count at once (rollout.machine.ts).
    */
   minReadyMs: number;
   /** A reload's canary window (0: no canary): its first replacement serves beside the old workers, then is judged. */
@@ -62,7 +63,7 @@ export const DEFAULTS: Omit<CoreConfig, 'workers'> = {
   readyOn: 'listening',
   readyTimeoutMs: 30_000,
   // One second catches the deploy that dies right after it starts listening (a failed connection
-  // thrown once the server is up) for the cost of one second per slot in a rollout.
+  // thrown once the server is up) for the cost of one second per reload: it proves the generation.
   minReadyMs: 1_000,
   canaryMs: 0,
   // Flagger's default analysis asks for a 99 % success rate: one point of errors more than the

@@ -31,8 +31,10 @@ export type Fact =
 export type Intent =
   /** A fact, for its next reaction (the coordinator's table says which, in order). */
   | { type: 'fact'; fact: Fact; reaction: number }
-  /** Start a worker of `generation` for `slot`: as the slot's worker, or as its rollout replacement (`next`). */
-  | { type: 'worker.fork'; slot: number; generation: number; as: 'worker' | 'next' }
+  /** Start a worker of `generation` for `slot`: as the slot's worker (counted once ready). */
+  | { type: 'worker.fork'; slot: number; generation: number; as: 'worker' }
+  /** Start a rollout's replacement for `slot`; `warm`: it serves out --min-ready before it counts. */
+  | { type: 'worker.fork'; slot: number; generation: number; as: 'next'; warm: boolean }
   | { type: 'worker.event'; workerId: WorkerId; event: WorkerEvent }
   /** Take a worker out of service: a serving one drains (in its staggered turn), a booting one is stopped. */
   | { type: 'worker.retire'; workerId: WorkerId; reason: StopReason }

@@ -26,6 +26,7 @@ export const INVARIANTS = {
   I10: 'only a ready, connected worker of a serving generation (or the rollout\'s own) is routable; the socket layer\'s set is the state\'s, and a worker leaves it first in the step that takes it out of service',
   I11: 'the ports close only for a stop, once, and never reopen; a stop drains its workers only once every zd process has stopped accepting (or the deadline passed)',
   I12: 'every step settles: the intents its concerns ask for, and the work the new state implies, run out within the coordinator\'s bound',
+  I13: 'min-ready proves a reload\'s generation: until one of its replacements has served it out, each replacement it starts warms and (with maxUnavailable 0) no older worker is retired; after, the ones it starts count once ready; nothing else ever warms',
 } as const;
 
 export type InvariantId = keyof typeof INVARIANTS;
@@ -206,6 +207,38 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
     const arrived = (isReady(worker) || matches(worker, 'warming')) && (!was || matches(was, 'booting'));
     if (arrived && missingAddresses(worker).length > 0) {
       fail('I9', `worker ${worker.id} left booting without listening on ${missingAddresses(worker).join(', ')}`);
+    }
+  }
+
+  // I13: who warms is decided at the fork, by whether the reload's generation is proven yet.
+  const rollout = after.rollout?.context;
+  for (const worker of after.workers) {
+    if (getWorker(before, worker.id)) continue;
+    const slot = after.slots[worker.slot];
+    // A replacement stopped in the step that forked it (its rollout aborted) is no slot's: unjudged.
+    const asNext = slot?.next === worker.id;
+    if (!asNext && slot?.worker !== worker.id) continue;
+    const must = asNext && rollout?.kind === 'reload' && !rollout.proven ? after.config.minReadyMs : 0;
+    const has = worker.machine.context.minReadyMs;
+    if (has !== must) {
+      fail('I13', `worker ${worker.id} forked with a ${has}ms min-ready period, not ${must}ms (${asNext ? `a ${rollout?.kind ?? 'finished rollout'}'s replacement, generation ${rollout?.proven ? '' : 'not '}proven` : 'its slot\'s worker'})`);
+    }
+  }
+  // The protection it buys: a version that dies within the period aborts before anything it replaces drains.
+  const sameReload = rollout?.kind === 'reload' && before.rollout?.context.generation === rollout.generation;
+  // And only a period served out proves: a replacement of the generation went from warming to ready in this step.
+  if (sameReload && rollout.proven && !before.rollout!.context.proven) {
+    const warmed = after.workers.some((w) => w.generation === rollout.generation && isReady(w) && matches(getWorker(before, w.id) ?? w, 'warming'));
+    if (!warmed) fail('I13', `generation ${rollout.generation} counted as proven, yet none of its replacements served out a min-ready period in this step`);
+  }
+  if (sameReload && !rollout.proven && after.phase === 'running' && after.config.minReadyMs > 0 && after.config.maxUnavailable === 0) {
+    for (const worker of after.workers) {
+      const was = getWorker(before, worker.id);
+      // Retirements queued by an earlier rollout (--retire-stagger) drain in their turn.
+      if (!was || worker.generation >= rollout.generation || before.retiring.includes(worker.id)) continue;
+      if ((matches(worker, 'draining') && !matches(was, 'draining')) || after.retiring.includes(worker.id)) {
+        fail('I13', `worker ${worker.id} of generation ${worker.generation} retired before generation ${rollout.generation} served out its min-ready period`);
+      }
     }
   }
 

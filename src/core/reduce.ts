@@ -159,7 +159,7 @@ function execute(d: Draft, intent: Intent): readonly Intent[] {
       return reaction + 1 < reactions.length ? [...intents, { type: 'fact', fact, reaction: reaction + 1 }] : intents;
     }
     case 'worker.fork': {
-      const id = workers.fork(d, intent.slot, intent.generation, intent.as === 'next');
+      const id = workers.fork(d, intent.slot, intent.generation, intent.as === 'next', intent.as === 'next' && intent.warm);
       d.mutSlot(intent.slot)[intent.as] = id;
       return NONE;
     }

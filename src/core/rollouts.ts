@@ -208,7 +208,7 @@ export function stepped(d: Draft, event: string, context: RolloutContext, ended:
 
 const ROLLOUT_ACTIONS: ActionHandlers<{ d: Draft; generation: number }, readonly Intent[]> = {
   named: {
-    replace: ({ d }, params) => replaceSlot(d, params.slot as number, params.retireFirst === true),
+    replace: ({ d }, params) => replaceSlot(d, params.slot as number, params.retireFirst === true, params.warm === true),
     retire: ({ d }, params) => retireSlot(d, params.slot as number),
     stopReplacement: ({ d }, params) => stopReplacement(d, params.slot as number),
     measureStart: ({ d }) => {
@@ -231,10 +231,15 @@ const ROLLOUT_ACTIONS: ActionHandlers<{ d: Draft; generation: number }, readonly
   },
 };
 
-/** Reaction to a ready worker: a replacement (or a worker the rollout adopted) is ready for its slot. */
+/**
+ * Reaction to a ready worker: a replacement (or a worker the rollout adopted) is ready for its slot.
+ * A replacement that had a min-ready period to serve has served it out: that proves its generation.
+ */
 export function onReady(d: Draft, entry: WorkerEntry): readonly Intent[] {
   const slot = d.slot(entry.slot);
-  if (slot && (slot.next === entry.id || (slot.worker === entry.id && entry.adopted))) {
+  if (slot && slot.next === entry.id) {
+    d.rolloutQueue.push({ type: 'rollout.ready', slot: entry.slot, warmed: entry.machine.context.minReadyMs > 0 });
+  } else if (slot && slot.worker === entry.id && entry.adopted) {
     d.rolloutQueue.push({ type: 'rollout.ready', slot: entry.slot });
   }
   return NONE;
@@ -251,7 +256,7 @@ export function rolloutTimer(d: Draft, generation: number, event: { type: string
   d.rolloutQueue.push(event as RolloutEvent);
 }
 
-function replaceSlot(d: Draft, index: number, retireFirst: boolean): readonly Intent[] {
+function replaceSlot(d: Draft, index: number, retireFirst: boolean, warm: boolean): readonly Intent[] {
   const { generation, kind } = d.s.rollout!.context;
   const current = d.worker(d.slot(index)!.worker);
   if (kind === 'reload' && current && current.generation === generation && !isDead(current)) {
@@ -262,7 +267,7 @@ function replaceSlot(d: Draft, index: number, retireFirst: boolean): readonly In
   }
   d.cancelTimer(respawnTimerId(index));
   // A replacement (memory, heartbeat) runs the code its slot runs; a reload's, its new generation.
-  const fork: Intent = { type: 'worker.fork', slot: index, generation: kind === 'replace' ? d.slot(index)!.generation : generation, as: 'next' };
+  const fork: Intent = { type: 'worker.fork', slot: index, generation: kind === 'replace' ? d.slot(index)!.generation : generation, as: 'next', warm };
   // maxUnavailable: the old worker may go first, if the pool keeps its floor without it.
   if (retireFirst && current && isReady(current) && servingCapacity(d.s) - 1 >= capacityFloor(d.s)) {
     d.mutSlot(index).worker = null;

@@ -12,10 +12,11 @@ import { bootFailureReason, exitDescription, isDead, isLeaving, isReady, matches
 import type { WorkerEntry } from './state.ts';
 
 /**
- * Starts a worker of `generation` (its pinned release) in `slot`. A rollout's replacement serves
- * out the min-ready period before it counts, and must listen wherever its predecessor does.
+ * Starts a worker of `generation` (its pinned release) in `slot`. A rollout's replacement must
+ * listen wherever its predecessor does; one its rollout says must `warm` (the generation is not
+ * proven yet) serves out the min-ready period before it counts.
  */
-export function fork(d: Draft, slot: number, generation: number, replacement: boolean): WorkerId {
+export function fork(d: Draft, slot: number, generation: number, replacement: boolean, warm: boolean): WorkerId {
   const id = d.s.nextWorkerId++;
   const { config } = d;
   const [snapshot, actions] = initialTransition(workerMachine, {
@@ -23,7 +24,7 @@ export function fork(d: Draft, slot: number, generation: number, replacement: bo
     slot,
     generation,
     readyOn: config.readyOn,
-    minReadyMs: replacement ? config.minReadyMs : 0,
+    minReadyMs: warm ? config.minReadyMs : 0,
     timeouts: {
       readyMs: config.readyTimeoutMs,
       drainMs: config.drainTimeoutMs,

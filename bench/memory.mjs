@@ -330,7 +330,7 @@ runner serves \`bench/apps/app.cjs\` with ${WORKERS} workers and no load. What i
 the workers: for zd, the keeper (the pid \`zd run\` has) and the primary it spawns, added; for PM2, its daemon (the CLI exits); for the script,
 its primary. From /proc/<pid>/smaps_rollup, 5 s after ready and once idle for ${S} s (V8's memory reducer has shrunk the heap by then, in every
 runner). Private is Private_Clean + Private_Dirty (USS): pages no other process maps. PSS adds each shared page divided by the number of
-processes mapping it. RSS counts every page a process maps, the node binary's too, so zd's two RSS added count the pages they share twice. Raw: \`bench/RESULTS-memory.json\`.
+processes mapping it, so it falls as other node processes run on the machine (they map the same binary): compare it within one run. RSS counts every page a process maps, the node binary's too, so zd's two RSS added count the pages they share twice. Raw: \`bench/RESULTS-memory.json\`.
 
 ${table(['what stays running beside the workers', 'RSS 5 s', `RSS ${S} s`, `PSS ${S} s`, `private ${S} s`, 'runs'], rows)}
 

@@ -328,8 +328,14 @@ export class Sockets {
         return;
       }
       if (l.slots) {
-        // A stand-in, as under rr: which sockets it accepts on is zd's to say (assign()).
-        if (!this.options.send(workerId, { act: 'listened', id, key, sockname: l.sockname, data: l.data, direct: true })) return;
+        // A stand-in, as under rr: which sockets it accepts on is zd's to say (assign()). With it,
+        // a copy of its slot's socket for the worker to listen() on once and close at once: an
+        // SO_REUSEPORT bind never fails, its listen does (another process has the port:
+        // EADDRINUSE, in the app, as without zd), and from then on the kernel queues connections
+        // on it for the acceptor zd names.
+        const slotSocket = socket as SlotSocket;
+        if (!this.options.send(workerId, { act: 'listened', id, key, sockname: l.sockname, data: l.data, direct: true }, slotSocket.handle)) return;
+        this.pending(workerId).push(null); // its receipt is this socket's, not a connection's
         this.addWorker(l, workerId);
         return;
       }
@@ -438,6 +444,13 @@ export class Sockets {
     const port = Number(listener.sockname?.port ?? query.port);
     const handle = createHandle(query.address, port, query.addressType, undefined, query.flags | UV_TCP_REUSEPORT);
     if (typeof handle === 'number') return handle;
+    // libuv keeps a bind's EADDRINUSE for the listen; getsockname says it now. A socket handed on
+    // unbound would be bound by its first listen to a port of the kernel's choosing.
+    const bound = handle.getsockname ? handle.getsockname({}) : 0;
+    if (bound) {
+      handle.close();
+      return bound;
+    }
     this.options.onBound?.(key, handle);
     return this.addSlotSocket(listener, slot, key, handle);
   }

@@ -122,8 +122,19 @@ function install() {
         freeIndex(indexKey, index);
         return cb(reply.errno, null);
       }
-      // --sched none: the listening socket itself; every worker accepts on it, the kernel balances.
-      if (handle) {
+      // --sched reuseport: the slot's socket, to listen() on once (its listen, not its bind, says
+      // whether the port is free) and close at once, before this turn could accept anything: zd
+      // says later which sockets this worker accepts on (onDirect).
+      if (reply.direct && handle) {
+        const err = handle.listen(options.backlog || 511);
+        handle.close();
+        if (err) {
+          freeIndex(indexKey, index);
+          send({ act: 'close', key: reply.key });
+          return cb(err, null);
+        }
+      } else if (handle) {
+        // --sched none: the listening socket itself; every worker accepts on it, the kernel balances.
         shared.add(obj);
         obj.once('close', () => {
           shared.delete(obj);

@@ -91,7 +91,7 @@ const commandLine: Case[] = [
   { name: 'a port that is a word', args: run('--metrics-port', 'http'), mentions: /'http'.*\[ZD_E_BAD_VALUE\]/ },
   { name: '--max-surge 0 with --max-unavailable 0', args: run('--max-surge', '0', '--max-unavailable', '0'), mentions: /cannot both be 0.*\[ZD_E_BAD_VALUE\]/ },
   { name: 'an unknown --log-format', args: run('--log-format', 'xml'), mentions: /one of json, pretty, not 'xml'.*\[ZD_E_BAD_VALUE\]/ },
-  { name: 'an unknown --sched', args: run('--sched', 'fifo'), mentions: /one of rr, none, not 'fifo'.*\[ZD_E_BAD_VALUE\]/ },
+  { name: 'an unknown --sched', args: run('--sched', 'fifo'), mentions: /one of rr, none, reuseport, not 'fifo'.*\[ZD_E_BAD_VALUE\]/ },
   { name: 'an empty --name', args: run('--name', ''), mentions: /--name needs a value.*\[ZD_E_BAD_VALUE\]/ },
   { name: 'a 65-character --name', args: run('--name', 'n'.repeat(65)), mentions: /--name .* must be 1-64 letters.*\[ZD_E_BAD_VALUE\]/ },
   { name: 'an empty --health-host', args: run('--health-host', ' '), mentions: /--health-host needs a value.*\[ZD_E_BAD_VALUE\]/ },

@@ -11,7 +11,7 @@ import { after, afterEach, test } from 'node:test';
 import { getJson } from '../helpers/http.ts';
 import { freePort } from '../helpers/ports.ts';
 import { fixturePath } from '../helpers/tmp.ts';
-import { assertAllDead, cleanup, runApp, trackPid } from '../helpers/zd.ts';
+import { assertAllDead, cleanup, runApp, SOCKET_MODES, trackPid } from '../helpers/zd.ts';
 import { ERROR_LINE, isRoot, NOBODY, watchDescendants } from './harness.ts';
 
 const dirs: string[] = [];
@@ -64,36 +64,38 @@ async function stranger(script: string, ...args: string[]) {
   return child;
 }
 
-test("the app's port held by another process: exit 1, ZD_BOOT_FAILED with EADDRINUSE, nothing left, the other process untouched", async () => {
-  const port = await freePort();
-  const squatter = await stranger(
-    "require('node:net').createServer((s) => s.end('squatter\\n')).listen(Number(process.argv[1]), () => console.log('up'))",
-    String(port),
-  );
-  try {
-    const zd = runApp(fixturePath('serve.cjs'), ['-w', '2', '--ready-timeout', '2s'], { env: { PORT: String(port) } });
-    const watch = watchDescendants(zd);
-    const exit = await zd.waitForExit(8000).finally(() => watch.stop());
-    assert.equal(exit.code, 1, zd.transcript());
-    const failed = await zd.waitForLog('ZD_BOOT_FAILED', undefined, 100);
-    assert.match(String(failed.stderr), /EADDRINUSE/);
-    assert.match(zd.stderr, /EADDRINUSE/, "the worker's error reaches stderr");
-    assert.equal(zd.logs('ZD_WORKER_READY').length, 0);
-    await assertAllDead([zd.pid, ...zd.workerPids(), ...watch.seen], 2000);
-    // The squatter still owns its port and still answers.
-    const greeting = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
-      let data = '';
-      socket.on('data', (d) => (data += d));
-      socket.on('end', () => resolve(data));
-      socket.on('error', reject);
-    });
-    assert.equal(greeting, 'squatter\n');
-    assert.equal(squatter.exitCode, null);
-  } finally {
-    squatter.kill('SIGKILL');
-  }
-});
+for (const mode of SOCKET_MODES) {
+  test(`the app's port held by another process (--sched ${mode.sched}): exit 1, ZD_BOOT_FAILED with EADDRINUSE, nothing left, the other process untouched`, { skip: mode.skip }, async () => {
+    const port = await freePort();
+    const squatter = await stranger(
+      "require('node:net').createServer((s) => s.end('squatter\\n')).listen(Number(process.argv[1]), () => console.log('up'))",
+      String(port),
+    );
+    try {
+      const zd = runApp(fixturePath('serve.cjs'), ['-w', '2', ...mode.flags, '--ready-timeout', '2s'], { env: { PORT: String(port) }, ...mode.options });
+      const watch = watchDescendants(zd);
+      const exit = await zd.waitForExit(8000).finally(() => watch.stop());
+      assert.equal(exit.code, 1, zd.transcript());
+      const failed = await zd.waitForLog('ZD_BOOT_FAILED', undefined, 100);
+      assert.match(String(failed.stderr), /EADDRINUSE/);
+      assert.match(zd.stderr, /EADDRINUSE/, "the worker's error reaches stderr");
+      assert.equal(zd.logs('ZD_WORKER_READY').length, 0);
+      await assertAllDead([zd.pid, ...zd.workerPids(), ...watch.seen], 2000);
+      // The squatter still owns its port and still answers.
+      const greeting = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        let data = '';
+        socket.on('data', (d) => (data += d));
+        socket.on('end', () => resolve(data));
+        socket.on('error', reject);
+      });
+      assert.equal(greeting, 'squatter\n');
+      assert.equal(squatter.exitCode, null);
+    } finally {
+      squatter.kill('SIGKILL');
+    }
+  });
+}
 
 test('the control socket path taken by a regular file: exit 1, one line (ZD_E_CONTROL_SOCKET), the file is not deleted', async () => {
   const dir = runtimeDir();

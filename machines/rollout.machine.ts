@@ -23,13 +23,19 @@
 //
 // --min-ready proves the generation, not each worker: a reload's replacements serve out the
 // min-ready period (`warm`) until one of them has (`rollout.ready` with `warmed`: the generation is
-// `proven`); the ones started after that count as soon as they are ready. With maxUnavailable 0 no
-// old worker is retired before that proof, so a version that dies right after it starts listening
-// still aborts before any old worker drains, for one min-ready period per reload rather than one
-// per slot. The replacements started together before the proof (surge > 1, or the canary) each
-// serve out their own: they boot side by side, so that costs little, and each is evidence. A
-// `replace` rollout (memory, heartbeat, an aborted reload's slots put back) runs the code its slot
-// already serves, proven when it rolled out: its replacements never warm.
+// `proven`). Then every replacement still booting or warming is `release`d: it counts as soon as it
+// is ready, and so do the ones started after. With maxUnavailable 0 no old worker is retired before
+// that proof, so a version that dies right after it starts listening still aborts before any old
+// worker drains, for one min-ready period per reload rather than one per slot.
+//
+// The proof overlaps the next boot: while the generation is unproven, a replacement that warms
+// (`rollout.warming`: it has booted and listens) does not count against the room, so one more
+// slot's replacement may boot beside it; at most one such extra process, and only until the proof.
+// That one warms too until the proof (it is not counted, nothing it replaces drains), then counts
+// once ready. A 2-slot reload costs about max(boot, min-ready) + boot rather than boot + min-ready
+// + boot. Should the warming one die, the rollout aborts and stops both. A `replace` rollout
+// (memory, heartbeat, an aborted reload's slots put back) runs the code its slot already serves,
+// proven when it rolled out: its replacements never warm.
 //
 // Apart from the canary's, it has no timers of its own: each replacement's boot deadline is its
 // worker machine's.
@@ -66,6 +72,8 @@ export interface RolloutContext {
   booting: number[];
   /** Booting slots started with `retireFirst` (at most `unavailable`). */
   early: number[];
+  /** Booting slots whose replacement listens and serves out --min-ready. */
+  warming: number[];
   replaced: number;
   failure: { slot: number; reason: string } | null;
   canaryMs: number;
@@ -82,6 +90,8 @@ export type RolloutEvent =
   | { type: 'rollout.start' }
   /** The slot's replacement is ready; `warmed`: it served out a min-ready period to get there. */
   | { type: 'rollout.ready'; slot: number; warmed?: boolean }
+  /** The slot's replacement listens and has begun its min-ready period. */
+  | { type: 'rollout.warming'; slot: number }
   | { type: 'rollout.failed'; slot: number; reason: string }
   | { type: 'rollout.abort'; reason: string }
   /**
@@ -95,6 +105,15 @@ function mustWarm(context: RolloutContext): boolean {
   return context.kind === 'reload' && !context.proven;
 }
 
+/**
+ * Replacements that may boot now. A warming one has shown that it boots and listens: until the
+ * proof, it leaves room for one more beside it, so that the next boot overlaps the proof.
+ */
+export function rolloutRoom(context: RolloutContext): number {
+  const proving = mustWarm(context) && context.warming.length > 0 ? 1 : 0;
+  return Math.max(0, context.surge + context.unavailable + proving - context.booting.length);
+}
+
 /** The effects a rollout can ask for. */
 const base = setup({
   types: {
@@ -105,6 +124,8 @@ const base = setup({
   actions: {
     // Named effects the reducer carries out.
     replace: (_, _params: { slot: number; retireFirst: boolean; warm: boolean }) => {},
+    /** The generation is proven: the slot's replacement need not serve out its period. */
+    release: (_, _params: { slot: number }) => {},
     retire: (_, _params: { slot: number }) => {},
     stopReplacement: (_, _params: { slot: number }) => {},
     // Canary measurements: switched on in every serving worker for the window, then collected.
@@ -113,7 +134,7 @@ const base = setup({
   },
   guards: {
     isBooting: ({ context, event }) =>
-      (event.type === 'rollout.ready' || event.type === 'rollout.failed') &&
+      (event.type === 'rollout.ready' || event.type === 'rollout.failed' || event.type === 'rollout.warming') &&
       context.booting.includes(event.slot),
     isLast: ({ context, event }) =>
       event.type === 'rollout.ready' &&
@@ -140,7 +161,7 @@ export const rolloutMachine = base
     actions: {
       /** Start as many slots as surge and unavailability allow. */
       surge: base.enqueueActions(({ context, enqueue }) => {
-        const room = Math.max(0, context.surge + context.unavailable - context.booting.length);
+        const room = rolloutRoom(context);
         const next = context.pending.slice(0, room);
         if (next.length === 0) return;
         let early = context.early.length;
@@ -158,14 +179,21 @@ export const rolloutMachine = base
         for (const params of started) enqueue({ type: 'replace', params });
       }),
       /** A replacement that served out min-ready proves its generation for the rest of the rollout. */
-      noteProof: base.assign({
-        proven: ({ context, event }) => context.proven || (event.type === 'rollout.ready' && event.warmed === true),
+      noteProof: base.enqueueActions(({ context, event, enqueue }) => {
+        if (context.proven || event.type !== 'rollout.ready' || event.warmed !== true) return;
+        enqueue.assign({ proven: true, warming: [] });
+        for (const slot of context.booting) if (slot !== event.slot) enqueue({ type: 'release', params: { slot } });
+      }),
+      noteWarming: base.assign({
+        warming: ({ context, event }) =>
+          event.type === 'rollout.warming' && !context.warming.includes(event.slot) ? [...context.warming, event.slot] : context.warming,
       }),
       completeSlot: base.enqueueActions(({ context, event, enqueue }) => {
         if (event.type !== 'rollout.ready') return;
         enqueue.assign({
           booting: context.booting.filter((slot) => slot !== event.slot),
           early: context.early.filter((slot) => slot !== event.slot),
+          warming: context.warming.filter((slot) => slot !== event.slot),
           replaced: context.replaced + 1,
         });
         enqueue({ type: 'retire', params: { slot: event.slot } });
@@ -176,6 +204,7 @@ export const rolloutMachine = base
             failure: { slot: event.slot, reason: event.reason },
             booting: context.booting.filter((slot) => slot !== event.slot),
             early: context.early.filter((slot) => slot !== event.slot),
+            warming: context.warming.filter((slot) => slot !== event.slot),
           };
         }
         if (event.type === 'rollout.abort') return { failure: { slot: -1, reason: event.reason } };
@@ -201,7 +230,7 @@ export const rolloutMachine = base
       }),
       stopBooting: base.enqueueActions(({ context, enqueue }) => {
         for (const slot of context.booting) enqueue({ type: 'stopReplacement', params: { slot } });
-        enqueue.assign({ booting: [], early: [] });
+        enqueue.assign({ booting: [], early: [], warming: [] });
       }),
     },
   })
@@ -217,6 +246,7 @@ export const rolloutMachine = base
     pending: [...input.slots],
     booting: [],
     early: [],
+    warming: [],
     replaced: 0,
     failure: null,
     canaryMs: input.kind === 'reload' ? Math.max(0, input.canaryMs ?? 0) : 0,
@@ -243,6 +273,7 @@ export const rolloutMachine = base
           { guard: 'isLast', target: 'done', actions: ['noteProof', 'completeSlot'] },
           { guard: 'isBooting', actions: ['noteProof', 'completeSlot', 'surge'] },
         ],
+        'rollout.warming': { guard: 'isBooting', actions: ['noteWarming', 'surge'] },
         'rollout.failed': { guard: 'isBooting', target: 'aborted', actions: 'recordFailure' },
         'rollout.abort': { target: 'aborted', actions: 'recordFailure' },
       },

@@ -6,6 +6,8 @@
 //
 // A rollout's replacement may have to stay up a while before it counts (`warming`, Kubernetes'
 // minReadySeconds): it serves beside its predecessor, and dying then is a failed boot, not a crash.
+// Once another replacement of its generation has served out the period (`proven`), it need not:
+// a warming one counts at once, a booting one will when it listens.
 //
 // How a worker ended is a state, not a flag: `dead.exited` (planned and clean), `dead.killed`
 // (planned, forced at a deadline), `dead.crashed` (died while serving), `dead.bootFailed` (never
@@ -53,6 +55,8 @@ export type WorkerEvent =
   | { type: 'drain' }
   /** Stop a worker that is not serving yet. */
   | { type: 'stop'; reason: StopReason }
+  /** Its generation is proven (another replacement served out --min-ready): no period left to serve. */
+  | { type: 'proven' }
   /**
    * Forced shutdown: SIGKILL now. Only workers already leaving receive it: the first stop signal
    * drains or stops every worker before a second one can force.
@@ -144,6 +148,7 @@ export const workerMachine = base
           target: 'stopping',
           actions: assign({ stopReason: ({ event }) => event.reason }),
         },
+        proven: { actions: base.assign({ minReadyMs: 0 }) },
       },
       states: {
         forking: { on: { 'worker.online': 'online' } },
@@ -163,6 +168,7 @@ export const workerMachine = base
           target: 'stopping',
           actions: assign({ stopReason: ({ event }) => event.reason }),
         },
+        proven: { target: 'listening', actions: base.assign({ minReadyMs: 0 }) },
       },
     },
     listening: {

@@ -20,6 +20,8 @@ import type { WorkerEntry } from './state.ts';
 
 export type Fact =
   | { type: 'ready'; worker: WorkerEntry }
+  /** It listens and has begun its min-ready period. */
+  | { type: 'warming'; worker: WorkerEntry }
   /** It no longer serves: told to drain, its channel closed, or it died. */
   | { type: 'unready'; worker: WorkerEntry }
   /** The slot that counted on it (as its worker, or its replacement) no longer can: it died, missed a deadline, or failed its trial. */

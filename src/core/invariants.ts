@@ -15,7 +15,7 @@ import type { PrimaryState, WorkerEntry } from './state.ts';
 
 export const INVARIANTS = {
   I1: 'a rollout never takes ready capacity below N − maxUnavailable (nor lowers it when already below): only a worker exiting or losing its channel, or a stop, does',
-  I2: 'live workers ≤ N + surge + maxUnavailable + those leaving or awaiting their staggered drain; replacements booting ≤ surge + maxUnavailable',
+  I2: 'live workers ≤ N + surge + maxUnavailable + those leaving or awaiting their staggered drain; replacements booting ≤ surge + maxUnavailable; while a reload\'s generation is unproven and one of its replacements warms, one more of each',
   I3: 'no effect addresses a dead worker; nothing is sent or disconnected on a closed channel',
   I4: 'every wait has a pending deadline, and every pending timer has an owner',
   I5: 'at most one rollout; every reload request is started, coalesced, queued, refused or dropped',
@@ -26,7 +26,7 @@ export const INVARIANTS = {
   I10: 'only a ready, connected worker of a serving generation (or the rollout\'s own) is routable; the socket layer\'s set is the state\'s, and a worker leaves it first in the step that takes it out of service',
   I11: 'the ports close only for a stop, once, and never reopen; a stop drains its workers only once every zd process has stopped accepting (or the deadline passed)',
   I12: 'every step settles: the intents its concerns ask for, and the work the new state implies, run out within the coordinator\'s bound',
-  I13: 'min-ready proves a reload\'s generation: until one of its replacements has served it out, each replacement it starts warms and (with maxUnavailable 0) no older worker is retired; after, the ones it starts count once ready; nothing else ever warms',
+  I13: 'min-ready proves a reload\'s generation: until one of its replacements has served it out, each replacement it starts warms and (with maxUnavailable 0) no older worker is retired; from then on none of its replacements warms or will (each counts once ready); nothing else ever warms',
 } as const;
 
 export type InvariantId = keyof typeof INVARIANTS;
@@ -55,11 +55,19 @@ export function checkState(state: PrimaryState): string[] {
   // boots beside its predecessor, spending the unavailability budget as surge.
   // While a reload shrinks the pool, the surplus old workers serve on until it is done.
   const slots = Math.max(config.workers, state.slots.length);
-  const limit = slots + config.maxSurge + config.maxUnavailable + leaving + state.retiring.length;
+  // The proof overlaps the next boot (rollout.machine.ts): until a reload's generation is proven, a
+  // replacement that warms has shown that it boots and listens, and leaves room for one more.
+  const rolling = state.rollout?.context;
+  const warming = state.slots.some((slot) => {
+    const next = slot.next === null ? undefined : getWorker(state, slot.next);
+    return next !== undefined && matches(next, 'warming');
+  });
+  const proving = rolling?.kind === 'reload' && !rolling.proven && warming ? 1 : 0;
+  const limit = slots + config.maxSurge + config.maxUnavailable + proving + leaving + state.retiring.length;
   if (live.length > limit) fail('I2', `${live.length} live workers > ${limit}`);
   const replacements = state.slots.filter((slot) => slot.next !== null).length;
-  const room = Math.max(1, config.maxSurge + config.maxUnavailable);
-  if (replacements > room) fail('I2', `${replacements} replacements booting > surge + unavailable ${room}`);
+  const room = Math.max(1, config.maxSurge + config.maxUnavailable) + proving;
+  if (replacements > room) fail('I2', `${replacements} replacements booting > surge + unavailable${proving ? ' + 1 while the generation is unproven' : ''} ${room}`);
 
   // I4: every waiting worker has its deadline, every empty slot its respawn timer.
   if (state.phase !== 'exited') {
@@ -230,6 +238,15 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
   if (sameReload && rollout.proven && !before.rollout!.context.proven) {
     const warmed = after.workers.some((w) => w.generation === rollout.generation && isReady(w) && matches(getWorker(before, w.id) ?? w, 'warming'));
     if (!warmed) fail('I13', `generation ${rollout.generation} counted as proven, yet none of its replacements served out a min-ready period in this step`);
+  }
+  // Once proven, no replacement has a period left to serve: the ones booting beside the proof count once ready.
+  if (rollout?.kind === 'reload' && rollout.proven) {
+    for (const slot of after.slots) {
+      const next = slot.next === null ? undefined : getWorker(after, slot.next);
+      if (next && (matches(next, 'warming') || (isBooting(next) && next.machine.context.minReadyMs > 0))) {
+        fail('I13', `worker ${next.id} still has a min-ready period to serve, yet generation ${rollout.generation} is proven`);
+      }
+    }
   }
   if (sameReload && !rollout.proven && after.phase === 'running' && after.config.minReadyMs > 0 && after.config.maxUnavailable === 0) {
     for (const worker of after.workers) {

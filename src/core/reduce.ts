@@ -139,6 +139,7 @@ type Reaction = (d: Draft, worker: WorkerEntry) => readonly Intent[];
 /** Who reacts to each fact, in this order, each once the intents of the one before have run. */
 const REACTIONS: Readonly<Record<Fact['type'], readonly Reaction[]>> = {
   ready: [health.onReady, rollouts.onReady, startup.onReady, startup.onAllReady],
+  warming: [rollouts.onWarming],
   unready: [health.onUnready, retirements.forget],
   left: [slots.onLeft],
   died: [workers.bury, retirements.forget, stopping.onDied],

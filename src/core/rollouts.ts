@@ -12,7 +12,7 @@ import { persist, type Draft } from './draft.ts';
 import type { Release, ReleaseProblem } from './events.ts';
 import { NONE, type Intent } from './intents.ts';
 import { growSlots, shrinkSlots } from './pool.ts';
-import { capacityFloor, isDead, isReady, replacementUnderway, rollbackTarget, servingCapacity, servingRelease, valueName } from './queries.ts';
+import { capacityFloor, isBooting, isDead, isReady, replacementUnderway, rollbackTarget, servingCapacity, servingRelease, valueName } from './queries.ts';
 import type { WorkerEntry } from './state.ts';
 import { respawnTimerId } from './timers.ts';
 
@@ -210,6 +210,7 @@ const ROLLOUT_ACTIONS: ActionHandlers<{ d: Draft; generation: number }, readonly
   named: {
     replace: ({ d }, params) => replaceSlot(d, params.slot as number, params.retireFirst === true, params.warm === true),
     retire: ({ d }, params) => retireSlot(d, params.slot as number),
+    release: ({ d }, params) => releaseReplacement(d, params.slot as number),
     stopReplacement: ({ d }, params) => stopReplacement(d, params.slot as number),
     measureStart: ({ d }) => {
       d.effects.push({ type: 'measure.start', workerIds: servingIds(d) });
@@ -243,6 +244,19 @@ export function onReady(d: Draft, entry: WorkerEntry): readonly Intent[] {
     d.rolloutQueue.push({ type: 'rollout.ready', slot: entry.slot });
   }
   return NONE;
+}
+
+/** Reaction to a worker that listens and serves out --min-ready: a replacement's leaves room for the next boot. */
+export function onWarming(d: Draft, entry: WorkerEntry): readonly Intent[] {
+  const slot = d.slot(entry.slot);
+  if (slot && slot.next === entry.id) d.rolloutQueue.push({ type: 'rollout.warming', slot: entry.slot });
+  return NONE;
+}
+
+/** The generation is proven: the slot's replacement, booting or warming, counts once it is ready. */
+function releaseReplacement(d: Draft, index: number): readonly Intent[] {
+  const entry = d.worker(d.slot(index)!.next);
+  return entry && isBooting(entry) ? [{ type: 'worker.event', workerId: entry.id, event: { type: 'proven' } }] : NONE;
 }
 
 /** Every worker serving now: the old generation's and the canary. */

@@ -97,6 +97,7 @@ export function toWorker(d: Draft, id: WorkerId, event: WorkerEvent): readonly F
     facts.push({ type: 'ready', worker: entry });
   }
   if (wasReady && !isReady(entry)) facts.push({ type: 'unready', worker: entry });
+  if (matches(entry, 'warming') && !matchesState('warming', before)) facts.push({ type: 'warming', worker: entry });
   // A worker the machine itself took out of service (it died, or missed its ready deadline)
   // stops counting for its slot at once; the ones the reducer retires leave their slot first.
   // A canary that stops serving (its channel closed) has failed its trial.

@@ -121,7 +121,20 @@ test(
       const m = /^chaos-listen-then-exit (\d+): exiting 0 at (\d+) holding /.exec(line);
       if (m) dying.push({ pid: Number(m[1]), from: Number(m[2]), heldAt: Number(m[2]), ports: portsSaid(line) });
     }
-    assert.equal(dying.length, zd.logs('ZD_WORKER_FORKED').filter((l) => l.generation === 2).length, 'each new worker said what it held when it exited');
+    // The first replacement listened and exited by itself, and said what it held. The proof
+    // overlaps the next boot (issue #22), so a second may have been forked beside its min-ready
+    // period: if it exited by itself it said so too; if not, zd stopped it for the abort.
+    const forked = zd.logs('ZD_WORKER_FORKED').filter((l) => l.generation === 2);
+    assert.ok(forked.length >= 1 && forked.length <= 2, `${forked.length} new workers: one, and at most one beside its min-ready period`);
+    const said = new Set(dying.map((d) => d.pid));
+    assert.equal(dying.length, said.size);
+    assert.ok(said.has(forked[0]!.pid as number), 'the first new worker said what it held when it exited');
+    for (const { pid, workerId } of forked.slice(1)) {
+      if (said.has(pid as number)) continue;
+      const exit = zd.logs('ZD_WORKER_EXITED').find((l) => l.workerId === workerId);
+      assert.ok(exit && (exit.outcome === 'exited' || exit.outcome === 'killed'), `new worker ${String(workerId)} neither said what it held nor was stopped by zd: ${exit?.msg ?? 'no exit logged'}`);
+    }
+    assert.ok(dying.every((d) => forked.some((l) => l.pid === d.pid)), 'only new workers say what they held');
     const bad = unexplained(failures, dying, [], 100);
     assert.deepEqual(bad, [], `failed requests not on a connection the dying deploy held:\n${describeTimed(bad, dying)}\n${text}`);
     assert.deepEqual(await distinctPids(port, 2, 3000), oldPids, 'the old workers serve');

@@ -179,17 +179,70 @@ describe('min-ready', () => {
   it('a crash respawn during a reload does not warm, and the rollout adopts it once the generation is proven', () => {
     const sim = serving(3, [':3000'], { minReadyMs: 500 });
     sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' }); // worker 4 replaces slot 0
-    listen(sim, 4, ':3000');
-    sim.die(2, 1); // slot 1's old worker crashes while worker 4 warms
-    sim.advance(100); // its respawn (worker 5) loads the new generation
-    listen(sim, 5, ':3000');
-    assert.equal(stateOf(sim, 5), 'listening.fresh', 'a crash respawn never warms');
+    listen(sim, 4, ':3000'); // it warms; slot 1's replacement (worker 5) boots beside it
+    sim.die(3, 1); // slot 2's old worker crashes while worker 4 warms
+    sim.advance(100); // its respawn (worker 6) loads the new generation
+    listen(sim, 6, ':3000');
+    assert.equal(stateOf(sim, 6), 'listening.fresh', 'a crash respawn never warms');
     assert.equal(stateOf(sim, 4), 'warming');
     sim.advance(400);
-    // Proven: slot 1's respawn is adopted as it stands, and slot 2's replacement does not warm.
+    // Proven: slot 1's replacement does not warm, and slot 2's respawn is adopted as it stands.
+    listen(sim, 5, ':3000');
+    assert.equal(stateOf(sim, 5), 'listening.fresh');
+    assert.equal(sim.state.lastReload?.outcome, 'done');
+  });
+
+  // Issue #22 part 3: the proof overlaps the next boot, so a 2-worker reload costs about
+  // max(boot, min-ready) + boot rather than boot + min-ready + boot.
+  it('while the first replacement warms, the next slot’s boots beside it; no old worker drains before the proof', () => {
+    const sim = serving(2, [':3000'], { minReadyMs: 500 });
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    assert.deepEqual(forks(sim).map((f) => f.workerId), [1, 2, 3], 'one replacement at a time while nothing listens');
+    listen(sim, 3, ':3000');
+    assert.equal(stateOf(sim, 3), 'warming');
+    assert.deepEqual(forks(sim).map((f) => f.workerId), [1, 2, 3, 4], 'slot 1’s replacement is forked while worker 3 warms');
+    assert.equal(sim.state.slots[1]!.next, 4);
+    sim.advance(200);
+    listen(sim, 4, ':3000');
+    assert.equal(stateOf(sim, 4), 'warming', 'unproven: it does not take its slot');
+    assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 0, 'nothing old drains before the proof');
+    assert.deepEqual(sim.readyIds(), [1, 2]);
+    sim.advance(300); // worker 3 has served out the period: both replacements take their slots at once
+    assert.deepEqual(sim.readyIds(), [3, 4]);
+    assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 2);
+    assert.equal(sim.state.lastReload?.outcome, 'done');
+    assert.equal(sim.now, 500, 'one min-ready period, overlapping the second boot');
+  });
+
+  it('at most one replacement boots beyond the room while the generation is unproven', () => {
+    const sim = serving(3, [':3000'], { minReadyMs: 500 });
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    listen(sim, 4, ':3000');
+    listen(sim, 5, ':3000');
+    assert.deepEqual([stateOf(sim, 4), stateOf(sim, 5)], ['warming', 'warming']);
+    assert.deepEqual(forks(sim).map((f) => f.workerId), [1, 2, 3, 4, 5], 'no third replacement before the proof');
+    sim.advance(500);
+    assert.deepEqual(forks(sim).map((f) => f.workerId), [1, 2, 3, 4, 5, 6]);
     listen(sim, 6, ':3000');
     assert.equal(stateOf(sim, 6), 'listening.fresh');
     assert.equal(sim.state.lastReload?.outcome, 'done');
+  });
+
+  it('the first replacement dying within its period aborts, stops the one beside it, and both old workers serve on', () => {
+    for (const secondListens of [false, true]) {
+      const sim = serving(2, [':3000'], { minReadyMs: 500 });
+      sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+      listen(sim, 3, ':3000');
+      if (secondListens) listen(sim, 4, ':3000');
+      sim.advance(300);
+      sim.die(3, 0);
+      assert.equal(sim.state.lastReload?.outcome, 'aborted');
+      assert.match(sim.state.lastReload?.reason ?? '', /within its 500ms min-ready period/);
+      assert.equal(stateOf(sim, 4), 'stopping', `the second replacement is stopped (${secondListens ? 'warming' : 'booting'})`);
+      assert.equal(sim.state.slots[1]!.next, null);
+      assert.equal(sim.logs('ZD_WORKER_DRAINING').length, 0);
+      assert.deepEqual(sim.readyIds(), [1, 2]);
+    }
   });
 
   it('a replacement of the code a slot already serves (memory, heartbeat) does not warm', () => {

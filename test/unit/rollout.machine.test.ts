@@ -47,7 +47,10 @@ class Driver {
     this.actions = actions;
     this.log.push(...this.effects());
     const { context } = this.snapshot;
-    assert.ok(context.booting.length <= context.surge + context.unavailable, `booting ${context.booting} over surge + unavailable`);
+    // Until a reload's generation is proven, a warming replacement leaves room for one more boot (issue #22).
+    const proving = context.kind === 'reload' && !context.proven && context.warming.length > 0 ? 1 : 0;
+    assert.ok(context.booting.length <= context.surge + context.unavailable + proving, `booting ${context.booting} over surge + unavailable${proving ? ' + 1 while proving' : ''}`);
+    for (const slot of context.warming) assert.ok(context.booting.includes(slot), `slot ${slot} warming but not booting`);
     assert.ok(context.early.length <= context.unavailable, `${context.early.length} slots retiring first, over ${context.unavailable}`);
     if (this.state === 'replacing') assert.ok(context.booting.length > 0, 'replacing with nothing booting is stuck');
     // On trial, only the canary's slot is worked on.
@@ -65,6 +68,7 @@ const slotOf = (action: Action): number => (action.params as { slot: number }).s
 const replace = (slot: number, retireFirst = false, warm = true) => ({ type: 'replace', params: { slot, retireFirst, warm } });
 const retire = (slot: number) => ({ type: 'retire', params: { slot } });
 const stop = (slot: number) => ({ type: 'stopReplacement', params: { slot } });
+const release = (slot: number) => ({ type: 'release', params: { slot } });
 
 describe('rollout machine: surge 1', () => {
   it('waits in idle for the start, asking for nothing', () => {
@@ -241,11 +245,45 @@ describe('rollout machine: min-ready proves the generation', () => {
     const r = new Driver({ generation: 3, slots: [0, 1, 2, 3], surge: 2, unavailable: 0, kind: 'reload' }).send({ type: 'rollout.start' });
     assert.deepEqual(r.effects(), [replace(0, false, true), replace(1, false, true)]);
     r.send({ type: 'rollout.ready', slot: 1, warmed: true });
-    assert.deepEqual(r.effects(), [retire(1), replace(2, false, false)]);
-    // Slot 0's replacement was started before the proof: it serves out its own, and may still fail it.
-    r.send({ type: 'rollout.failed', slot: 0, reason: 'exited with code 0 within its 1000ms min-ready period' });
+    // Slot 0's replacement was started before the proof: it need not serve out its own period now,
+    // but it is not counted until it is ready, and failing its boot still aborts.
+    assert.deepEqual(r.effects(), [release(0), retire(1), replace(2, false, false)]);
+    r.send({ type: 'rollout.failed', slot: 0, reason: 'exited with code 1' });
     assert.equal(r.state, 'aborted');
     assert.deepEqual(r.effects(), [stop(2)]);
+  });
+
+  // Issue #22 part 3: the proof overlaps the next boot.
+  it('while the first replacement warms, the next slot’s boots beside it; nothing is retired before the proof', () => {
+    const r = new Driver().send({ type: 'rollout.start' });
+    assert.deepEqual(r.effects(), [replace(0, false, true)]);
+    r.send({ type: 'rollout.warming', slot: 0 });
+    assert.deepEqual(r.effects(), [replace(1, false, true)], 'a warming replacement leaves room for one more');
+    assert.deepEqual(r.snapshot.context.booting, [0, 1]);
+    r.send({ type: 'rollout.warming', slot: 1 });
+    assert.deepEqual(r.effects(), [], 'at most one more while the generation is unproven');
+    r.send({ type: 'rollout.ready', slot: 0, warmed: true });
+    assert.equal(r.snapshot.context.proven, true);
+    assert.deepEqual(r.effects(), [release(1), retire(0)], 'proven: the one beside it counts once ready, and no third boots yet');
+    r.send({ type: 'rollout.ready', slot: 1 });
+    assert.deepEqual(r.effects(), [retire(1), replace(2, false, false)]);
+    r.send({ type: 'rollout.warming', slot: 2 });
+    assert.deepEqual(r.effects(), [], 'proven: a warming replacement (none should) makes no room');
+  });
+
+  it('the first replacement dying within its period aborts and stops the one booting beside it; nothing was retired', () => {
+    const r = new Driver().send({ type: 'rollout.start' }).send({ type: 'rollout.warming', slot: 0 });
+    assert.deepEqual(r.effects(), [replace(1, false, true)]);
+    r.send({ type: 'rollout.failed', slot: 0, reason: 'exited with code 0 within its 1000ms min-ready period' });
+    assert.equal(r.state, 'aborted');
+    assert.deepEqual(r.effects(), [stop(1)]);
+    assert.deepEqual(r.log.filter((a) => a.type === 'retire'), []);
+  });
+
+  it('a replace rollout never warms, so it never boots beyond its room', () => {
+    const r = new Driver({ generation: 1, slots: [0, 1], surge: 1, unavailable: 0, kind: 'replace' }).send({ type: 'rollout.start' });
+    r.send({ type: 'rollout.warming', slot: 0 });
+    assert.deepEqual(r.effects(), []);
   });
 
   it('a canary that served out min-ready proves the generation for the slots after it', () => {
@@ -286,7 +324,9 @@ describe('rollout machine: graph', () => {
     { type: 'xstate.after.canaryJudge.rollout.canary.judging' } as unknown as RolloutEvent,
     { type: 'rollout.start' },
     ...input.slots.flatMap((slot): RolloutEvent[] => [
+      { type: 'rollout.warming', slot },
       { type: 'rollout.ready', slot },
+      { type: 'rollout.ready', slot, warmed: true },
       { type: 'rollout.failed', slot, reason: 'boot failed' },
     ]),
     { type: 'rollout.abort', reason: 'shutdown' },

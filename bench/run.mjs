@@ -6,6 +6,7 @@
 //   node bench/run.mjs --quick                           # a smoke run: 1 rep, short windows, prints only
 //   node bench/run.mjs --only steady --steady-reps 9     # more repetitions of one part, for tighter medians
 //   node bench/run.mjs --report-only                     # rewrite RESULTS.md from RESULTS.json
+//   node bench/run.mjs --only reload --boot-ms 1000      # every runner's workers take 1 s to listen
 //
 // Every process it starts is tracked by pid and killed by pid at the end, on failure and on SIGINT;
 // PM2 runs with its own PM2_HOME in a temp dir and is `pm2 kill`ed after every run.
@@ -28,6 +29,9 @@ const { values: flags } = parseArgs({
     'reload-reps': { type: 'string' },
     'report-only': { type: 'boolean', default: false }, // re-render RESULTS.md from RESULTS.json
     out: { type: 'string' },
+    // How long the app takes to listen once started, for every runner alike (BENCH_BOOT_MS): a
+    // reload's cost is counted in boots, and the quick app's are a few tens of ms.
+    'boot-ms': { type: 'string' },
   },
 });
 
@@ -59,6 +63,16 @@ for (const [flag, key] of [['steady-reps', 'steadyReps'], ['reload-reps', 'reloa
   }
   P[key] = n;
 }
+if (flags['boot-ms'] !== undefined) {
+  const ms = Number(flags['boot-ms']);
+  if (!Number.isInteger(ms) || ms < 0 || ms > 20_000) {
+    process.stderr.write('bench: --boot-ms takes a whole number of milliseconds from 0 to 20000\n');
+    process.exit(2);
+  }
+  // Every runner's workers inherit it (runners.mjs passes process.env on).
+  process.env.BENCH_BOOT_MS = String(ms);
+}
+P.bootMs = Number(process.env.BENCH_BOOT_MS ?? 0);
 const OUT = flags.out ?? (flags.quick ? null : join(BENCH, 'RESULTS.md'));
 const WATCHDOG_MS = 20 * 60_000;
 const COMMAND = 'npm --prefix bench ci && node bench/run.mjs';

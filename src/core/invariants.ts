@@ -181,8 +181,10 @@ export function checkStep(before: PrimaryState, event: PrimaryEvent | null, afte
     const now = servingCapacity(after);
     const stopping = after.phase === 'stopping' || after.phase === 'exited';
     // The floor in force when the step decided: a reload that starts in the same step (one queued
-    // behind the rollout that just ended) may raise N, but only for what comes after it.
-    const floor = Math.min(was, capacityFloor(before), capacityFloor(after));
+    // behind the rollout that just ended) may raise N, but only for what comes after it; and a
+    // reload aborted in the step gives back the settings it replaced, under which its canary goes.
+    const restored = before.previousConfig && after.lastReload !== before.lastReload ? capacityFloor({ ...before, config: before.previousConfig }) : Infinity;
+    const floor = Math.min(was, capacityFloor(before), capacityFloor(after), restored);
     // A worker that exits, or whose channel closes, stops serving: one fewer.
     const crash = (event.type === 'worker.exit' || event.type === 'worker.disconnect') && now >= Math.min(was - 1, floor);
     if (now < was && now < floor && !stopping && !crash) {

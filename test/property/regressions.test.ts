@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkedSim, simConfig } from '../helpers/sim.ts';
+import { answerCanary, settle } from './model.ts';
 
 describe('regressions', () => {
   // Seed runner's bug: a worker replaced on `disconnect` instead of `exit`. The property suite
@@ -59,5 +60,20 @@ describe('regressions', () => {
     sim.advance(3000);
     const gens = sim.state.workers.filter((w) => sim.readyIds().includes(w.id)).map((w) => w.generation);
     assert.deepEqual(gens, [1], 'generation 1 serves again; the canary drained once it was covered');
+  });
+
+  // Found by the canary property (about 1 in 10,000 sequences): a reload aborted on an
+  // inconclusive canary, with 1 worker and --max-unavailable 1, let its canary drain (the restored
+  // settings allow no worker during a rollout) while a queued reload to 2 workers started in the
+  // same step. I1 judged the step by the new reload's floor, not by the settings the abort restored.
+  it('a reload aborted in the step that starts the queued one is judged by the settings it restored', () => {
+    const sim = checkedSim(simConfig({ workers: 1, canaryMs: 800, maxRestarts: 1, maxSurge: 0, maxUnavailable: 1, minReadyMs: 0, canaryInconclusive: 'abort' }));
+    sim.bootAll();
+    sim.die(1, 0); // the worker exits unasked; its respawn waits for its backoff
+    sim.dispatch({ type: 'control.reload', config: { ...sim.state.config, workers: 2 } });
+    sim.dispatch({ type: 'control.reload', config: { ...sim.state.config, workers: 2 } }); // queued
+    sim.answerCollect = (s) => answerCanary(s, 'silent');
+    settle(sim); // every check after every step passes
+    assert.equal(sim.state.lastReload?.outcome, 'aborted');
   });
 });

@@ -155,6 +155,11 @@ async function run(argv: string[]): Promise<number> {
       ),
     onIoError: (workerId, what, error) =>
       logger.warn({ code: 'ZD_IO_ERROR', workerId, what, err: error.message }, `worker ${workerId}: ${what} failed: ${error.message}`),
+    onPipesFallback: (error) =>
+      logger.warn(
+        { code: 'ZD_LOG_PIPES_FALLBACK', err: error.message },
+        `cannot make pipes for the workers' output (${error.message}): they write to socketpairs instead, which costs zd more CPU per line (is mkfifo installed?)`,
+      ),
   });
   // Every event the primary takes, kept in memory (and with --record, in a file): src/record/.
   const recorder = new Recorder({

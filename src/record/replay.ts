@@ -96,6 +96,8 @@ export const SHELL_LOG_CODES: ReadonlySet<string> = new Set([
   'ZD_JOURNAL_WRITTEN',
   // A worker's line too long to keep whole (src/shell/worker-output.ts).
   'ZD_LOG_LINE_SPLIT',
+  // No pipes for the workers' output: socketpairs serve (src/shell/fifo.ts).
+  'ZD_LOG_PIPES_FALLBACK',
   // The socket layer's (src/shell/sockets.ts), and the ports' closing as carried out.
   'ZD_ACCEPT_ERROR',
   'ZD_ACCEPT_PAUSED',

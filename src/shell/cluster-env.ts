@@ -11,6 +11,8 @@ import { resolveRelease, type ReleaseSource } from './release.ts';
 import type { Release, ReleaseProblem } from '../core/events.ts';
 import type { ReloadSpec } from './env.ts';
 import { existsSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { makeFifos } from './fifo.ts';
 import { Sockets, type SocketsOptions } from './sockets.ts';
 
 export interface ClusterEnvOptions {
@@ -33,6 +35,8 @@ export interface ClusterEnvOptions {
    * word for them (keeper-link.ts), which hears each signal once for the whole instance.
    */
   signals?: (signal: NodeJS.Signals, handler: () => void) => () => void;
+  /** The workers' output goes through Node's socketpairs, not pipes (fifo.ts): told once, with why. */
+  onPipesFallback?: (error: Error) => void;
   /** Reports an I/O failure the core does not model (a failed send, a channel error). */
   onIoError: (workerId: WorkerId, what: string, error: Error) => void;
   /**
@@ -85,6 +89,7 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
     },
   });
   const tails = new StderrTails();
+  let fellBack = false;
   const ioError: ClusterEnvOptions['onIoError'] = (workerId, what, error) => {
     if (!channelGone(error)) options.onIoError(workerId, what, error);
   };
@@ -112,9 +117,22 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
         return;
       }
       let worker: Worker;
+      // Its stdout and stderr: pipes of zd's making (cheaper to read than the socketpairs of
+      // stdio 'pipe', fifo.ts), or those socketpairs if no pipe can be made.
+      const fifos = makeFifos(2);
+      if ('error' in fifos && !fellBack) {
+        fellBack = true;
+        options.onPipesFallback?.(fifos.error);
+      }
+      const pipes = 'error' in fifos ? null : fifos;
       try {
         // Each generation runs its own release: cluster reads these settings at every fork.
-        cluster.setupPrimary({ exec: release.app, args: release.args, cwd: release.cwd });
+        cluster.setupPrimary({
+          exec: release.app,
+          args: release.args,
+          cwd: release.cwd,
+          stdio: pipes ? ['inherit', pipes.pipes[0]!.writeFd, pipes.pipes[1]!.writeFd, 'ipc'] : ['inherit', 'pipe', 'pipe', 'ipc'],
+        });
         worker = cluster.fork({
           ...options.workerEnv,
           // The generation's own: its env file and the settings it was started with.
@@ -128,14 +146,32 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
           ZD_SOCKETS: '1',
         });
       } catch (error) {
+        pipes?.handedOver();
+        for (const pipe of pipes?.pipes ?? []) pipe.readable.destroy();
         options.onIoError(workerId, 'fork', error as Error);
         queueMicrotask(() => sink({ type: 'worker.exit', workerId, code: null, signal: null }));
         return;
       }
+      // The worker holds the write ends now: zd's copies would keep its pipes from ever ending.
+      pipes?.handedOver();
+      const stdout: Readable | null = pipes ? pipes.pipes[0]!.readable : worker.process.stdout;
+      const stderr: Readable | null = pipes ? pipes.pipes[1]!.readable : worker.process.stderr;
+      // Closed when the process and every pipe of it are (a child process's 'close' counts only
+      // the streams Node made for it).
+      const closing: Array<{ once(event: 'close', listener: () => void): unknown }> = [worker.process, ...(pipes ? [stdout!, stderr!] : [])];
+      let unclosed = closing.length;
+      let allClosed = false;
+      let onAllClosed = () => {};
+      for (const it of closing)
+        it.once('close', () => {
+          if (--unclosed > 0) return;
+          allClosed = true;
+          onAllClosed();
+        });
       workers.set(workerId, worker);
       slots.set(workerId, spec.slot);
-      worker.process.stderr?.on('data', (chunk: Buffer) => tails.append(workerId, chunk));
-      options.output.attach({ workerId, generation: spec.generation, stdout: worker.process.stdout, stderr: worker.process.stderr });
+      stderr?.on('data', (chunk: Buffer) => tails.append(workerId, chunk));
+      options.output.attach({ workerId, generation: spec.generation, stdout, stderr });
 
       let exitReported = false;
       const reportExit = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -180,16 +216,20 @@ export function createClusterEnv(options: ClusterEnvOptions): Env & { sockets: S
       });
       worker.on('error', (error) => ioError(workerId, 'channel', error));
       worker.process.once('exit', (code, signal) => {
+        if (allClosed) return reportExit(code, signal);
         const timer = setTimeout(() => reportExit(code, signal), STDERR_GRACE_MS);
-        worker.process.once('close', () => {
+        onAllClosed = () => {
           clearTimeout(timer);
           reportExit(code, signal);
-        });
+        };
       });
       // spawn itself failed (no pid): no exit event will follow.
       worker.process.once('error', (error) => {
         ioError(workerId, 'process', error);
-        if (worker.process.pid === undefined) reportExit(null, null);
+        if (worker.process.pid !== undefined) return;
+        // Never started: nobody will write to or end its pipes.
+        for (const pipe of pipes?.pipes ?? []) pipe.readable.destroy();
+        reportExit(null, null);
       });
       if (worker.process.pid !== undefined) {
         sink({ type: 'worker.forked', workerId, pid: worker.process.pid });

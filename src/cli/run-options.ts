@@ -80,7 +80,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { flag: 'workers', short: 'w', kind: 'count', core: 'workers', min: 1, max: MAX_WORKERS, help: 'number of workers', default: '$WORKER_COUNT, else the number of CPUs' },
   { flag: 'ready', kind: 'enum', values: ['listening', 'message'], core: 'readyOn', help: "ready on the worker's first `listening`, or on process.send('ready')", default: DEFAULTS.readyOn },
   { flag: 'ready-timeout', kind: 'duration', core: 'readyTimeoutMs', min: 1, help: 'a worker not ready this long after fork is a failed boot', default: d(DEFAULTS.readyTimeoutMs) },
-  { flag: 'min-ready', kind: 'duration', core: 'minReadyMs', min: 0, help: "a reload's replacement must stay up this long before its predecessor drains (0: off)", default: d(DEFAULTS.minReadyMs) },
+  { flag: 'min-ready', kind: 'duration', core: 'minReadyMs', min: 0, help: "a reload's first replacement must stay up this long once ready before anything old drains; it proves the generation for every slot (0: off)", default: d(DEFAULTS.minReadyMs) },
   { flag: 'canary', kind: 'duration', core: 'canaryMs', min: 0, help: "a reload's first replacement serves beside the old workers this long, then is compared with them (0: off)", default: 'off' },
   { flag: 'canary-max-errors', kind: 'number', core: 'canaryMaxErrorPoints', min: 0, max: 100, help: "abort when the canary's 5xx-plus-error rate exceeds the old generation's by more than this many percentage points", default: String(DEFAULTS.canaryMaxErrorPoints) },
   { flag: 'canary-max-latency', kind: 'number', core: 'canaryMaxLatencyFactor', min: 1, max: 1000, help: "abort when the canary's p99 latency is more than this many times the old generation's", default: String(DEFAULTS.canaryMaxLatencyFactor) },

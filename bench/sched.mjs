@@ -44,14 +44,15 @@ import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build, buildIsFresh, builds } from './lib/build.mjs';
+import { buildIsFresh, builds } from './lib/build.mjs';
 import { failureKinds, whenFailed } from './lib/failure-kinds.mjs';
+import { sessions, Unavailable } from './lib/sessions.mjs';
 import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
-import { cleanUpOnExit, cpuMs, descendants, forkLoad, freePort, isAlive, isOurs, killTracked, otherCpuSeconds, otherCpuSnapshot, runTracked, spawnTracked, stopTree, trackTree, waitExit } from './lib/procs.mjs';
+import { cleanUpOnExit, isAlive, isOurs, killTracked, runTracked, stopTree, trackTree } from './lib/procs.mjs';
 import { failures } from './lib/report.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
-import { BENCH, REPO, stderrLines } from './lib/runners.mjs';
+import { BENCH, REPO } from './lib/runners.mjs';
 
 const NAME = 'bench/sched';
 const RUNNER_KEYS = ['zd-rr', 'zd-none', 'zd-reuseport', 'cluster-rr', 'cluster-none', 'bare-reuseport'];
@@ -124,7 +125,7 @@ const zd = (sched) => ({
   zd: sched,
   label: `zd --sched ${sched}`,
   command: `node bin/zd.js run app -w ${WORKERS} --sched ${sched}`,
-  args: (port, name) => [ZD_BIN, 'run', APP, '-w', String(WORKERS), '--sched', sched, '--log-format', 'json', '--name', name],
+  args: (port, name = zdName(`zd-${sched}`, port)) => [ZD_BIN, 'run', APP, '-w', String(WORKERS), '--sched', sched, '--log-format', 'json', '--name', name],
   env: {},
   ready: (json) => json?.code === 'ZD_READY',
 });
@@ -145,97 +146,18 @@ const loads = loadsOf(CONNECTIONS, KEEPALIVE);
 /** Runners that refused their command line: key → zd's line. Skipped from then on. */
 const unavailable = {};
 
-function load(port, spec, durationMs) {
-  return forkLoad(join(BENCH, 'lib', 'load.mjs'), { ...spec, port, durationMs, maxRequests: MAX_REQUESTS, binMs: 1000 }, { killAfterMs: durationMs + 30_000 });
-}
-
-async function buildIfStale(reason) {
-  if (buildIsFresh()) return;
-  say(`${NAME}: npm run build (${reason}: dist/ is older than the source)`);
-  await build(reason);
-}
-
-const cmdline = (pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
-};
-
-class Unavailable extends Error {}
-
-/**
- * Starts a runner on a free port, once it says it is ready with WORKERS processes serving the app.
- * A zd that exits 2 before that refused its command line: Unavailable, with its last line.
- */
-async function start(runner, name) {
-  const port = await freePort();
-  name ??= zdName(runner.key, port);
-  if (runner.zd) await buildIfStale('before a zd start');
-  const env = { ...process.env, ...(runner.zd ? ZD_ENV : {}), ...runner.env, PORT: String(port) };
-  if (!runner.env.NODE_CLUSTER_SCHED_POLICY) delete env.NODE_CLUSTER_SCHED_POLICY;
-  const child = spawnTracked(NODE, runner.args(port, name), { cwd: BENCH, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const { log, until } = stderrLines(child);
-  try {
-    const exited = waitExit(child, READY_MS + 5000).then((r) => ({ exited: r }));
-    const ready = until((l) => runner.ready(l.json), READY_MS, `${runner.label}: ready`);
-    ready.catch(() => {}); // an exit may win the race below; its timeout is then nobody's error
-    const first = await Promise.race([ready.then(() => null), exited]);
-    if (first?.exited) {
-      await sleep(50); // its last stderr lines
-      const last = log.map((l) => l.text.trim()).filter(Boolean).at(-1) ?? '(nothing on stderr)';
-      const code = first.exited.code ?? first.exited.signal;
-      if (runner.zd && code === 2) throw new Unavailable(last);
-      throw new Error(`${runner.label} exited ${code} before it was ready: ${last}`);
-    }
-    trackTree(child.pid);
-    const tree = descendants(child.pid);
-    const workers = tree.filter((pid) => cmdline(pid).includes(APP) && !cmdline(pid).includes(ZD_BIN));
-    if (workers.length !== WORKERS) throw new Error(`${runner.label}: ${workers.length} workers, not ${WORKERS}`);
-    // zd: the keeper (child), its primary (the descendant running bin/zd.js); else the runner itself.
-    const primary = tree.find((pid) => cmdline(pid).includes(ZD_BIN)) ?? child.pid;
-    return { port, name, child, log, pids: [child.pid, ...tree], primary };
-  } catch (error) {
-    await stopTree(child, STOP_MS);
-    throw error;
-  }
-}
-
-/** One runner, both loads on the same running processes (each after its own warm-up). */
-async function measure(runner, loadOrder) {
-  const { port, child, log, pids, primary } = await start(runner);
-  const out = {};
-  const p = pids.indexOf(primary);
-  try {
-    for (const l of loadOrder) {
-      await load(port, l.spec, WARMUP_MS).result;
-      const run = load(port, l.spec, WINDOW_MS);
-      await run.started;
-      const other = otherCpuSnapshot();
-      const before = pids.map(cpuMs);
-      const window = await run.result;
-      const after = pids.map(cpuMs);
-      const cpu = after.reduce((sum, ms, i) => sum + (ms ?? 0) - (before[i] ?? 0), 0);
-      const f = failures(window);
-      out[l.key] = {
-        rps: window.rps,
-        responses: window.responses,
-        failed: f.failed,
-        artifacts: f.artifacts,
-        failures: failureKinds(window),
-        cpuMsPer1k: window.responses > 0 ? (1000 * cpu) / window.responses : null,
-        primaryCpuMsPer1k: window.responses > 0 ? (1000 * ((after[p] ?? 0) - (before[p] ?? 0))) / window.responses : null,
-        otherCpuS: otherCpuSeconds(other, otherCpuSnapshot()),
-      };
-    }
-    const problems = log.filter((l) => (l.json?.name === 'zd' && l.json.level >= 40) || l.json?.event === 'worker-exit').map((l) => l.text);
-    if (problems.length) out.problems = problems;
-  } finally {
-    if (await stopTree(child, STOP_MS)) out.forcedStop = true;
-  }
-  return out;
-}
+const { load, buildIfStale, start, measure } = sessions({
+  name: NAME,
+  app: APP,
+  workers: WORKERS,
+  zdEnv: ZD_ENV,
+  warmupMs: WARMUP_MS,
+  windowMs: WINDOW_MS,
+  maxRequests: MAX_REQUESTS,
+  node: NODE,
+  readyMs: READY_MS,
+  stopMs: STOP_MS,
+});
 
 /** One request on zd's control socket (newline-delimited JSON, docs/cli.md): its first answer. */
 function control(name, request, ms = 5000) {

@@ -39,13 +39,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
-import { readFileSync } from 'node:fs';
-import { cleanUpOnExit, cpuMs, descendants, forkLoad, freePort, isAlive, isOurs, killTracked, otherCpuSeconds, otherCpuSnapshot, runTracked, spawnTracked, stopTree, trackTree } from './lib/procs.mjs';
+import { cleanUpOnExit, isAlive, isOurs, killTracked, runTracked, stopTree, trackTree } from './lib/procs.mjs';
 import { failureKinds, whenFailed } from './lib/failure-kinds.mjs';
 import { failures } from './lib/report.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
-import { BENCH, REPO, stderrLines } from './lib/runners.mjs';
-import { build, buildIsFresh, builds } from './lib/build.mjs';
+import { BENCH, REPO } from './lib/runners.mjs';
+import { buildIsFresh, builds } from './lib/build.mjs';
+import { sessions } from './lib/sessions.mjs';
 
 const NAME = 'bench/sockets';
 const { values: flags } = parseArgs({
@@ -96,9 +96,10 @@ cleanUpOnExit(NAME, cleanup);
 
 const zdRunner = (name = (port) => `zd-bench-sockets-${process.pid}-${port}`) => ({
   key: 'zd',
+  zd: true,
   label: `zd (node bin/zd.js run app -w ${WORKERS})`,
   args: (port) => [ZD_BIN, 'run', APP, '-w', String(WORKERS), '--log-format', 'json', '--name', name(port)],
-  env: ZD_ENV,
+  env: {},
   ready: (json) => json?.code === 'ZD_READY',
 });
 const runners = [
@@ -110,81 +111,16 @@ const loads = [
   { key: 'keepalive', label: `keep-alive (autocannon, ${KEEPALIVE} connections)`, spec: { mode: 'keepalive', connections: KEEPALIVE } },
 ];
 
-function load(port, spec, durationMs) {
-  return forkLoad(join(BENCH, 'lib', 'load.mjs'), { ...spec, port, durationMs, maxRequests: MAX_REQUESTS, binMs: 1000 }, { killAfterMs: durationMs + 30_000 });
-}
-
-async function buildIfStale(reason) {
-  if (buildIsFresh()) return;
-  say(`${NAME}: npm run build (${reason}: dist/ is older than the source)`);
-  await build(reason);
-}
-
-const cmdline = (pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
-};
-
-/**
- * lib/runners.mjs's startPrimary, but for zd as `zd run` now is: a keeper whose child is the
- * primary (its command line names the app too), whose children are the workers.
- */
-async function start(runner) {
-  const port = await freePort();
-  if (runner.key === 'zd') await buildIfStale('before a zd start');
-  const child = spawnTracked(process.execPath, runner.args(port), { cwd: BENCH, env: { ...process.env, ...runner.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const { log, until } = stderrLines(child);
-  try {
-    await until((l) => runner.ready(l.json), READY_MS, `${runner.label}: ready`);
-    trackTree(child.pid);
-    const tree = descendants(child.pid);
-    const workers = tree.filter((pid) => cmdline(pid).includes(APP) && !cmdline(pid).includes(ZD_BIN));
-    if (workers.length !== WORKERS) throw new Error(`${runner.label}: ${workers.length} workers, not ${WORKERS}`);
-    // The process that hands the connections over: zd's primary (under its keeper), or cluster's.
-    const primary = tree.find((pid) => cmdline(pid).includes(ZD_BIN)) ?? child.pid;
-    return { port, child, log, until, pids: [child.pid, ...tree], primary };
-  } catch (error) {
-    await stopTree(child, 15_000);
-    throw error;
-  }
-}
-
-/** One runner, both loads on the same primary (each after its own warm-up). */
-async function measure(runner, loadOrder) {
-  const { port, child, log, pids, primary } = await start(runner);
-  const out = {};
-  const p = pids.indexOf(primary);
-  try {
-    for (const l of loadOrder) {
-      await load(port, l.spec, WARMUP_MS).result;
-      const run = load(port, l.spec, WINDOW_MS);
-      await run.started;
-      const other = otherCpuSnapshot();
-      const before = pids.map(cpuMs);
-      const window = await run.result;
-      const after = pids.map(cpuMs);
-      const cpu = after.reduce((sum, ms, i) => sum + (ms ?? 0) - (before[i] ?? 0), 0);
-      out[l.key] = {
-        rps: window.rps,
-        responses: window.responses,
-        failed: failures(window).failed,
-        artifacts: failures(window).artifacts,
-        errors: window.reqErrors,
-        cpuMsPer1k: window.responses > 0 ? (1000 * cpu) / window.responses : null,
-        primaryCpuMsPer1k: window.responses > 0 ? (1000 * ((after[p] ?? 0) - (before[p] ?? 0))) / window.responses : null,
-        otherCpuS: otherCpuSeconds(other, otherCpuSnapshot()),
-      };
-    }
-    const problems = log.filter((l) => (l.json?.name === 'zd' && l.json.level >= 40) || l.json?.event === 'worker-exit').map((l) => l.text);
-    if (problems.length) out.problems = problems;
-  } finally {
-    if (await stopTree(child, 15_000)) out.forcedStop = true;
-  }
-  return out;
-}
+const { load, buildIfStale, start, measure } = sessions({
+  name: NAME,
+  app: APP,
+  workers: WORKERS,
+  zdEnv: ZD_ENV,
+  warmupMs: WARMUP_MS,
+  windowMs: WINDOW_MS,
+  maxRequests: MAX_REQUESTS,
+  readyMs: READY_MS,
+});
 
 /** Each primary's pid, in the order they started (their ZD_CONFIG lines come through the keeper). */
 const primaryPids = (log) => log.filter((l) => l.json?.code === 'ZD_CONFIG').map((l) => l.json.primaryPid);

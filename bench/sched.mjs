@@ -46,7 +46,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildIsFresh, builds } from './lib/build.mjs';
 import { failureKinds, whenFailed } from './lib/failure-kinds.mjs';
-import { sessions, Unavailable } from './lib/sessions.mjs';
+import { loadsOf, sessions, Unavailable } from './lib/sessions.mjs';
 import { wholeFlag } from './lib/flags.mjs';
 import { releaseLock, takeLock } from './lib/lock.mjs';
 import { cleanUpOnExit, isAlive, isOurs, killTracked, runTracked, stopTree, trackTree } from './lib/procs.mjs';
@@ -138,10 +138,6 @@ const ALL = [
   { key: 'bare-reuseport', label: `${WORKERS} bare processes, reusePort`, command: `runners/reuseport-bare.cjs (no cluster)`, args: () => [BARE, APP, String(WORKERS)], env: {}, ready: (json) => json?.event === 'ready' },
 ];
 const runners = ALL.filter((r) => WANTED.includes(r.key));
-const loadsOf = (connections, keepalive) => [
-  { key: 'fresh', label: `new connection per request (${connections} loops)`, spec: { mode: 'per-connection', connections } },
-  { key: 'keepalive', label: `keep-alive (autocannon, ${keepalive} connections)`, spec: { mode: 'keepalive', connections: keepalive } },
-];
 const loads = loadsOf(CONNECTIONS, KEEPALIVE);
 /** Runners that refused their command line: key → zd's line. Skipped from then on. */
 const unavailable = {};

@@ -45,7 +45,7 @@ import { failures } from './lib/report.mjs';
 import { percentile, table, writeSection } from './lib/results-md.mjs';
 import { BENCH, REPO } from './lib/runners.mjs';
 import { buildIsFresh, builds } from './lib/build.mjs';
-import { sessions } from './lib/sessions.mjs';
+import { loadsOf, sessions } from './lib/sessions.mjs';
 
 const NAME = 'bench/sockets';
 const { values: flags } = parseArgs({
@@ -106,10 +106,7 @@ const runners = [
   zdRunner(),
   { key: 'cluster', label: 'node:cluster round robin (runners/seed-cluster.cjs)', args: () => [CLUSTER, APP, String(WORKERS)], ready: (json) => json?.event === 'ready' },
 ];
-const loads = [
-  { key: 'fresh', label: `new connection per request (${CONNECTIONS} loops)`, spec: { mode: 'per-connection', connections: CONNECTIONS } },
-  { key: 'keepalive', label: `keep-alive (autocannon, ${KEEPALIVE} connections)`, spec: { mode: 'keepalive', connections: KEEPALIVE } },
-];
+const loads = loadsOf(CONNECTIONS, KEEPALIVE);
 
 const { load, buildIfStale, start, measure } = sessions({
   name: NAME,

@@ -16,6 +16,14 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, m
 /** A zd that exited 2 before it was ready: it refused its command line (its last line says why). */
 export class Unavailable extends Error {}
 
+/** The two loads both benchmarks run: a new connection per request, and keep-alive. */
+export function loadsOf(connections, keepalive) {
+  return [
+    { key: 'fresh', label: `new connection per request (${connections} loops)`, spec: { mode: 'per-connection', connections } },
+    { key: 'keepalive', label: `keep-alive (autocannon, ${keepalive} connections)`, spec: { mode: 'keepalive', connections: keepalive } },
+  ];
+}
+
 export function cmdline(pid) {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8');

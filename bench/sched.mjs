@@ -142,7 +142,7 @@ const loads = loadsOf(CONNECTIONS, KEEPALIVE);
 /** Runners that refused their command line: key → zd's line. Skipped from then on. */
 const unavailable = {};
 
-const { load, buildIfStale, start, measure } = sessions({
+const { load, buildIfStale, start, measureReps } = sessions({
   name: NAME,
   app: APP,
   workers: WORKERS,
@@ -371,32 +371,7 @@ async function main() {
   const loadavg = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   say(`${NAME}: ${runners.map((r) => r.key).join(', ')} under Node ${NODE_VERSION}, ${WORKERS} workers; ${loads.map((l) => l.label).join(' and ')}; ${WINDOW_MS / 1000} s windows after ${WARMUP_MS / 1000} s of warm-up; ${REPS} rep(s)${CHURN_MS ? `; then churn, ${CHURN_MS / 1000} s per zd mode` : ''}; load average ${loadavg}`);
   if (runners.some((r) => r.zd)) await buildIfStale('start of the run');
-  const reps = [];
-  for (let rep = 0; rep < REPS; rep++) {
-    const row = {};
-    const loadOrder = rep % 2 === 0 ? loads : [...loads].reverse();
-    for (let i = 0; i < runners.length; i++) {
-      const runner = runners[(i + rep) % runners.length];
-      if (unavailable[runner.key]) continue;
-      try {
-        row[runner.key] = await measure(runner, loadOrder);
-        for (const l of loads) {
-          const r = row[runner.key][l.key];
-          say(`${NAME}: rep ${rep + 1} ${runner.key} ${l.key}: ${Math.round(r.rps)} req/s, ${r.cpuMsPer1k?.toFixed(1)} CPU-ms per 1k (primary ${r.primaryCpuMsPer1k?.toFixed(1)}), ${r.failed} failed, other processes ${r.otherCpuS.toFixed(1)} CPU-s`);
-        }
-        if (row[runner.key].problems) say(`${NAME}: rep ${rep + 1} ${runner.key}: ${row[runner.key].problems.length} warning line(s): ${row[runner.key].problems[0]}`);
-      } catch (error) {
-        if (error instanceof Unavailable) {
-          unavailable[runner.key] = error.message;
-          say(`${NAME}: ${runner.key}: unavailable (zd refused its command line): ${error.message}`);
-          continue;
-        }
-        row[runner.key] = { error: String(error.message ?? error).split('\n')[0] };
-        say(`${NAME}: rep ${rep + 1} ${runner.key}: FAILED: ${row[runner.key].error}`);
-      }
-    }
-    reps.push(row);
-  }
+  const reps = await measureReps(runners, loads, REPS, unavailable);
 
   const churn = [];
   for (const runner of CHURN_MS ? runners.filter((r) => r.zd) : []) {

@@ -108,7 +108,7 @@ const runners = [
 ];
 const loads = loadsOf(CONNECTIONS, KEEPALIVE);
 
-const { load, buildIfStale, start, measure } = sessions({
+const { load, buildIfStale, start, measureReps } = sessions({
   name: NAME,
   app: APP,
   workers: WORKERS,
@@ -238,26 +238,7 @@ async function main() {
   const loadavg = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   say(`${NAME}: ${WORKERS} workers; ${loads.map((l) => l.label).join(' and ')}; ${WINDOW_MS / 1000} s windows after ${WARMUP_MS / 1000} s of warm-up; ${REPS} rep(s); ${UPGRADES ? `then ${UPGRADES} zd upgrade(s) in a ${UPGRADE_WINDOW_MS / 1000} s window per load; ` : ''}load average ${loadavg}`);
   await buildIfStale('start of the run');
-  const reps = [];
-  for (let rep = 0; rep < REPS; rep++) {
-    const row = {};
-    const loadOrder = rep % 2 === 0 ? loads : [...loads].reverse();
-    for (let i = 0; i < runners.length; i++) {
-      const runner = runners[(i + rep) % runners.length];
-      try {
-        row[runner.key] = await measure(runner, loadOrder);
-        for (const l of loads) {
-          const r = row[runner.key][l.key];
-          say(`${NAME}: rep ${rep + 1} ${runner.key} ${l.key}: ${Math.round(r.rps)} req/s, ${r.cpuMsPer1k?.toFixed(1)} CPU-ms per 1k (primary ${r.primaryCpuMsPer1k?.toFixed(1)}), ${r.failed} failed, other processes ${r.otherCpuS.toFixed(1)} CPU-s`);
-        }
-        if (row[runner.key].problems) say(`${NAME}: rep ${rep + 1} ${runner.key}: ${row[runner.key].problems.length} warning line(s): ${row[runner.key].problems[0]}`);
-      } catch (error) {
-        row[runner.key] = { error: String(error.message ?? error).split('\n')[0] };
-        say(`${NAME}: rep ${rep + 1} ${runner.key}: FAILED: ${row[runner.key].error}`);
-      }
-    }
-    reps.push(row);
-  }
+  const reps = await measureReps(runners, loads, REPS);
 
   const upgrades = [];
   for (const l of UPGRADES > 0 ? loads : []) {

@@ -122,5 +122,40 @@ export function sessions({ name, app, workers, zdEnv, warmupMs, windowMs, maxReq
     return out;
   }
 
-  return { load, buildIfStale, start, measure };
+  /**
+   * `reps` rounds of every runner under every load, interleaved: the runner order rotates and the
+   * load order alternates per rep. A zd that refuses its command line is noted in `unavailable`
+   * (key → its line) and skipped from then on; any other failure is that rep's `{ error }`.
+   */
+  async function measureReps(runners, loads, reps, unavailable = {}) {
+    const rows = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const row = {};
+      const loadOrder = rep % 2 === 0 ? loads : [...loads].reverse();
+      for (let i = 0; i < runners.length; i++) {
+        const runner = runners[(i + rep) % runners.length];
+        if (unavailable[runner.key]) continue;
+        try {
+          row[runner.key] = await measure(runner, loadOrder);
+          for (const l of loads) {
+            const r = row[runner.key][l.key];
+            say(`${name}: rep ${rep + 1} ${runner.key} ${l.key}: ${Math.round(r.rps)} req/s, ${r.cpuMsPer1k?.toFixed(1)} CPU-ms per 1k (primary ${r.primaryCpuMsPer1k?.toFixed(1)}), ${r.failed} failed, other processes ${r.otherCpuS.toFixed(1)} CPU-s`);
+          }
+          if (row[runner.key].problems) say(`${name}: rep ${rep + 1} ${runner.key}: ${row[runner.key].problems.length} warning line(s): ${row[runner.key].problems[0]}`);
+        } catch (error) {
+          if (error instanceof Unavailable) {
+            unavailable[runner.key] = error.message;
+            say(`${name}: ${runner.key}: unavailable (zd refused its command line): ${error.message}`);
+            continue;
+          }
+          row[runner.key] = { error: String(error.message ?? error).split('\n')[0] };
+          say(`${name}: rep ${rep + 1} ${runner.key}: FAILED: ${row[runner.key].error}`);
+        }
+      }
+      rows.push(row);
+    }
+    return rows;
+  }
+
+  return { load, buildIfStale, start, measure, measureReps };
 }

@@ -8,7 +8,7 @@ import { failures, isPlainData } from '../reducer-kit/invariants.ts';
 import { addressedWorker, type Effect, type LogEffect } from './effects.ts';
 import type { PrimaryEvent } from './events.ts';
 import { UNSETTLED } from './intents.ts';
-import { allTimers, servingCapacity, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, readyCount } from './queries.ts';
+import { allTimers, servingCapacity, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, onAbortedCode, readyCount } from './queries.ts';
 import { routing, sameRouting } from './routing.ts';
 import { PORTS_TIMER, pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import type { PrimaryState, WorkerEntry } from './state.ts';
@@ -69,7 +69,8 @@ export function checkState(state: PrimaryState): string[] {
   const room = Math.max(1, config.maxSurge + config.maxUnavailable) + proving;
   if (replacements > room) fail('I2', `${replacements} replacements booting > surge + unavailable${proving ? ' + 1 while the generation is unproven' : ''} ${room}`);
 
-  // I4: every waiting worker has its deadline, every empty slot its respawn timer.
+  // I4: every waiting worker has its deadline, every empty slot its respawn timer, every slot left
+  // on an aborted reload's code its restore.
   if (state.phase !== 'exited') {
     for (const worker of live) {
       for (const [waiting, delay] of WAITS) {
@@ -85,6 +86,11 @@ export function checkState(state: PrimaryState): string[] {
         const awaitsRollout = rollout !== undefined && slot.generation === rollout.generation && rollout.pending.includes(index);
         if (slot.worker === null && slot.next === null && !slot.parked && !awaitsRollout && !hasTimer(state, `respawn:${index}`)) {
           fail('I4', `slot ${index} is empty with no respawn pending`);
+        }
+        // A slot left on an aborted reload's code is on its way back, or has failed too often.
+        const stale = onAbortedCode(state, index);
+        if (stale && state.rollout === null && !state.replaceQueue.includes(index) && slot.failures <= config.maxRestarts && !hasTimer(state, `restore:${index}`)) {
+          fail('I4', `slot ${index}'s worker ${stale.id} runs aborted generation ${stale.generation} with no restore pending`);
         }
       });
     }

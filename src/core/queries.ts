@@ -150,10 +150,24 @@ export function rollbackTarget(state: PrimaryState): { generation: number; relea
   return { generation, release };
 }
 
-/** The release the serving generation runs (the newest to complete). */
+/** The serving generation: the newest to complete a reload (the first, until one does). */
+export function servingGeneration(state: PrimaryState): number {
+  return state.completed[state.completed.length - 1] ?? 1;
+}
+
+/** The release the serving generation runs. */
 export function servingRelease(state: PrimaryState): Release {
-  const serving = state.completed[state.completed.length - 1] ?? 1;
-  return state.releases[String(serving)] ?? state.releases['1']!;
+  return state.releases[String(servingGeneration(state))] ?? state.releases['1']!;
+}
+
+/**
+ * The worker a slot counts runs code newer than the serving generation's with no reload rolling
+ * it out: code of an aborted reload, left by a restore that failed. Its slot must be restored.
+ */
+export function onAbortedCode(state: PrimaryState, slot: number): WorkerEntry | undefined {
+  if (state.rollout?.context.kind === 'reload') return undefined;
+  const worker = getWorker(state, state.slots[slot]?.worker ?? null);
+  return worker && !isDead(worker) && worker.generation > servingGeneration(state) ? worker : undefined;
 }
 
 /** The addresses a booting worker must still listen on before it counts as ready. */

@@ -262,6 +262,8 @@ function timerFired(d: Draft, timerId: string): readonly Intent[] {
       return happened(workers.toWorker(d, owner.workerId, owner.event as WorkerEvent));
     case 'respawn':
       return slots.respawn(d, owner.slot);
+    case 'restore':
+      return slots.restoreDue(d, owner.slot) ? rollouts.requestReplace(d, owner.slot) : NONE;
     case 'stagger':
       return retirements.nextRetirement(d);
     case 'stop-delay':

@@ -12,7 +12,7 @@ import { persist, type Draft } from './draft.ts';
 import type { Release, ReleaseProblem } from './events.ts';
 import { NONE, type Intent } from './intents.ts';
 import { growSlots, shrinkSlots } from './pool.ts';
-import { capacityFloor, isBooting, isDead, isReady, replacementUnderway, rollbackTarget, servingCapacity, servingRelease, valueName } from './queries.ts';
+import { capacityFloor, isBooting, isDead, isReady, replacementUnderway, rollbackTarget, servingCapacity, servingGeneration, servingRelease, valueName } from './queries.ts';
 import type { WorkerEntry } from './state.ts';
 import { respawnTimerId } from './timers.ts';
 
@@ -353,7 +353,7 @@ function pruneReleases(d: Draft): void {
 function restoreSlots(d: Draft): void {
   // Every aborted generation, not only this one: a reload queued behind an aborted one may have
   // started, and aborted too, before the first one's slots were restored.
-  const serving = d.s.completed[d.s.completed.length - 1] ?? 1;
+  const serving = servingGeneration(d.s);
   d.s.slots.forEach((slot, index) => {
     if (slot.generation > serving) d.mutSlot(index).generation = serving;
     const worker = d.worker(slot.worker);

@@ -16,7 +16,7 @@
 // before it.
 import type { Draft } from './draft.ts';
 import type { WorkerId } from './events.ts';
-import { isReady } from './queries.ts';
+import { isReady, servingGeneration } from './queries.ts';
 import type { PrimaryState, Routing } from './state.ts';
 
 /**
@@ -31,7 +31,7 @@ export function routing(state: PrimaryState): Routing {
 
 function routableWorkers(state: PrimaryState): WorkerId[] {
   if (state.phase === 'exited' || state.ports === 'closed') return [];
-  const serving = state.completed[state.completed.length - 1] ?? 1;
+  const serving = servingGeneration(state);
   // A replacement rollout (memory, heartbeat, an aborted reload's slots) runs no new generation.
   const rolling = state.rollout?.context.kind === 'reload' ? state.rollout.context.generation : null;
   const ready: WorkerId[] = [];

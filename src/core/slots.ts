@@ -1,15 +1,17 @@
 // The slots: each of the N places a worker serves in keeps a worker, or is on its way to one. A
 // worker that leaves its slot unplanned (a crash, a failed boot) is counted against it; the slot
 // respawns after its back-off, and one that fails too often in a row is parked until the next
-// reload. When every slot is parked, zd stops.
+// reload. When every slot is parked, zd stops. A slot left on an aborted reload's code (the
+// restore that was to replace it failed) is restored again after its back-off, counted the same
+// way: one that keeps failing keeps that worker, as a last resort, until the next reload.
 import { matchesState } from 'xstate';
 import { respawnDelayMs } from './config.ts';
 import { ids, type Draft } from './draft.ts';
 import { EXIT } from './exit-codes.ts';
 import { NONE, type Intent } from './intents.ts';
-import { bootFailureReason, exitDescription, matches, outcomeOf } from './queries.ts';
+import { bootFailureReason, exitDescription, matches, onAbortedCode, outcomeOf, servingGeneration } from './queries.ts';
 import type { WorkerEntry } from './state.ts';
-import { respawnTimerId } from './timers.ts';
+import { respawnTimerId, restoreTimerId } from './timers.ts';
 
 /** Reaction to a worker a slot points at no longer counting, without the reducer retiring it. */
 export function onLeft(d: Draft, entry: WorkerEntry): readonly Intent[] {
@@ -20,6 +22,7 @@ export function onLeft(d: Draft, entry: WorkerEntry): readonly Intent[] {
     // A rollout's replacement failed before it was ready, or its canary while on trial.
     slot.next = null;
     noteBootFailure(d, entry);
+    restoreFailed(d, entry);
     const reason = matches(entry, 'disconnected') ? 'the canary lost its IPC channel while serving' : bootFailureReason(entry);
     return [{ type: 'rollout.event', event: { type: 'rollout.failed', slot: entry.slot, reason } }];
   }
@@ -65,6 +68,32 @@ function slotLost(d: Draft, entry: WorkerEntry, neverReady: boolean): void {
     },
     entry.id,
   );
+}
+
+/**
+ * A replacement that was to restore its slot to the serving generation failed: counted against the
+ * slot like a crash, so that reconcile retries it after the slot's back-off, and gives up (keeping
+ * the worker, which gets connections only when no other is ready) once it fails too often.
+ */
+function restoreFailed(d: Draft, entry: WorkerEntry): void {
+  const stale = onAbortedCode(d.s, entry.slot);
+  if (!stale || d.s.phase !== 'running') return;
+  const slot = d.mutSlot(entry.slot);
+  slot.failures += 1;
+  const serving = servingGeneration(d.s);
+  const fields = { slot: entry.slot, generation: stale.generation, serving, failures: slot.failures };
+  if (slot.failures > d.config.maxRestarts) {
+    d.log(
+      'error',
+      'ZD_RESTORE_FAILED',
+      `slot ${entry.slot} keeps worker ${stale.id} of aborted generation ${stale.generation}: generation ${serving} failed to replace it ${slot.failures} times in a row (${bootFailureReason(entry)}); it serves only if no other worker can, until the next reload`,
+      fields,
+      entry.id,
+    );
+  } else {
+    const retryInMs = respawnDelayMs(d.config, slot.failures);
+    d.log('warn', 'ZD_RESTORE_RETRY', `slot ${entry.slot} still runs aborted generation ${stale.generation}: restoring generation ${serving} again in ${retryInMs}ms`, { ...fields, retryInMs }, entry.id);
+  }
 }
 
 function noteBootFailure(d: Draft, entry: WorkerEntry): void {
@@ -114,9 +143,30 @@ export function reconcile(d: Draft): readonly Intent[] {
     if (d.s.timers[timerId]) continue;
     d.startTimer(timerId, { kind: 'respawn', slot: index }, respawnDelayMs(d.config, Math.max(1, slot.failures)));
   }
+  restoreAborted(d);
   if (d.s.rollout === null && slots.every((slot) => slot.parked)) {
     d.log('error', 'ZD_CRASH_LOOP', 'every worker slot is in a crash loop: stopping', { slots: slots.length });
     return [{ type: 'stop', code: EXIT.fatal }];
   }
   return NONE;
+}
+
+/**
+ * Keeps every slot on an aborted reload's code on its way back to the serving generation: queued
+ * for a replacement, in the running one, or waiting on its restore timer; unless it failed too
+ * often. Only between rollouts: a reload replaces every slot anyway, and a replacement's end
+ * brings reconcile back here.
+ */
+function restoreAborted(d: Draft): void {
+  d.s.slots.forEach((slot, index) => {
+    const timerId = restoreTimerId(index);
+    const due = d.s.rollout === null && onAbortedCode(d.s, index) !== undefined && !d.s.replaceQueue.includes(index) && slot.failures <= d.config.maxRestarts;
+    if (due && !d.s.timers[timerId]) d.startTimer(timerId, { kind: 'restore', slot: index }, respawnDelayMs(d.config, Math.max(1, slot.failures)));
+    else if (!due && d.s.timers[timerId]) d.cancelTimer(timerId);
+  });
+}
+
+/** A restore timer fired: whether its slot still runs aborted code, to be replaced now. */
+export function restoreDue(d: Draft, index: number): boolean {
+  return d.s.phase === 'running' && onAbortedCode(d.s, index) !== undefined;
 }

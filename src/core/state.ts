@@ -58,6 +58,8 @@ export interface SlotState {
 export type TimerOwner =
   | { kind: 'worker'; workerId: WorkerId; event: { type: string } }
   | { kind: 'respawn'; slot: number }
+  /** Time to restore a slot left on an aborted reload's code. */
+  | { kind: 'restore'; slot: number }
   /** The next superseded worker may start draining. */
   | { kind: 'stagger' }
   /** The shutdown delay is over: drain everything. */

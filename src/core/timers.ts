@@ -2,6 +2,8 @@
 import type { WorkerId } from './events.ts';
 
 export const respawnTimerId = (slot: number) => `respawn:${slot}`;
+/** A slot left on an aborted reload's code is restored again (slots.ts). */
+export const restoreTimerId = (slot: number) => `restore:${slot}`;
 export const pingTimerId = (workerId: WorkerId) => `ping:${workerId}`;
 export const pongTimerId = (workerId: WorkerId) => `pong:${workerId}`;
 /** Paces superseded workers into draining, one per `retireStaggerMs`. */

@@ -3,7 +3,7 @@
 // and a `settle` that delivers every pending outcome so convergence can be judged.
 import fc from 'fast-check';
 import type { CoreConfig } from '../../src/core/config.ts';
-import { getWorker, isBooting, isLeaving, isReady, liveWorkers, matches } from '../../src/core/queries.ts';
+import { getWorker, isBooting, isLeaving, isReady, liveWorkers, matches, servingGeneration } from '../../src/core/queries.ts';
 import { checkedSim, simConfig, type Sim } from '../helpers/sim.ts';
 import { Act as ActOf, type Model } from '../helpers/fc-act.ts';
 import { emptyFigures, type Figures } from '../../src/core/canary-figures.ts';
@@ -306,12 +306,11 @@ export function convergenceProblems(sim: Sim): string[] {
   if (last?.outcome === 'aborted') {
     if (!last.reason) problems.push('an aborted rollout without a recorded reason');
     // The serving generation is back everywhere: no slot is left on the aborted code, which gets no
-    // traffic; unless the replacement that restores it failed too (old code that cannot boot
-    // either: ZD_REPLACE_ABORTED says so, and the next reload replaces it).
-    const serving = state.completed[state.completed.length - 1] ?? 1;
-    const stale = ready.filter((w) => w.generation > serving);
-    const restoreFailed = state.lastRollout?.kind === 'replace' && state.lastRollout.outcome === 'aborted';
-    if (stale.length > 0 && !restoreFailed) problems.push(`workers ${stale.map((w) => `${w.id}@gen${w.generation}`).join(', ')} run the aborted generation, not ${serving}`);
+    // traffic; unless its restore failed more than --max-restarts times in a row (old code that
+    // cannot boot either: ZD_RESTORE_FAILED says so, and the next reload replaces it).
+    const serving = servingGeneration(state);
+    const stale = ready.filter((w) => w.generation > serving && (state.slots[w.slot]?.worker !== w.id || state.slots[w.slot]!.failures <= state.config.maxRestarts));
+    if (stale.length > 0) problems.push(`workers ${stale.map((w) => `${w.id}@gen${w.generation}`).join(', ')} run the aborted generation, not ${serving}`);
   } else {
     const stale = ready.filter((w) => w.generation !== state.generation);
     if (stale.length > 0) {

@@ -76,4 +76,42 @@ describe('regressions', () => {
     settle(sim); // every check after every step passes
     assert.equal(sim.state.lastReload?.outcome, 'aborted');
   });
+
+  // Found by the reducer property in CI: a reload aborted after slot 0 took the new code; the
+  // replacement that was to restore slot 0 missed its ready deadline, and nothing tried again. The
+  // slot kept the aborted code's worker, which gets no connection: a slot lost until the next reload.
+  it('a slot whose restore failed is restored again after its back-off, and gives up only after --max-restarts', () => {
+    const sim = checkedSim(simConfig({ workers: 2, maxRestarts: 1, maxSurge: 1, maxUnavailable: 0 }));
+    sim.bootAll();
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    sim.bootAll(); // slot 0's replacement (generation 2) is ready; slot 1's is forked
+    sim.advance(1000); // slot 1's replacement misses its ready deadline: the reload aborts
+    assert.equal(sim.state.lastReload?.outcome, 'aborted');
+    const stale = sim.state.slots[0]!.worker!;
+    assert.equal(sim.state.workers.find((w) => w.id === stale)?.generation, 2, 'slot 0 runs the aborted code');
+    sim.advance(1000); // the restore's replacement misses its deadline too
+    assert.equal(sim.logs('ZD_RESTORE_RETRY').length, 1);
+    assert.equal(sim.state.slots[0]!.worker, stale, 'the aborted code serves on meanwhile');
+    const retry = sim.logs('ZD_RESTORE_RETRY')[0]!.fields as { retryInMs: number };
+    sim.advance(retry.retryInMs); // its back-off: the restore starts again
+    assert.equal(sim.state.rollout?.context.kind, 'replace');
+    sim.bootAll();
+    sim.advance(3000);
+    const slot0 = sim.state.workers.find((w) => w.id === sim.state.slots[0]!.worker);
+    assert.equal(slot0?.generation, 1, 'slot 0 runs the serving generation again');
+    assert.equal(sim.logs('ZD_RESTORE_FAILED').length, 0);
+  });
+
+  it('a restore that keeps failing gives up after --max-restarts, and says so', () => {
+    const sim = checkedSim(simConfig({ workers: 2, maxRestarts: 1, maxSurge: 1, maxUnavailable: 0 }));
+    sim.bootAll();
+    sim.dispatch({ type: 'signal.hup', signal: 'SIGHUP' });
+    sim.bootAll();
+    sim.advance(1000); // the reload aborts; slot 0 is on the aborted code
+    for (let i = 0; i < 5; i++) sim.advance(2000); // every restore misses its ready deadline
+    assert.equal(sim.logs('ZD_RESTORE_RETRY').length, 1);
+    assert.equal(sim.logs('ZD_RESTORE_FAILED').length, 1);
+    assert.ok(!sim.state.rollout, 'no restore runs any more');
+    assert.equal([...sim.timers.keys()].filter((id) => id.startsWith('restore:')).length, 0);
+  });
 });

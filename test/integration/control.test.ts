@@ -173,14 +173,17 @@ test('inspect streams a snapshot, then every step with its machine transitions',
   client.write('{"cmd":"inspect"}\n');
   await waitUntil(() => lines.some((l) => l.type === 'snapshot'), 3000, 'a snapshot');
   zd.signal('SIGHUP');
+  const transitions = () => lines.flatMap((l) => (l.type === 'step' ? (l.transitions as Array<{ machine: string; to: string }>) : []));
+  // The rollout is done once its last replacement is ready and its predecessor told to drain; that
+  // worker exits after it, when its connections are done: wait for both.
   await waitUntil(
-    () => lines.some((l) => l.type === 'step' && (l.transitions as Array<{ machine: string; to: string }>).some((t) => t.machine === 'rollout' && t.to === 'done')),
+    () => transitions().some((t) => t.machine === 'rollout' && t.to === 'done') && transitions().some((t) => t.machine === 'worker' && t.to === 'dead.exited'),
     10_000,
-    'the rollout reaching done in the stream',
+    'the rollout reaching done, and a worker exiting, in the stream',
   );
   client.destroy();
   assert.equal(lines[0]!.type, 'hello');
-  const workerStates = lines.flatMap((l) => (l.type === 'step' ? (l.transitions as Array<{ machine: string; to: string }>) : []))
+  const workerStates = transitions()
     .filter((t) => t.machine === 'worker')
     .map((t) => t.to);
   for (const state of ['booting.online', 'listening.fresh', 'draining', 'dead.exited']) {

@@ -5,7 +5,7 @@
 import type { Draft } from './draft.ts';
 import { NONE, type Intent } from './intents.ts';
 import { isReady } from './queries.ts';
-import { respawnTimerId } from './timers.ts';
+import { respawnTimerId, restoreTimerId } from './timers.ts';
 
 /** Adds empty slots up to `n`, for workers of `generation` (a rollout fills them, or `scale`). */
 export function growSlots(d: Draft, n: number, generation: number): void {
@@ -25,7 +25,7 @@ export function shrinkSlots(d: Draft, n: number): readonly Intent[] {
   if (d.s.slots.length <= n) return NONE;
   const intents: Intent[] = [];
   const cancelRespawn = (index: number) => {
-    if (d.s.timers[respawnTimerId(index)]) intents.push({ type: 'timer.cancel', timerId: respawnTimerId(index) });
+    for (const timerId of [respawnTimerId(index), restoreTimerId(index)]) if (d.s.timers[timerId]) intents.push({ type: 'timer.cancel', timerId });
   };
   const retire = (id: number | null) => {
     if (d.worker(id)) intents.push({ type: 'worker.retire', workerId: id!, reason: 'superseded' });

@@ -5,7 +5,7 @@ import type { Draft } from './draft.ts';
 import { EXIT } from './exit-codes.ts';
 import { NONE, type Intent } from './intents.ts';
 import { isBooting, isReady, liveWorkers, readyCount } from './queries.ts';
-import { PORTS_TIMER, respawnTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
+import { PORTS_TIMER, respawnTimerId, restoreTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 
 /** A stop asked for by a signal or by `zd stop` (`source`), which counts as SIGTERM. */
 export function terminate(d: Draft, signal: 'SIGTERM' | 'SIGINT', source: string): readonly Intent[] {
@@ -49,6 +49,7 @@ export function clear(d: Draft, exitCode: number): readonly Intent[] {
     slot.worker = null;
     slot.next = null;
     d.cancelTimer(respawnTimerId(index));
+    d.cancelTimer(restoreTimerId(index));
   });
   const intents: Intent[] = [];
   for (const entry of liveWorkers(d.s)) if (isBooting(entry)) intents.push({ type: 'worker.retire', workerId: entry.id, reason: 'shutdown' });

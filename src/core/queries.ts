@@ -170,6 +170,19 @@ export function onAbortedCode(state: PrimaryState, slot: number): WorkerEntry | 
   return worker && !isDead(worker) && worker.generation > servingGeneration(state) ? worker : undefined;
 }
 
+/**
+ * A slot on aborted code that waits, between rollouts, for its restore timer: neither queued for a
+ * replacement nor failed more than --max-restarts times.
+ */
+export function awaitsRestore(state: PrimaryState, slot: number): boolean {
+  return (
+    state.rollout === null &&
+    onAbortedCode(state, slot) !== undefined &&
+    !state.replaceQueue.includes(slot) &&
+    state.slots[slot]!.failures <= state.config.maxRestarts
+  );
+}
+
 /** The addresses a booting worker must still listen on before it counts as ready. */
 export function missingAddresses(entry: WorkerEntry): string[] {
   if (entry.expects === null) return [];

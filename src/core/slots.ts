@@ -9,7 +9,7 @@ import { respawnDelayMs } from './config.ts';
 import { ids, type Draft } from './draft.ts';
 import { EXIT } from './exit-codes.ts';
 import { NONE, type Intent } from './intents.ts';
-import { bootFailureReason, exitDescription, matches, onAbortedCode, outcomeOf, servingGeneration } from './queries.ts';
+import { awaitsRestore, bootFailureReason, exitDescription, matches, onAbortedCode, outcomeOf, servingGeneration } from './queries.ts';
 import type { WorkerEntry } from './state.ts';
 import { respawnTimerId, restoreTimerId } from './timers.ts';
 
@@ -160,7 +160,7 @@ export function reconcile(d: Draft): readonly Intent[] {
 function restoreAborted(d: Draft): void {
   d.s.slots.forEach((slot, index) => {
     const timerId = restoreTimerId(index);
-    const due = d.s.rollout === null && onAbortedCode(d.s, index) !== undefined && !d.s.replaceQueue.includes(index) && slot.failures <= d.config.maxRestarts;
+    const due = awaitsRestore(d.s, index);
     if (due && !d.s.timers[timerId]) d.startTimer(timerId, { kind: 'restore', slot: index }, respawnDelayMs(d.config, Math.max(1, slot.failures)));
     else if (!due && d.s.timers[timerId]) d.cancelTimer(timerId);
   });

@@ -10,7 +10,7 @@ import type { PrimaryEvent } from './events.ts';
 import { UNSETTLED } from './intents.ts';
 import { allTimers, awaitsRestore, servingCapacity, capacityFloor, getWorker, hasTimer, isBooting, isDead, isLeaving, isReady, liveWorkers, matches, missingAddresses, onAbortedCode, readyCount } from './queries.ts';
 import { routing, sameRouting } from './routing.ts';
-import { PORTS_TIMER, pingTimerId, pongTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
+import { PORTS_TIMER, pingTimerId, pongTimerId, restoreTimerId, STAGGER_TIMER, STOP_DELAY_TIMER } from './timers.ts';
 import type { PrimaryState, WorkerEntry } from './state.ts';
 
 export const INVARIANTS = {
@@ -88,7 +88,7 @@ export function checkState(state: PrimaryState): string[] {
           fail('I4', `slot ${index} is empty with no respawn pending`);
         }
         // A slot left on an aborted reload's code is on its way back, or has failed too often.
-        if (awaitsRestore(state, index) && !hasTimer(state, `restore:${index}`)) {
+        if (awaitsRestore(state, index) && !hasTimer(state, restoreTimerId(index))) {
           const stale = onAbortedCode(state, index)!;
           fail('I4', `slot ${index}'s worker ${stale.id} runs aborted generation ${stale.generation} with no restore pending`);
         }
